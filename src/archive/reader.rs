@@ -1,0 +1,353 @@
+//! The one-pass archive reader: gzip → tar → entries, with every check Consul makes (spec §5.3)
+//! plus the state.bin record checks (spec §6), in a single read of the source.
+//!
+//! Two threads share the work so that decompression overlaps everything else: the *inflater*
+//! reads the source, hashes the compressed bytes and inflates; the caller's thread parses tar,
+//! hashes entries and walks state.bin records. They exchange a bounded number of fixed-size
+//! buffers, so memory is `(IN_FLIGHT + 2) × CHUNK` whatever the snapshot size; `state.bin` is
+//! never held in memory.
+
+use std::io::{self, BufReader, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use sha2::{Digest, Sha256};
+
+use super::error::{ArchiveError, GzipError, RaftError, ReadError};
+use super::meta::SnapshotMeta;
+use super::state::{RecordVisitor, StateParser, StateSummary};
+use super::sums;
+use super::tar::{TarEnd, TarEvent, TarParser};
+use super::types::TypePolicy;
+
+/// Size of one decompressed buffer handed between the threads, in bytes.
+pub const CHUNK: usize = 256 * 1024;
+/// Buffers queued between the threads.
+pub const IN_FLIGHT: usize = 4;
+/// Largest `meta.json` accepted, in bytes (Consul's is about 250 bytes plus ~100 per server).
+pub const MAX_META_JSON: u64 = 1 << 20;
+/// Largest `SHA256SUMS` accepted, in bytes (Consul's is always 152).
+pub const MAX_SHA256SUMS: u64 = 64 * 1024;
+
+/// What a fully verified archive holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveReport {
+    /// SHA-256 of the archive bytes as read (the `.snap` file), the digest stored with backups.
+    pub archive_sha256: [u8; 32],
+    /// Length of the archive as read, in bytes.
+    pub archive_len: u64,
+    /// The decoded `meta.json`.
+    pub meta: SnapshotMeta,
+    /// SHA-256 of the `meta.json` entry.
+    pub meta_sha256: [u8; 32],
+    /// SHA-256 of the `state.bin` entry.
+    pub state_sha256: [u8; 32],
+    /// What state.bin held: length in bytes, header `LastIndex`, record count.
+    pub state: StateSummary,
+}
+
+/// Options for [`read_archive`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions {
+    /// How record type bytes are judged.
+    pub types: TypePolicy,
+}
+
+/// Reads and verifies a whole archive from `source`, calling `visitor` for every state.bin
+/// record. Succeeds only if Consul would accept the archive for restore: gzip intact, exactly
+/// the three entries, SHA256SUMS matching, no bytes after the tar end, `meta.json` version and
+/// size right, and state.bin a complete record stream of acceptable types.
+///
+/// Errors: [`ArchiveError::Source`] when `source` fails, any other variant when the bytes are bad.
+/// Records are visited as they stream, before the integrity check at the end: discard what the
+/// visitor gathered when this returns an error.
+pub fn read_archive<R: Read + Send>(
+    source: R,
+    opts: ReadOptions,
+    visitor: &mut dyn RecordVisitor,
+) -> Result<ArchiveReport, ArchiveError> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<Msg>(IN_FLIGHT);
+        let (free_tx, free_rx) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
+        scope.spawn(move || inflate(source, &tx, &free_rx));
+        consume(rx, free_tx, opts, visitor)
+    })
+}
+
+enum Msg {
+    Data(Vec<u8>, usize),
+    End { sha256: [u8; 32], len: u64 },
+    SourceErr(io::Error),
+    GzipErr(GzipError),
+}
+
+/// Counts and hashes the compressed bytes, and remembers whether the source (not the gzip
+/// decoder) failed.
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+    len: u64,
+    failed: bool,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hash.update(&buf[..n]);
+                self.len += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn inflate<R: Read>(source: R, tx: &SyncSender<Msg>, free: &Receiver<Vec<u8>>) {
+    let hashing = HashingReader {
+        inner: source,
+        hash: Sha256::new(),
+        len: 0,
+        failed: false,
+    };
+    let mut gz = flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(CHUNK, hashing));
+    loop {
+        let mut buf = free.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+        let mut filled = 0;
+        let mut eof = false;
+        while filled < buf.len() {
+            match gz.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let src = gz.get_ref().get_ref();
+                    let msg = if src.failed {
+                        Msg::SourceErr(e)
+                    } else if src.len == 0 {
+                        Msg::GzipErr(GzipError::Empty)
+                    } else {
+                        Msg::GzipErr(GzipError::from_flate2(&e))
+                    };
+                    if filled > 0 && tx.send(Msg::Data(buf, filled)).is_err() {
+                        return;
+                    }
+                    let _ = tx.send(msg);
+                    return;
+                }
+            }
+        }
+        if filled > 0 && tx.send(Msg::Data(buf, filled)).is_err() {
+            return; // the consumer stopped early
+        }
+        if eof {
+            let src = gz.get_ref().get_ref();
+            let msg = if src.len == 0 {
+                Msg::GzipErr(GzipError::Empty)
+            } else {
+                Msg::End {
+                    sha256: src.hash.clone().finalize().into(),
+                    len: src.len,
+                }
+            };
+            let _ = tx.send(msg);
+            return;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Meta = 0,
+    State = 1,
+    Sums = 2,
+}
+
+/// Receives tar events and does everything per entry.
+struct Entries<'v> {
+    current: Option<Kind>,
+    seen: [bool; 3],
+    meta_buf: Vec<u8>,
+    meta: Option<SnapshotMeta>,
+    sums_buf: Vec<u8>,
+    meta_hash: Sha256,
+    state_hash: Sha256,
+    state: StateParser,
+    state_err: Option<super::error::StateError>,
+    visitor: &'v mut dyn RecordVisitor,
+}
+
+impl Entries<'_> {
+    fn on_event(&mut self, ev: TarEvent<'_>) -> Result<(), ReadError> {
+        match ev {
+            TarEvent::Entry {
+                name,
+                size,
+                typeflag,
+            } => {
+                let (kind, limit) = match name {
+                    b"meta.json" => (Kind::Meta, Some(MAX_META_JSON)),
+                    b"state.bin" => (Kind::State, None),
+                    b"SHA256SUMS" => (Kind::Sums, Some(MAX_SHA256SUMS)),
+                    _ => {
+                        return Err(ReadError::UnexpectedFile(super::gojson::lossy_like_go(
+                            name,
+                        )))
+                    }
+                };
+                let label = || String::from_utf8_lossy(name).into_owned();
+                if typeflag != b'0' && typeflag != 0 {
+                    return Err(ReadError::NotRegular {
+                        name: label(),
+                        typeflag: char::from(typeflag),
+                    });
+                }
+                if std::mem::replace(&mut self.seen[kind as usize], true) {
+                    return Err(ReadError::DuplicateEntry(label()));
+                }
+                if let Some(limit) = limit.filter(|&l| size > l) {
+                    return Err(ReadError::EntryTooLarge {
+                        name: label(),
+                        size,
+                        limit,
+                    });
+                }
+                self.current = Some(kind);
+            }
+            TarEvent::Data(d) => match self.current {
+                Some(Kind::Meta) => {
+                    self.meta_hash.update(d);
+                    self.meta_buf.extend_from_slice(d);
+                }
+                Some(Kind::State) => {
+                    self.state_hash.update(d);
+                    if self.state_err.is_none() {
+                        // Deferred: Consul reports integrity failures before content errors.
+                        if let Err(e) = self.state.feed(d, self.visitor) {
+                            self.state_err = Some(e);
+                        }
+                    }
+                }
+                Some(Kind::Sums) => self.sums_buf.extend_from_slice(d),
+                None => {}
+            },
+            TarEvent::EntryEnd => {
+                if self.current == Some(Kind::Meta) {
+                    let meta = SnapshotMeta::from_json(&self.meta_buf)
+                        .map_err(|e| ReadError::Metadata(e.to_string()))?;
+                    self.meta = Some(meta);
+                }
+                self.current = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Wraps an error met while reading the data of the current entry, as Consul wraps it.
+    fn wrap_in_entry(&self, what: String) -> ReadError {
+        match self.current {
+            Some(Kind::Meta) => ReadError::Metadata(what),
+            Some(Kind::State) => ReadError::StateData(what),
+            Some(Kind::Sums) => ReadError::Hashes(what),
+            None => ReadError::TarHeader(what),
+        }
+    }
+}
+
+fn consume(
+    rx: Receiver<Msg>,
+    free: SyncSender<Vec<u8>>,
+    opts: ReadOptions,
+    visitor: &mut dyn RecordVisitor,
+) -> Result<ArchiveReport, ArchiveError> {
+    let mut tar = TarParser::default();
+    let mut entries = Entries {
+        current: None,
+        seen: [false; 3],
+        meta_buf: Vec::new(),
+        meta: None,
+        sums_buf: Vec::new(),
+        meta_hash: Sha256::new(),
+        state_hash: Sha256::new(),
+        state: StateParser::new(opts.types),
+        state_err: None,
+        visitor,
+    };
+    let mut tar_bytes = 0u64;
+    let (archive_sha256, archive_len) = loop {
+        // A closed channel means the inflater died without a word: treat as a source failure.
+        let msg = rx.recv().map_err(|_| {
+            ArchiveError::Source(io::Error::other(
+                "decompression thread stopped unexpectedly",
+            ))
+        })?;
+        match msg {
+            Msg::Data(buf, n) => {
+                tar_bytes += n as u64;
+                tar.feed(&buf[..n], &mut |ev| entries.on_event(ev))?;
+                let _ = free.try_send(buf);
+            }
+            Msg::End { sha256, len } => break (sha256, len),
+            Msg::SourceErr(e) => return Err(ArchiveError::Source(e)),
+            Msg::GzipErr(e) if tar_bytes == 0 => return Err(ArchiveError::Decompress(e)),
+            Msg::GzipErr(e) => {
+                return Err(match tar.finish() {
+                    TarEnd::Clean { .. } => ArchiveError::GzipTrailer(e),
+                    _ => ArchiveError::Read(entries.wrap_in_entry(e.to_string())),
+                })
+            }
+        }
+    };
+    let trailing = match tar.finish() {
+        TarEnd::Clean { trailing } => trailing,
+        TarEnd::InHeader => return Err(ReadError::TarHeader("unexpected EOF".into()).into()),
+        TarEnd::InData => return Err(entries.wrap_in_entry("unexpected EOF".into()).into()),
+    };
+
+    let meta_sha256: [u8; 32] = entries.meta_hash.finalize().into();
+    let state_sha256: [u8; 32] = entries.state_hash.finalize().into();
+    sums::verify(&entries.sums_buf, |name| {
+        if name == "meta.json" {
+            meta_sha256
+        } else {
+            state_sha256
+        }
+    })
+    .map_err(ReadError::Integrity)?;
+    if trailing > 0 {
+        return Err(ArchiveError::TrailingBytes(trailing));
+    }
+    let meta = entries
+        .meta
+        .ok_or_else(|| ReadError::Metadata("unexpected end of JSON input".into()))?;
+    if !(0..=1).contains(&meta.version) {
+        return Err(ArchiveError::Raft(RaftError::UnsupportedVersion(
+            meta.version,
+        )));
+    }
+    let state_len = entries.state.position();
+    if i64::try_from(state_len).ok() != Some(meta.size) {
+        return Err(ArchiveError::Raft(RaftError::SizeMismatch {
+            actual: state_len,
+            declared: meta.size,
+        }));
+    }
+    if let Some(e) = entries.state_err {
+        return Err(e.into());
+    }
+    let state = entries.state.finish()?;
+    Ok(ArchiveReport {
+        archive_sha256,
+        archive_len,
+        meta,
+        meta_sha256,
+        state_sha256,
+        state,
+    })
+}

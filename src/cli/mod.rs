@@ -1,0 +1,121 @@
+//! The command line: clap definitions and dispatch. Each subcommand lives in its own module and
+//! returns `anyhow::Result`; `main` prints the error once and picks the exit code.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod generate;
+mod inspect;
+mod output;
+mod progress;
+mod verify;
+
+/// Takes, verifies, stores and restores HashiCorp Consul snapshots.
+///
+/// A snapshot archive (`.snap`) is what `consul snapshot save` and `GET /v1/snapshot` produce:
+/// gzip(tar(meta.json, state.bin, SHA256SUMS)). Every command here reads it in one streaming
+/// pass and checks it as strictly as Consul does before a restore.
+#[derive(Debug, Parser)]
+#[command(name = "consul-snapshot-agent", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify a snapshot archive as Consul would before restoring it.
+    ///
+    /// Checks the gzip stream (CRC, no trailing bytes), the three tar entries, the SHA256SUMS
+    /// digests, meta.json (version, size) and every state.bin record. Prints one line with the
+    /// snapshot ID, Raft index and term, state.bin size and the archive's SHA-256; exits 1 with
+    /// Consul's error text otherwise.
+    Verify(verify::Args),
+    /// Show what a snapshot holds, in the layout of `consul snapshot inspect`.
+    ///
+    /// Counts bytes and records per record type and, with --kvdetails, per KV key prefix.
+    /// FILE may be a `.snap` archive, or a raw `state.bin` with `meta.json` beside it (a
+    /// snapshot directory of a Consul server's data dir). Consul's single-dash spellings
+    /// (`-kvdetails`, `-format=json`) are accepted too.
+    Inspect(inspect::Args),
+    /// Write a synthetic snapshot archive, for demos and tests.
+    ///
+    /// The archive has Consul's exact layout and a deterministic state (catalog nodes, a
+    /// session, KV entries, tombstones, indexes, autopilot, chunking state). It is not taken
+    /// from any Consul cluster.
+    Generate(generate::Args),
+}
+
+/// Parses `args` (including the program name) and runs the command.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse_from(consul_style_flags(args));
+    match cli.command {
+        Command::Verify(a) => verify::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Generate(a) => generate::run(a),
+    }
+}
+
+/// Rewrites Consul's single-dash long flags (`-kvdetails`, `-kvdepth=3`) to clap's `--` form.
+fn consul_style_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    const CONSUL_FLAGS: [&str; 4] = ["kvdetails", "kvdepth", "kvfilter", "format"];
+    args.into_iter()
+        .map(|a| {
+            let Some(s) = a.to_str() else { return a };
+            let Some(rest) = s.strip_prefix('-').filter(|r| !r.starts_with('-')) else {
+                return a;
+            };
+            let name = rest.split('=').next().unwrap_or(rest);
+            if CONSUL_FLAGS.contains(&name) {
+                OsString::from(format!("--{rest}"))
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn single_dash_consul_flags_are_rewritten() {
+        let args = [
+            "x",
+            "inspect",
+            "-kvdetails",
+            "-kvdepth=3",
+            "-format",
+            "json",
+            "-h",
+            "f.snap",
+        ]
+        .map(OsString::from);
+        let out: Vec<String> = consul_style_flags(args)
+            .into_iter()
+            .map(|a| a.into_string().expect("utf8"))
+            .collect();
+        assert_eq!(
+            out,
+            [
+                "x",
+                "inspect",
+                "--kvdetails",
+                "--kvdepth=3",
+                "--format",
+                "json",
+                "-h",
+                "f.snap"
+            ]
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The `consul-snapshot-agent` binary: parse, run, print the error once, exit 1 on failure.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match consul_snapshot_agent::cli::run(std::env::args_os()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
