@@ -178,6 +178,8 @@ struct Entries<'v> {
     sums_buf: Vec<u8>,
     meta_hash: Sha256,
     state_hash: Sha256,
+    /// Bytes of state.bin seen; the parser stops counting at its first error.
+    state_len: u64,
     state: StateParser,
     state_err: Option<super::error::StateError>,
     visitor: &'v mut dyn RecordVisitor,
@@ -227,6 +229,7 @@ impl Entries<'_> {
                 }
                 Some(Kind::State) => {
                     self.state_hash.update(d);
+                    self.state_len += d.len() as u64;
                     if self.state_err.is_none() {
                         // Deferred: Consul reports integrity failures before content errors.
                         if let Err(e) = self.state.feed(d, self.visitor) {
@@ -275,6 +278,7 @@ fn consume(
         sums_buf: Vec::new(),
         meta_hash: Sha256::new(),
         state_hash: Sha256::new(),
+        state_len: 0,
         state: StateParser::new(opts.types),
         state_err: None,
         visitor,
@@ -331,7 +335,7 @@ fn consume(
             meta.version,
         )));
     }
-    let state_len = entries.state.position();
+    let state_len = entries.state_len;
     if i64::try_from(state_len).ok() != Some(meta.size) {
         return Err(ArchiveError::Raft(RaftError::SizeMismatch {
             actual: state_len,
