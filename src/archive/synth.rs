@@ -263,7 +263,7 @@ fn kv_key(i: u64, rng: &mut SplitMix64) -> String {
         0 => format!("vault/logical/{}/{}", uuid(rng), i),
         1 => format!("vault/sys/token/id/h{:016x}", rng.next()),
         2 => format!("config/service-{}/setting-{}", i % 50, i),
-        _ => format!("app/{}/data", i),
+        _ => format!("app/data/{}", i),
     }
 }
 
