@@ -1,7 +1,16 @@
 //! consul-snapshot-agent: takes, verifies, stores and restores HashiCorp Consul snapshots.
 //!
-//! The folders follow the pipeline: [`archive`] is the snapshot format (pure, synchronous);
-//! [`cli`] is the command line that composes it.
+//! The folders follow the pipeline:
+//! * [`archive`]: the snapshot format (pure, synchronous: bytes in, typed results out);
+//! * [`consul`]: the Consul HTTP client;
+//! * [`pipeline`]: one pass from a source to a sink with verification alongside;
+//! * [`storage`]: destinations that publish atomically;
+//! * [`devserver`]: the Consul API test server (a test double, not Consul);
+//! * [`cli`]: the command line that composes them.
 
 pub mod archive;
 pub mod cli;
+pub mod consul;
+pub mod devserver;
+pub mod pipeline;
+pub mod storage;

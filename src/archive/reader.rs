@@ -230,6 +230,7 @@ impl Entries<'_> {
                 Some(Kind::State) => {
                     self.state_hash.update(d);
                     self.state_len += d.len() as u64;
+                    self.visitor.state_bytes(d);
                     if self.state_err.is_none() {
                         // Deferred: Consul reports integrity failures before content errors.
                         if let Err(e) = self.state.feed(d, self.visitor) {

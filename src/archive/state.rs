@@ -29,6 +29,10 @@ pub struct RecordInfo<'a> {
 pub trait RecordVisitor {
     /// Called once per complete record.
     fn record(&mut self, rec: &RecordInfo<'_>);
+
+    /// Called with every chunk of state.bin's raw bytes, in order, before the records in it are
+    /// parsed (for keeping a copy, as a Consul server does on restore). Default: nothing.
+    fn state_bytes(&mut self, _chunk: &[u8]) {}
 }
 
 /// A visitor that ignores records (verification only).

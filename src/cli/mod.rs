@@ -6,10 +6,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod dev_server;
 mod generate;
 mod inspect;
+mod logging;
 mod output;
 mod progress;
+mod runtime;
+mod save;
 mod verify;
 
 /// Takes, verifies, stores and restores HashiCorp Consul snapshots.
@@ -22,6 +26,12 @@ mod verify;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log verbosity (logs go to stderr).
+    #[arg(long = "log-level", global = true, value_enum, default_value_t = logging::Level::Warn)]
+    log_level: logging::Level,
+    /// Log as JSON lines instead of text.
+    #[arg(long = "log-json", global = true)]
+    log_json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,15 +56,31 @@ enum Command {
     /// session, KV entries, tombstones, indexes, autopilot, chunking state). It is not taken
     /// from any Consul cluster.
     Generate(generate::Args),
+    /// Save a snapshot from Consul to FILE, verified while it streams.
+    ///
+    /// Like `consul snapshot save`: GET /v1/snapshot, write FILE.unverified (mode 0600), fsync,
+    /// and rename to FILE only after the archive verified; otherwise nothing is left behind.
+    /// Connection options follow the consul CLI (--http-addr, --token-file, --ca-file...) and
+    /// its environment variables (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_CACERT...).
+    Save(save::Args),
+    /// Run the Consul API test server: a test double of Consul's HTTP API, not Consul.
+    ///
+    /// Serves snapshot save/restore, status, agent info, sessions, KV locks and service
+    /// registration with TTL checks, from a synthetic state; faults (no leader, 403, truncated
+    /// or slow bodies...) are switched with PUT /_testserver/faults while it runs.
+    DevServer(dev_server::Args),
 }
 
 /// Parses `args` (including the program name) and runs the command.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
     let cli = Cli::parse_from(consul_style_flags(args));
+    logging::init(cli.log_level, cli.log_json);
     match cli.command {
         Command::Verify(a) => verify::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Save(a) => save::run(a),
+        Command::DevServer(a) => dev_server::run(a),
     }
 }
 

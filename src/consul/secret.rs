@@ -1,0 +1,39 @@
+//! A string that never shows itself: ACL tokens, basic-auth passwords, S3 secret keys.
+
+use std::fmt;
+
+/// A secret value. `Debug` prints `<redacted>`; there is no `Display`; the value is only
+/// reachable through [`Secret::expose`], at the one place that puts it on the wire.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for sending it. Never log the result.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Secret;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let s = Secret::new("b1gs3cr3t");
+        assert_eq!(format!("{s:?}"), "<redacted>");
+        assert_eq!(format!("{:?}", Some(s.clone())), "Some(<redacted>)");
+        assert_eq!(s.expose(), "b1gs3cr3t");
+    }
+}

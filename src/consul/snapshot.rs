@@ -1,0 +1,111 @@
+//! `GET /v1/snapshot` as one stream (spec consul-http-api.md §2.1), retried with back-off while
+//! no byte has been accepted: connection errors and 5xx/429 answers. A body cut short after the
+//! 200 cannot be retried (the caller already consumed part of it) and is caught by verification.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use reqwest::Method;
+
+use super::client::{backoff, ConsulClient, ConsulError};
+
+/// How often and how patiently to retry before the first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First back-off delay; doubled each retry.
+    pub base: Duration,
+    /// Longest back-off delay.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 3,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// An open snapshot download.
+pub struct SnapshotDownload {
+    /// `X-Consul-Index`: the snapshot's Raft index.
+    pub index: Option<u64>,
+    /// `X-Consul-KnownLeader`.
+    pub known_leader: Option<bool>,
+    /// `Content-Length`, when Consul sent one (it usually streams chunked).
+    pub content_length: Option<u64>,
+    /// The archive bytes.
+    pub body: BoxStream<'static, io::Result<Bytes>>,
+}
+
+impl std::fmt::Debug for SnapshotDownload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotDownload")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens `GET /v1/snapshot[?stale]`, retrying per `retry` until headers of a 200 arrive.
+pub async fn get_snapshot(
+    client: &ConsulClient,
+    stale: bool,
+    retry: RetryPolicy,
+) -> Result<SnapshotDownload, ConsulError> {
+    let query: &[(&str, &str)] = if stale { &[("stale", "")] } else { &[] };
+    let mut attempt = 0;
+    loop {
+        match client
+            .send(client.request(Method::GET, "/v1/snapshot", query))
+            .await
+        {
+            Ok(resp) => {
+                let header = |name: &str| {
+                    resp.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                let index = header("X-Consul-Index").and_then(|v| v.parse().ok());
+                let known_leader = header("X-Consul-KnownLeader").map(|v| v == "true");
+                let content_length = resp.content_length();
+                let body = resp
+                    .bytes_stream()
+                    .map_err(|e| io::Error::other(transfer_error(&e)))
+                    .boxed();
+                return Ok(SnapshotDownload {
+                    index,
+                    known_leader,
+                    content_length,
+                    body,
+                });
+            }
+            Err(e) if e.is_transient() && attempt < retry.retries => {
+                let delay = backoff(retry.base, attempt, retry.max);
+                tracing::warn!(error = %e, attempt = attempt + 1, retry_in = ?delay, "snapshot request failed, retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A body error with its cause chain (e.g. "error decoding response body: operation timed out").
+fn transfer_error(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}

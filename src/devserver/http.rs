@@ -1,0 +1,275 @@
+//! What every endpoint of the test server shares: the router, ACL checks, Consul's response
+//! headers and error mapping (spec consul-http-api.md §1), blocking queries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::Router;
+use serde_json::Value;
+
+use super::state::Cluster;
+use super::{agent, kv, session, snapshot, Shared};
+
+/// Query parameters; presence flags (`?stale`) map to an empty string.
+pub type Params = HashMap<String, String>;
+
+/// The routes Consul serves that an agent uses, plus `/_testserver/faults`.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
+        .route("/v1/status/leader", get(agent::leader))
+        .route("/v1/status/peers", get(agent::peers))
+        .route("/v1/agent/self", get(agent::agent_self))
+        .route("/v1/agent/services", get(agent::services))
+        .route("/v1/agent/checks", get(agent::checks))
+        .route("/v1/agent/service/register", put(agent::service_register))
+        .route(
+            "/v1/agent/service/deregister/{id}",
+            put(agent::service_deregister),
+        )
+        .route("/v1/agent/check/register", put(agent::check_register))
+        .route(
+            "/v1/agent/check/deregister/{id}",
+            put(agent::check_deregister),
+        )
+        .route("/v1/agent/check/{action}/{id}", put(agent::check_update))
+        .route("/v1/session/create", put(session::create))
+        .route("/v1/session/renew/{id}", put(session::renew))
+        .route("/v1/session/destroy/{id}", put(session::destroy))
+        .route("/v1/session/info/{id}", get(session::info))
+        .route("/v1/session/list", get(session::list))
+        .route(
+            "/v1/kv/",
+            get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
+        )
+        .route(
+            "/v1/kv/{*key}",
+            get(kv::get).put(kv::put).delete(kv::delete),
+        )
+        .route(
+            "/_testserver/faults",
+            get(snapshot::get_faults).put(snapshot::put_faults),
+        )
+        .with_state(shared)
+}
+
+/// A plain-text error answer, as Consul sends errors.
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [("Content-Type", "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// An error answer: status and Consul's plain-text message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        text(self.0, self.1)
+    }
+}
+
+/// 500 `No cluster leader`.
+pub fn no_leader() -> Response {
+    text(StatusCode::INTERNAL_SERVER_ERROR, "No cluster leader")
+}
+
+/// A JSON answer with Consul's query-meta headers; `X-Consul-Index` is never 0.
+pub fn json(shared: &Shared, index: u64, value: &Value) -> Response {
+    let mut r = (StatusCode::OK, value.to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert("Content-Type", HeaderValue::from_static("application/json"));
+    meta_headers(shared, h, index);
+    r
+}
+
+/// `X-Consul-Index`, `X-Consul-LastContact`, `X-Consul-KnownLeader`, default ACL policy.
+pub fn meta_headers(shared: &Shared, h: &mut HeaderMap, index: u64) {
+    let leader = !shared.faults().no_leader;
+    h.insert("X-Consul-Index", HeaderValue::from(index.max(1)));
+    h.insert("X-Consul-LastContact", HeaderValue::from_static("0"));
+    h.insert(
+        "X-Consul-KnownLeader",
+        HeaderValue::from_static(if leader { "true" } else { "false" }),
+    );
+    let policy = if shared.cfg.acl.is_some() {
+        "deny"
+    } else {
+        "allow"
+    };
+    h.insert(
+        "X-Consul-Default-ACL-Policy",
+        HeaderValue::from_static(policy),
+    );
+}
+
+/// What a request needs from its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Reads (KV, sessions, agent info).
+    Read,
+    /// Writes (KV, sessions, services).
+    Write,
+    /// `acl:write`: snapshot save and restore.
+    Operator,
+}
+
+/// The request's token: `?token=` > `X-Consul-Token` > `Authorization: Bearer` (spec §1.2).
+fn token_of<'a>(headers: &'a HeaderMap, q: &'a Params) -> Option<&'a str> {
+    if let Some(t) = q.get("token") {
+        return Some(t);
+    }
+    if let Some(t) = headers.get("X-Consul-Token").and_then(|v| v.to_str().ok()) {
+        return Some(t);
+    }
+    let auth = headers.get("Authorization").and_then(|v| v.to_str().ok())?;
+    let (scheme, rest) = auth.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.split_whitespace().next())
+        .flatten()
+}
+
+/// ACL enforcement with Consul's 403 texts.
+pub fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    q: &Params,
+    need: Need,
+) -> Result<(), ApiError> {
+    let deny = |msg: String| Err(ApiError(StatusCode::FORBIDDEN, msg));
+    if shared.faults().forbidden {
+        return deny("Permission denied".into());
+    }
+    let Some(acl) = &shared.cfg.acl else {
+        return Ok(());
+    };
+    let token = token_of(headers, q).filter(|t| !t.is_empty());
+    match token {
+        Some(t) if t == acl.management => Ok(()),
+        Some(t) if acl.read_only.as_deref() == Some(t) => match need {
+            Need::Read => Ok(()),
+            Need::Write => deny(format!(
+                "Permission denied: token with AccessorID '{}' lacks permission 'key:write'",
+                acl.read_only_accessor
+            )),
+            Need::Operator => deny(format!(
+                "Permission denied: token with AccessorID '{}' lacks permission 'acl:write'",
+                acl.read_only_accessor
+            )),
+        },
+        Some(_) => deny("ACL not found".into()),
+        None => deny("Permission denied: anonymous token lacks permission".into()),
+    }
+}
+
+/// Answers 500 `No cluster leader` for consistent requests while the no-leader fault is on.
+pub fn require_leader(shared: &Shared, q: &Params) -> Result<(), ApiError> {
+    if shared.faults().no_leader && !q.contains_key("stale") {
+        return Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "No cluster leader".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Go's `time.ParseDuration` for the forms Consul clients send (`15s`, `15000ms`, `1m30s`).
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// Parses `?index=` and `?wait=` (default 5 min, at most 10 min, spec §1.3).
+pub fn blocking_params(q: &Params) -> Result<(Option<u64>, Duration), ApiError> {
+    let bad = |m: &str| ApiError(StatusCode::BAD_REQUEST, m.into());
+    let index = match q.get("index") {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| bad("Invalid index"))?),
+        None => None,
+    };
+    let wait = match q.get("wait") {
+        Some(v) => parse_go_duration(v).ok_or_else(|| bad("Invalid wait time"))?,
+        None => Duration::from_secs(300),
+    };
+    Ok((index.filter(|&i| i > 0), wait.min(Duration::from_secs(600))))
+}
+
+/// Runs `compute` until its index passes `min_index` or `wait` elapses; a timeout returns the
+/// unchanged result with 200, as Consul does.
+pub async fn blocking<T>(
+    shared: &Shared,
+    min_index: Option<u64>,
+    wait: Duration,
+    mut compute: impl FnMut(&Cluster) -> (u64, T),
+) -> (u64, T) {
+    let mut rx = shared.changes.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let (idx, val) = compute(&shared.cluster());
+        let Some(min) = min_index else {
+            return (idx, val);
+        };
+        if idx > min || tokio::time::Instant::now() >= deadline {
+            return (idx, val);
+        }
+        if tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .is_err()
+        {
+            let (idx, val) = compute(&shared.cluster());
+            return (idx, val);
+        }
+    }
+}
+
+/// `now`, for the state rules.
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_go_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("15s"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_go_duration("15000ms"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("abc"), None);
+        assert_eq!(parse_go_duration("10"), None);
+    }
+}

@@ -1,0 +1,418 @@
+//! `GET`/`PUT /v1/snapshot` of the test server (spec consul-http-api.md §2). Archives are made
+//! by the project's writer from the current state.bin (synthetic, or the last restored one) and
+//! cached per index; restores are verified exactly like saves and answered with Consul's texts.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::io::ReaderStream;
+
+use super::faults::Faults;
+use super::http::{authorize, meta_headers, no_leader, text, Need, Params};
+use super::{Shared, SnapshotSource};
+use crate::archive::synth::SynthSpec;
+use crate::archive::{
+    read_archive, write_archive, ReadOptions, RecordInfo, RecordVisitor, SnapshotMeta, WriteOptions,
+};
+use crate::pipeline::ChannelReader;
+
+/// What a successful restore received, for tests to assert on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreRecord {
+    /// `meta.json` of the restored archive.
+    pub meta: SnapshotMeta,
+    /// SHA-256 of the restored archive bytes.
+    pub archive_sha256: [u8; 32],
+    /// SHA-256 of its state.bin.
+    pub state_sha256: [u8; 32],
+    /// The Raft index the restore was applied at.
+    pub applied_index: u64,
+}
+
+struct Current {
+    state: PathBuf,
+    meta: SnapshotMeta,
+    archive: Option<PathBuf>,
+}
+
+/// The snapshot the server would save right now.
+pub struct SnapshotStore {
+    dir: PathBuf,
+    current: Mutex<Current>,
+    seq: AtomicU64,
+}
+
+impl SnapshotStore {
+    /// Prepares the initial state in `dir` (a directory the server owns).
+    pub async fn init(dir: &Path, source: &SnapshotSource) -> io::Result<Self> {
+        let state = dir.join("state-0.bin");
+        let current = match source {
+            SnapshotSource::Synthetic(spec) => {
+                let spec: SynthSpec = spec.clone();
+                let path = state.clone();
+                let len = tokio::task::spawn_blocking(move || {
+                    let f = std::fs::File::create(&path)?;
+                    spec.write_state(io::BufWriter::with_capacity(1 << 20, f))
+                })
+                .await
+                .map_err(io::Error::other)??;
+                let mut meta = source_meta(source);
+                meta.size = len as i64;
+                Current {
+                    state,
+                    meta,
+                    archive: None,
+                }
+            }
+            SnapshotSource::Archive(path) => {
+                let (path, out) = (path.clone(), state.clone());
+                let report = tokio::task::spawn_blocking(move || {
+                    let f = std::fs::File::open(&path)?;
+                    let mut copy = StateCopy::create(&out)?;
+                    let r = read_archive(f, ReadOptions::default(), &mut copy).map_err(|e| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("{}: {e}", path.display()),
+                        )
+                    })?;
+                    copy.finish()?;
+                    Ok::<_, io::Error>((r, path))
+                })
+                .await
+                .map_err(io::Error::other)??;
+                Current {
+                    state,
+                    meta: report.0.meta,
+                    archive: Some(report.1),
+                }
+            }
+        };
+        Ok(SnapshotStore {
+            dir: dir.to_path_buf(),
+            current: Mutex::new(current),
+            seq: AtomicU64::new(1),
+        })
+    }
+
+    /// Raft index of the current snapshot.
+    pub async fn index(&self) -> u64 {
+        self.current.lock().await.meta.index
+    }
+
+    /// The current archive (built on first use) and its metadata.
+    async fn archive(&self) -> io::Result<(PathBuf, SnapshotMeta)> {
+        let mut cur = self.current.lock().await;
+        if let Some(a) = &cur.archive {
+            return Ok((a.clone(), cur.meta.clone()));
+        }
+        let out = self.dir.join(format!("snapshot-{}.snap", cur.meta.index));
+        let (state, meta, dest) = (cur.state.clone(), cur.meta.clone(), out.clone());
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let mut src = io::BufReader::with_capacity(1 << 20, std::fs::File::open(&state)?);
+            let len = std::fs::metadata(&state)?.len();
+            let tmp = dest.with_extension("tmp");
+            let f = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+            let (f, _) = write_archive(f, &meta, &mut src, len, &WriteOptions::default())
+                .map_err(io::Error::other)?;
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&tmp, &dest)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        cur.archive = Some(out.clone());
+        Ok((out, cur.meta.clone()))
+    }
+
+    async fn replace(&self, state: PathBuf, meta: SnapshotMeta) {
+        let mut cur = self.current.lock().await;
+        *cur = Current {
+            state,
+            meta,
+            archive: None,
+        };
+    }
+
+    fn next_path(&self) -> PathBuf {
+        self.dir.join(format!(
+            "state-{}.bin",
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+}
+
+fn source_meta(source: &SnapshotSource) -> SnapshotMeta {
+    match source {
+        SnapshotSource::Synthetic(spec) => spec.meta(),
+        SnapshotSource::Archive(_) => SnapshotMeta::default(),
+    }
+}
+
+/// Keeps a copy of state.bin while an archive is verified, as Consul streams it to a temp file.
+struct StateCopy {
+    out: io::BufWriter<std::fs::File>,
+    err: Option<io::Error>,
+}
+
+impl StateCopy {
+    fn create(path: &Path) -> io::Result<Self> {
+        Ok(StateCopy {
+            out: io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?),
+            err: None,
+        })
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
+        self.out.flush()
+    }
+}
+
+impl RecordVisitor for StateCopy {
+    fn record(&mut self, _rec: &RecordInfo<'_>) {}
+
+    fn state_bytes(&mut self, chunk: &[u8]) {
+        if self.err.is_none() {
+            if let Err(e) = self.out.write_all(chunk) {
+                self.err = Some(e);
+            }
+        }
+    }
+}
+
+/// `GET /v1/snapshot`.
+pub async fn save(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&s, &headers, &q, Need::Operator) {
+        return r.into_response();
+    }
+    let faults = s.faults();
+    if faults.no_leader && !q.contains_key("stale") {
+        return no_leader();
+    }
+    if let Some(msg) = s.take_snapshot_error() {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, msg);
+    }
+    let (path, meta) = match s.store.archive().await {
+        Ok(a) => a,
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to create snapshot file: {e}"),
+            )
+        }
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to open snapshot file: {e}"),
+            )
+        }
+    };
+    let chunk = faults
+        .rate_bytes_per_sec
+        .map_or(64 * 1024, |r| (r / 20).clamp(1024, 64 * 1024) as usize);
+    let body = Body::from_stream(faulty(ReaderStream::with_capacity(file, chunk), faults));
+    let mut r = (StatusCode::OK, body).into_response();
+    meta_headers(&s, r.headers_mut(), meta.index);
+    r.headers_mut().insert(
+        "Content-Type",
+        HeaderValue::from_static("application/x-gzip"),
+    );
+    r
+}
+
+struct FaultState<S> {
+    inner: S,
+    sent: u64,
+    faults: Faults,
+    done: bool,
+}
+
+/// Applies the body faults to the archive stream.
+fn faulty<S>(inner: S, faults: Faults) -> impl Stream<Item = io::Result<Bytes>> + Send
+where
+    S: Stream<Item = io::Result<Bytes>> + Send + Unpin,
+{
+    futures_util::stream::unfold(
+        FaultState {
+            inner,
+            sent: 0,
+            faults,
+            done: false,
+        },
+        |mut st| async move {
+            if st.done {
+                return None;
+            }
+            let f = &st.faults;
+            let stop_at = [f.truncate_after, f.drop_after, f.stall_after]
+                .into_iter()
+                .flatten()
+                .min();
+            if stop_at == Some(st.sent) {
+                if f.stall_after == Some(st.sent) {
+                    futures_util::future::pending::<()>().await;
+                }
+                if f.drop_after == Some(st.sent) {
+                    st.done = true;
+                    return Some((
+                        Err(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            "injected fault: connection dropped",
+                        )),
+                        st,
+                    ));
+                }
+                return None; // truncate: a clean, early end
+            }
+            let mut chunk = match st.inner.next().await? {
+                Ok(c) => c,
+                Err(e) => {
+                    st.done = true;
+                    return Some((Err(e), st));
+                }
+            };
+            if let Some(stop) = stop_at {
+                let room = (stop - st.sent) as usize;
+                if chunk.len() > room {
+                    chunk.truncate(room);
+                }
+            }
+            if let Some(at) = st.faults.flip_byte_at {
+                if at >= st.sent && at < st.sent + chunk.len() as u64 {
+                    let mut v = chunk.to_vec();
+                    v[(at - st.sent) as usize] ^= 0x01;
+                    chunk = Bytes::from(v);
+                }
+            }
+            if let Some(rate) = st.faults.rate_bytes_per_sec.filter(|&r| r > 0) {
+                tokio::time::sleep(Duration::from_secs_f64(chunk.len() as f64 / rate as f64)).await;
+            }
+            st.sent += chunk.len() as u64;
+            Some((Ok(chunk), st))
+        },
+    )
+}
+
+/// `PUT /v1/snapshot`: verify like Consul, then make the archive the current state.
+pub async fn restore(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = authorize(&s, &headers, &q, Need::Operator) {
+        return r.into_response();
+    }
+    if q.contains_key("stale") {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stale not allowed for restore",
+        );
+    }
+    if s.faults().no_leader {
+        return no_leader();
+    }
+    let state_path = s.store.next_path();
+    let copy = match StateCopy::create(&state_path) {
+        Ok(c) => c,
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to create snapshot file: {e}"),
+            )
+        }
+    };
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(32);
+    let verifier = tokio::task::spawn_blocking(move || {
+        let mut copy = copy;
+        let r = read_archive(ChannelReader::new(rx), ReadOptions::default(), &mut copy);
+        (r, copy.finish())
+    });
+    let mut stream = body.into_data_stream();
+    while let Some(item) = stream.next().await {
+        let item = item.map_err(|e| io::Error::other(e.to_string()));
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    let (result, copied) = match verifier.await {
+        Ok(v) => v,
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("restore failed: {e}"),
+            )
+        }
+    };
+    let report = match (result, copied) {
+        (Ok(r), Ok(())) => r,
+        (Err(e), _) => {
+            let _ = tokio::fs::remove_file(&state_path).await;
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+        (Ok(_), Err(e)) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to write snapshot: {e}"),
+            )
+        }
+    };
+    // Raft applies a user restore at max(last index, snapshot index) + 1.
+    let applied_index = s.mutate(|c| {
+        c.index = c.index.max(report.meta.index) + 1;
+        c.index
+    });
+    let mut meta = report.meta.clone();
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    meta.index = applied_index;
+    meta.id = format!("{}-{}-{}", meta.term, applied_index, millis);
+    s.store.replace(state_path, meta).await;
+    s.record_restore(RestoreRecord {
+        meta: report.meta,
+        archive_sha256: report.archive_sha256,
+        state_sha256: report.state_sha256,
+        applied_index,
+    });
+    StatusCode::OK.into_response()
+}
+
+/// `GET /_testserver/faults`.
+pub async fn get_faults(State(s): State<Arc<Shared>>) -> Json<Faults> {
+    Json(s.faults())
+}
+
+/// `PUT /_testserver/faults` with a complete [`Faults`] object (any content type).
+pub async fn put_faults(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Faults>(&body) {
+        Ok(f) => {
+            s.set_faults(f);
+            StatusCode::OK.into_response()
+        }
+        Err(e) => text(
+            StatusCode::BAD_REQUEST,
+            format!("Request decode failed: {e}"),
+        ),
+    }
+}

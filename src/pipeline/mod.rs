@@ -1,0 +1,117 @@
+//! The one pipeline: bytes arrive once from a source (Consul, a file, an object store) and go
+//! both to a sink and to the archive verifier, concurrently. The sink publishes only after the
+//! verifier accepted every byte; otherwise it aborts, leaving nothing behind.
+//!
+//! Memory is bounded by the verifier queue ([`VERIFY_QUEUE`] chunks) plus what the reader and
+//! the sink hold themselves; the slowest of the three sets the pace.
+
+mod bridge;
+
+use std::future::Future;
+use std::io;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::mpsc;
+
+pub use bridge::ChannelReader;
+
+use crate::archive::{read_archive, ArchiveError, ArchiveReport, ReadOptions, RecordVisitor};
+
+/// Chunks queued for the verifier before the source is made to wait.
+pub const VERIFY_QUEUE: usize = 32;
+
+/// Where verified archive bytes go. Implementations document their atomicity: nothing may be
+/// visible to readers under the final name before [`ArchiveSink::commit`].
+pub trait ArchiveSink: Send {
+    /// What a successful commit yields (a path, an object key...).
+    type Committed: Send;
+    /// Accepts the next chunk, in order. An error stops the pipeline; `abort` follows.
+    fn write(&mut self, chunk: &Bytes) -> impl Future<Output = io::Result<()>> + Send;
+    /// Publishes the archive; called only after verification passed.
+    fn commit(
+        self,
+        report: &ArchiveReport,
+    ) -> impl Future<Output = io::Result<Self::Committed>> + Send;
+    /// Discards everything written. Must not fail: it logs what it could not clean up.
+    fn abort(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Why the pipeline failed. Whatever the reason, the sink was aborted.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The source failed before the archive was complete (dropped connection, read timeout).
+    #[error("the snapshot transfer failed: {0}")]
+    Source(io::Error),
+    /// The bytes are not a valid snapshot archive (Consul's error text).
+    #[error("{0}")]
+    Invalid(ArchiveError),
+    /// Writing to or publishing in the destination failed.
+    #[error("storing the snapshot failed: {0}")]
+    Sink(io::Error),
+}
+
+/// Streams `body` into `sink` while `read_archive` verifies the same bytes (and `visitor`
+/// gathers record statistics). Commits the sink only if verification passed; aborts it on any
+/// failure. Returns the verification report, the visitor and what the sink committed.
+pub async fn stream_verified<B, S, V>(
+    mut body: B,
+    mut sink: S,
+    opts: ReadOptions,
+    mut visitor: V,
+) -> Result<(ArchiveReport, V, S::Committed), PipelineError>
+where
+    B: Stream<Item = io::Result<Bytes>> + Unpin,
+    S: ArchiveSink,
+    V: RecordVisitor + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(VERIFY_QUEUE);
+    let verifier = tokio::task::spawn_blocking(move || {
+        let r = read_archive(ChannelReader::new(rx), opts, &mut visitor);
+        (r, visitor)
+    });
+    let mut failure = None;
+    while let Some(item) = body.next().await {
+        match item {
+            Ok(chunk) => {
+                if let Err(e) = sink.write(&chunk).await {
+                    failure = Some(PipelineError::Sink(e));
+                    break;
+                }
+                if tx.send(Ok(chunk)).await.is_err() {
+                    break; // the verifier stopped: it has found a problem
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string()))).await;
+                failure = Some(PipelineError::Source(e));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let verdict = verifier.await;
+    let (report, visitor) = match (failure, verdict) {
+        (Some(f), _) => {
+            sink.abort().await;
+            return Err(f);
+        }
+        (None, Err(join)) => {
+            sink.abort().await;
+            return Err(PipelineError::Source(io::Error::other(format!(
+                "verifier task failed: {join}"
+            ))));
+        }
+        (None, Ok((Err(ArchiveError::Source(e)), _))) => {
+            sink.abort().await;
+            return Err(PipelineError::Source(e));
+        }
+        (None, Ok((Err(e), _))) => {
+            sink.abort().await;
+            return Err(PipelineError::Invalid(e));
+        }
+        (None, Ok((Ok(report), visitor))) => (report, visitor),
+    };
+    let committed = sink.commit(&report).await.map_err(PipelineError::Sink)?;
+    Ok((report, visitor, committed))
+}
