@@ -32,7 +32,7 @@ fn main() {
         support::file_len(&path) as f64 / 1048576.0,
         state_len as f64 / 1048576.0
     );
-    support::header();
+    support::header("state.bin rate");
     let quiet = |mut c: Command| {
         c.stdout(Stdio::null()).stderr(Stdio::null());
         c

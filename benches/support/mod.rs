@@ -103,13 +103,68 @@ pub fn row(name: &str, run: Run, payload_bytes: u64, baseline: Option<Run>) {
     );
 }
 
-pub fn header() {
+pub fn header(rate: &str) {
     println!(
         "{:<44} {:>10} {:>14} {:>13} {:>7}",
-        "command", "wall", "state.bin rate", "peak RSS", "vs base"
+        "command", "wall", rate, "peak RSS", "vs base"
     );
 }
 
 pub fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The Consul API test server as a child process serving `archive`; stopped by pid on drop.
+pub struct DevServerProcess {
+    pub child: std::process::Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl DevServerProcess {
+    pub fn start(archive: &Path) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::Builder::new()
+            .prefix("bench-devserver-")
+            .tempdir_in(data_dir())
+            .expect("tmp");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"))
+            .args(["dev-server", "--listen", "127.0.0.1:0", "--archive"])
+            .arg(archive)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dev-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read url");
+        let url = line
+            .split_whitespace()
+            .last()
+            .expect("url in first line")
+            .to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected dev-server output {line:?}"
+        );
+        DevServerProcess {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+}
+
+impl Drop for DevServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -38,3 +38,68 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+use consul_snapshot_agent::devserver::{DevServer, DevServerConfig, Faults};
+
+/// The Consul API test server running in-process on its own runtime, on a free loopback port.
+/// Dropping it stops the server and its runtime.
+pub struct TestConsul {
+    pub server: Option<DevServer>,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl TestConsul {
+    pub fn start(cfg: DevServerConfig) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = rt
+            .block_on(DevServer::start(cfg))
+            .expect("start test server");
+        TestConsul {
+            server: Some(server),
+            rt,
+        }
+    }
+
+    pub fn server(&self) -> &DevServer {
+        self.server.as_ref().expect("running")
+    }
+
+    pub fn addr(&self) -> String {
+        self.server().addr().to_string()
+    }
+
+    pub fn url(&self) -> String {
+        self.server().url()
+    }
+
+    pub fn faults(&self, f: Faults) {
+        self.server().set_faults(f);
+    }
+}
+
+impl Drop for TestConsul {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.rt.block_on(s.shutdown());
+        }
+    }
+}
+
+/// Runs the binary with extra environment variables; the Consul variables of the outer
+/// environment are removed so tests see only what they set.
+pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CONSUL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("spawn consul-snapshot-agent")
+}

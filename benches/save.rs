@@ -1,0 +1,83 @@
+//! Save of a ~1 GiB archive from the Consul API test server to local disk, beside what
+//! `consul snapshot save` amounts to (`curl -o`, then `tar -xzf` + `sha256sum -c SHA256SUMS`),
+//! in one run. Prints wall time and peak RSS. Size: `BENCH_STATE_MIB` (default 1024).
+//!
+//! Targets (issue 3): save ≤ 0.5 × the baseline's wall time; peak RSS ≤ 64 MiB at any size.
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+fn main() {
+    let mib: u64 = std::env::var("BENCH_STATE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let (archive, _) = support::cached_archive(mib << 20);
+    let archive_len = support::file_len(&archive);
+    eprintln!(
+        "starting the Consul API test server on {} ...",
+        archive.display()
+    );
+    let server = support::DevServerProcess::start(&archive);
+    let work = tempfile::Builder::new()
+        .prefix("bench-save-")
+        .tempdir_in(support::data_dir())
+        .expect("tmp");
+    let out = work.path();
+    println!(
+        "archive {} ({:.1} MiB), from {}, best of {runs}",
+        archive.display(),
+        archive_len as f64 / 1048576.0,
+        server.url
+    );
+    support::header("archive rate");
+    let baseline = support::best_of(runs, || {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("set -e; cd \"$2\"; rm -rf x; mkdir x; cd x; curl -sSf -o b.snap \"$1/v1/snapshot\"; tar -xzf b.snap; sha256sum -c --quiet SHA256SUMS")
+            .arg("sh")
+            .arg(&server.url)
+            .arg(out)
+            .stdout(Stdio::null());
+        c
+    });
+    support::row(
+        "baseline: curl -o + tar -xzf + sha256sum -c",
+        baseline,
+        archive_len,
+        None,
+    );
+    let ours = support::best_of(runs, || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"));
+        c.args(["save", "--http-addr", server.addr()])
+            .arg(out.join("a.snap"))
+            .stdout(Stdio::null());
+        c
+    });
+    support::row(
+        "consul-snapshot-agent save",
+        ours,
+        archive_len,
+        Some(baseline),
+    );
+    println!(
+        "target: save <= 0.50x baseline -> {:.2}x {}; peak RSS <= 64 MiB -> {:.1} MiB {}",
+        ours.wall.as_secs_f64() / baseline.wall.as_secs_f64(),
+        if ours.wall.as_secs_f64() <= 0.5 * baseline.wall.as_secs_f64() {
+            "met"
+        } else {
+            "NOT met"
+        },
+        ours.peak_rss_kib as f64 / 1024.0,
+        if ours.peak_rss_kib <= 64 * 1024 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}

@@ -1,0 +1,387 @@
+//! `save` against the Consul API test server: success, every fault, retries, token secrecy,
+//! TLS. Each test starts its own server on a free loopback port.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use consul_snapshot_agent::devserver::{AclTokens, DevServerConfig, Faults, TlsFiles};
+use support::{describe, run_cli_env, TestConsul};
+
+fn save(consul: &TestConsul, file: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "save",
+        "--http-addr",
+        &*Box::leak(consul.addr().into_boxed_str()),
+        "--retries",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().expect("path"));
+    run_cli_env(&args, &[])
+}
+
+fn assert_nothing_left(dir: &Path, file: &Path) {
+    assert!(!file.exists(), "{} must not exist", file.display());
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
+
+#[test]
+fn save_writes_a_verified_private_file() {
+    let consul = TestConsul::start(DevServerConfig::default());
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("backup.snap");
+    let out = save(&consul, &file, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Saved and verified snapshot to index 1000\n"
+    );
+    let mode = std::fs::metadata(&file)
+        .expect("saved")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(!dir.path().join("backup.snap.unverified").exists());
+    let v = support::run_cli(&["verify", file.to_str().expect("p")]);
+    assert!(v.status.success(), "{}", describe(&v));
+}
+
+#[test]
+fn every_fault_leaves_nothing_and_says_why() {
+    let consul = TestConsul::start(DevServerConfig::default());
+    let cases: Vec<(Faults, &[&str], &str)> = vec![
+        (Faults { no_leader: true, ..Faults::default() }, &[], "Unexpected response code: 500 (No cluster leader)"),
+        (Faults { forbidden: true, ..Faults::default() }, &[], "Unexpected response code: 403 (Permission denied)"),
+        (
+            Faults { snapshot_error: Some("Raft error when taking snapshot: disk full".into()), ..Faults::default() },
+            &[],
+            "500 (Raft error when taking snapshot: disk full)",
+        ),
+        (Faults { truncate_after: Some(5000), ..Faults::default() }, &[], "Error verifying snapshot file: failed to read snapshot file: failed to read or write snapshot data: unexpected EOF"),
+        (Faults { drop_after: Some(5000), ..Faults::default() }, &[], "Error saving snapshot: the snapshot transfer failed"),
+        (Faults { flip_byte_at: Some(3000), ..Faults::default() }, &[], "Error verifying snapshot file:"),
+        (Faults { stall_after: Some(5000), ..Faults::default() }, &["--read-timeout", "1s"], "timed out"),
+    ];
+    for (faults, extra, want) in cases {
+        consul.faults(faults.clone());
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("backup.snap");
+        let out = save(&consul, &file, extra);
+        assert_eq!(out.status.code(), Some(1), "{faults:?}\n{}", describe(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{faults:?}: want {want:?} in\n{err}");
+        assert!(out.stdout.is_empty());
+        assert_nothing_left(dir.path(), &file);
+    }
+}
+
+#[test]
+fn a_failed_save_keeps_the_previous_file() {
+    let consul = TestConsul::start(DevServerConfig::default());
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("backup.snap");
+    std::fs::write(&file, b"previous backup").expect("write");
+    consul.faults(Faults {
+        truncate_after: Some(1000),
+        ..Faults::default()
+    });
+    let out = save(&consul, &file, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read(&file).expect("still there"),
+        b"previous backup"
+    );
+    assert!(!dir.path().join("backup.snap.unverified").exists());
+}
+
+#[test]
+fn stale_succeeds_without_a_leader() {
+    let consul = TestConsul::start(DevServerConfig::default());
+    consul.faults(Faults {
+        no_leader: true,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("s.snap");
+    let out = save(&consul, &file, &["--stale"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(file.exists());
+}
+
+#[test]
+fn transient_errors_before_the_first_byte_are_retried() {
+    let consul = TestConsul::start(DevServerConfig::default());
+    let dir = tempfile::tempdir().expect("tmp");
+    consul.faults(Faults {
+        snapshot_error_times: Some(2),
+        ..Faults::default()
+    });
+    let file = dir.path().join("a.snap");
+    let addr = consul.addr();
+    let out = run_cli_env(
+        &[
+            "save",
+            "--http-addr",
+            &addr,
+            "--retries",
+            "3",
+            "--retry-delay",
+            "10ms",
+            file.to_str().expect("p"),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("retrying")
+            .count(),
+        2,
+        "{}",
+        describe(&out)
+    );
+
+    consul.faults(Faults {
+        snapshot_error_times: Some(2),
+        ..Faults::default()
+    });
+    let file = dir.path().join("b.snap");
+    let out = run_cli_env(
+        &[
+            "save",
+            "--http-addr",
+            &addr,
+            "--retries",
+            "1",
+            "--retry-delay",
+            "10ms",
+            file.to_str().expect("p"),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(!file.exists());
+
+    // Nothing listening: a connection error, retried, then a clear message.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = run_cli_env(
+        &[
+            "save",
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+            "--retries",
+            "1",
+            "--retry-delay",
+            "10ms",
+            file.to_str().expect("p"),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "error connecting to Consul agent at http://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+}
+
+const TOKEN: &str = "5ecr3t-t0ken-4a1b-9c2d";
+
+#[test]
+fn the_token_never_appears_in_output_even_at_trace_level() {
+    let cfg = DevServerConfig {
+        acl: Some(AclTokens {
+            management: TOKEN.into(),
+            read_only: None,
+            read_only_accessor: String::new(),
+        }),
+        ..DevServerConfig::default()
+    };
+    let consul = TestConsul::start(cfg);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("t.snap");
+    let addr = consul.addr();
+    let ok = run_cli_env(
+        &[
+            "--log-level",
+            "trace",
+            "save",
+            "--http-addr",
+            &addr,
+            file.to_str().expect("p"),
+        ],
+        &[("CONSUL_HTTP_TOKEN", TOKEN)],
+    );
+    assert!(ok.status.success(), "{}", describe(&ok));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        all.contains("TRACE") || all.contains("DEBUG"),
+        "trace logging was on: {all}"
+    );
+    assert!(!all.contains(TOKEN), "token leaked:\n{all}");
+
+    // A token file, and failures: no leak either.
+    let tok = dir.path().join("token");
+    std::fs::write(&tok, format!("{TOKEN}x\n")).expect("write");
+    let bad = run_cli_env(
+        &[
+            "--log-level",
+            "trace",
+            "save",
+            "--http-addr",
+            &addr,
+            "--retries",
+            "0",
+            "--token-file",
+            tok.to_str().expect("p"),
+            file.to_str().expect("p"),
+        ],
+        &[],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&bad.stdout),
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(all.contains("403 (ACL not found)"), "{all}");
+    assert!(!all.contains(TOKEN), "token leaked:\n{all}");
+
+    let anon = run_cli_env(
+        &[
+            "save",
+            "--http-addr",
+            &addr,
+            "--retries",
+            "0",
+            file.to_str().expect("p"),
+        ],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&anon.stderr).contains("403 (Permission denied"));
+}
+
+#[test]
+fn append_filename_asks_the_agent() {
+    let consul = TestConsul::start(DevServerConfig::default());
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = save(
+        &consul,
+        &dir.path().join("backup.snap"),
+        &["--append-filename", "version,dc"],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(dir.path().join("backup-1.21.0-dc1.snap").exists());
+}
+
+/// A CA and a server certificate for 127.0.0.1, written as PEM files.
+fn make_ca(dir: &Path, name: &str) -> (std::path::PathBuf, TlsFiles) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let params = CertificateParams::new(vec![
+        "127.0.0.1".to_string(),
+        "localhost".to_string(),
+        "server.dc1.consul".to_string(),
+    ])
+    .expect("params");
+    let cert = params.signed_by(&key, &issuer).expect("sign");
+    let ca_path = dir.join(format!("{name}-ca.pem"));
+    std::fs::write(&ca_path, ca.pem()).expect("write");
+    let files = TlsFiles {
+        cert: dir.join(format!("{name}-cert.pem")),
+        key: dir.join(format!("{name}-key.pem")),
+    };
+    std::fs::write(&files.cert, cert.pem()).expect("write");
+    std::fs::write(&files.key, key.serialize_pem()).expect("write");
+    (ca_path, files)
+}
+
+#[test]
+fn tls_with_the_right_ca_works_and_a_wrong_ca_fails_clearly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (ca, files) = make_ca(dir.path(), "good");
+    let (other_ca, _) = make_ca(dir.path(), "other");
+    let consul = TestConsul::start(DevServerConfig {
+        tls: Some(files),
+        ..DevServerConfig::default()
+    });
+    let url = consul.url();
+    assert!(url.starts_with("https://"));
+    let file = dir.path().join("tls.snap");
+    let ok = run_cli_env(
+        &["save", "--retries", "0", file.to_str().expect("p")],
+        &[
+            ("CONSUL_HTTP_ADDR", &url),
+            ("CONSUL_CACERT", ca.to_str().expect("p")),
+        ],
+    );
+    assert!(ok.status.success(), "{}", describe(&ok));
+
+    // The certificate is also valid for a DNS name, checked with --tls-server-name.
+    let file2 = dir.path().join("tls2.snap");
+    let named = run_cli_env(
+        &[
+            "save",
+            "--retries",
+            "0",
+            "--http-addr",
+            &url,
+            "--ca-file",
+            ca.to_str().expect("p"),
+            "--tls-server-name",
+            "server.dc1.consul",
+            file2.to_str().expect("p"),
+        ],
+        &[],
+    );
+    assert!(named.status.success(), "{}", describe(&named));
+
+    let bad_file = dir.path().join("bad.snap");
+    let bad = run_cli_env(
+        &[
+            "save",
+            "--retries",
+            "0",
+            "--http-addr",
+            &url,
+            "--ca-file",
+            other_ca.to_str().expect("p"),
+            bad_file.to_str().expect("p"),
+        ],
+        &[],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("error connecting to Consul agent")
+            && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert!(!bad_file.exists());
+}
