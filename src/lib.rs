@@ -4,7 +4,8 @@
 //! * [`archive`]: the snapshot format (pure, synchronous: bytes in, typed results out);
 //! * [`consul`]: the Consul HTTP client;
 //! * [`pipeline`]: one pass from a source to a sink with verification alongside;
-//! * [`storage`]: destinations that publish atomically;
+//! * [`storage`]: destinations that publish atomically, backup naming and metadata;
+//! * [`retention`]: which backups to keep, as a pure function;
 //! * [`devserver`]: the Consul API test server (a test double, not Consul);
 //! * [`cli`]: the command line that composes them.
 
@@ -13,4 +14,5 @@ pub mod cli;
 pub mod consul;
 pub mod devserver;
 pub mod pipeline;
+pub mod retention;
 pub mod storage;

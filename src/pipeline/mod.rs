@@ -6,6 +6,7 @@
 //! the sink hold themselves; the slowest of the three sets the pace.
 
 mod bridge;
+mod fanout;
 
 use std::future::Future;
 use std::io;
@@ -15,6 +16,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 pub use bridge::ChannelReader;
+pub use fanout::FanOut;
 
 use crate::archive::{read_archive, ArchiveError, ArchiveReport, ReadOptions, RecordVisitor};
 

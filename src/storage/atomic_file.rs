@@ -47,19 +47,21 @@ impl AtomicFile {
     pub fn temp_path(&self) -> &Path {
         &self.tmp
     }
-}
 
-impl ArchiveSink for AtomicFile {
-    type Committed = PathBuf;
-
-    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+    /// Appends bytes to the temporary file.
+    pub async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.file
             .write_all(chunk)
             .await
             .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", self.tmp.display())))
     }
 
-    async fn commit(mut self, _report: &ArchiveReport) -> io::Result<PathBuf> {
+    /// Publishes without an archive report (for small files such as metadata sidecars).
+    pub async fn finish_plain(self) -> io::Result<PathBuf> {
+        self.publish().await
+    }
+
+    async fn publish(mut self) -> io::Result<PathBuf> {
         let res = async {
             self.file.flush().await?;
             self.file.get_mut().sync_all().await?;
@@ -77,13 +79,30 @@ impl ArchiveSink for AtomicFile {
         Ok(self.path)
     }
 
-    async fn abort(self) {
+    /// Removes the temporary file.
+    pub async fn discard(self) {
         drop(self.file);
         if let Err(e) = tokio::fs::remove_file(&self.tmp).await {
             if e.kind() != io::ErrorKind::NotFound {
                 tracing::warn!(path = %self.tmp.display(), error = %e, "could not remove temporary file");
             }
         }
+    }
+}
+
+impl ArchiveSink for AtomicFile {
+    type Committed = PathBuf;
+
+    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+        AtomicFile::write(self, chunk).await
+    }
+
+    async fn commit(self, _report: &ArchiveReport) -> io::Result<PathBuf> {
+        self.publish().await
+    }
+
+    async fn abort(self) {
+        self.discard().await;
     }
 }
 

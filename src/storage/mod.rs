@@ -1,6 +1,206 @@
-//! Destinations for verified archives. Today: an atomically published local file. Object
-//! storage and retention come with the storage backends.
+//! Destinations for verified archives: a local directory and S3-compatible object storage,
+//! behind one small interface ([`Store`]); backup naming ([`naming`]) and metadata
+//! ([`metadata`]).
+//!
+//! Contract of every backend:
+//! * an upload ([`Upload`], a pipeline sink) becomes visible under its final key only on
+//!   commit, which the pipeline calls after verification; abort leaves nothing behind;
+//! * `list` returns every backup under the backend's prefix named by our scheme, or an error;
+//!   a partial listing never reaches retention; other objects are never listed nor deleted;
+//! * `delete` is idempotent and refuses keys outside our scheme.
 
 pub mod atomic_file;
+pub mod local;
+pub mod metadata;
+pub mod naming;
+pub mod s3;
+
+use std::io;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
 
 pub use atomic_file::AtomicFile;
+pub use local::{LocalStore, LocalUpload};
+pub use metadata::BackupMeta;
+pub use naming::BackupName;
+pub use s3::{S3Config, S3Store, S3Upload};
+
+use crate::archive::{read_archive, ArchiveError, ArchiveReport, ReadOptions};
+use crate::pipeline::{ArchiveSink, ChannelReader};
+
+/// One stored backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBackup {
+    /// Full key (S3) or file name (local).
+    pub key: String,
+    /// The fields of its name.
+    pub name: BackupName,
+    /// Archive size, in bytes.
+    pub size: u64,
+    /// Last modification time reported by the backend.
+    pub modified: Option<DateTime<Utc>>,
+    /// Metadata, when read (always for local listings; for S3 after a HEAD).
+    pub meta: Option<BackupMeta>,
+}
+
+/// Storage failures. None of them carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid storage settings: {0}")]
+    Config(String),
+    #[error("no backup {0:?}")]
+    NotFound(String),
+    #[error("{0:?} is not a backup of this agent (its name does not match the naming scheme)")]
+    NotOurs(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error("S3 {op} failed: {detail}")]
+    S3 { op: String, detail: String },
+    #[error("read-back of {key} failed: {detail}")]
+    Readback { key: String, detail: String },
+}
+
+impl StorageError {
+    /// An I/O error with what was being done.
+    pub fn io(context: String, source: io::Error) -> Self {
+        StorageError::Io { context, source }
+    }
+}
+
+/// A configured destination.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Local(LocalStore),
+    S3(S3Store),
+}
+
+impl Store {
+    /// `local:/path` or `s3://bucket/prefix/`.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Local(l) => format!("local:{}", l.dir().display()),
+            Store::S3(s) => s.describe(),
+        }
+    }
+
+    /// Every backup of ours, by key; see the module contract.
+    pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
+        match self {
+            Store::Local(l) => l.list().await,
+            Store::S3(s) => s.list().await,
+        }
+    }
+
+    /// Size and metadata of one backup.
+    pub async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
+        match self {
+            Store::Local(l) => l.head(key).await,
+            Store::S3(s) => s.head(key).await,
+        }
+    }
+
+    /// The archive bytes of one backup.
+    pub async fn get(
+        &self,
+        key: &str,
+    ) -> Result<BoxStream<'static, io::Result<Bytes>>, StorageError> {
+        match self {
+            Store::Local(l) => l.get(key).await,
+            Store::S3(s) => s.get(key).await,
+        }
+    }
+
+    /// Deletes backups (idempotent).
+    pub async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+        match self {
+            Store::Local(l) => l.delete(keys).await,
+            Store::S3(s) => s.delete(keys).await,
+        }
+    }
+
+    /// Starts storing the backup `name`; `pending` carries what is known before the bytes
+    /// (datacenter, creation time).
+    pub async fn begin(
+        &self,
+        name: &BackupName,
+        pending: BackupMeta,
+    ) -> Result<Upload, StorageError> {
+        Ok(match self {
+            Store::Local(l) => Upload::Local(Box::new(l.begin(name, pending).await?)),
+            Store::S3(s) => Upload::S3(Box::new(s.begin(name, pending))),
+        })
+    }
+
+    /// Streams a stored backup through the archive reader and checks its SHA-256 against
+    /// `expected` (lowercase hex). Returns the report.
+    pub async fn readback(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+    ) -> Result<ArchiveReport, StorageError> {
+        let mut body = self.get(key).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(32);
+        let reader = tokio::task::spawn_blocking(move || {
+            read_archive(ChannelReader::new(rx), ReadOptions::default(), &mut ())
+        });
+        use futures_util::StreamExt;
+        while let Some(item) = body.next().await {
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+        drop(tx);
+        let fail = |detail: String| StorageError::Readback {
+            key: key.to_string(),
+            detail,
+        };
+        let report = reader
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e: ArchiveError| fail(e.to_string()))?;
+        let got = hex::encode(report.archive_sha256);
+        if let Some(want) = expected {
+            if got != want {
+                return Err(fail(format!(
+                    "archive SHA-256 {got} differs from the stored {want}"
+                )));
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// An upload in progress to one destination.
+#[derive(Debug)]
+pub enum Upload {
+    Local(Box<LocalUpload>),
+    S3(Box<S3Upload>),
+}
+
+impl ArchiveSink for Upload {
+    type Committed = StoredBackup;
+
+    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+        match self {
+            Upload::Local(u) => u.write(chunk).await,
+            Upload::S3(u) => u.write(chunk).await,
+        }
+    }
+
+    async fn commit(self, report: &ArchiveReport) -> io::Result<StoredBackup> {
+        match self {
+            Upload::Local(u) => u.commit(report).await,
+            Upload::S3(u) => u.commit(report).await,
+        }
+    }
+
+    async fn abort(self) {
+        match self {
+            Upload::Local(u) => u.abort().await,
+            Upload::S3(u) => u.abort().await,
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Retention as a pure function: `(backups, policy) → keep or delete, with reasons`.
+//!
+//! Rules (restic's `forget` semantics, plus Consul Enterprise's `retain`):
+//! * `retain N`: keep the newest N; `retain 0` keeps everything (as Consul Enterprise).
+//! * `keep-last N`: keep the newest N.
+//! * `keep-hourly/daily/weekly/monthly/yearly N`: for the newest N hours (days, ISO weeks,
+//!   months, years) that have backups, keep the newest backup of each. Buckets are UTC.
+//! * `keep-within D`: keep every backup taken within D of the *newest backup* (not of the wall
+//!   clock, so a stopped agent does not age its backups out).
+//!
+//! A backup is kept if any rule keeps it. The newest backup is always kept. A policy with no
+//! rule is refused rather than read as "delete everything".
+
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+/// The retention policy; `None` fields are off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub retain: Option<u32>,
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub keep_within: Option<Duration>,
+}
+
+/// A backup as retention sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub time: DateTime<Utc>,
+}
+
+/// The verdict for one backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub key: String,
+    pub time: DateTime<Utc>,
+    pub keep: bool,
+    /// Why it is kept (`newest`, `last 3`, `daily 2026-11-21`, `within 7d`...), or why it goes.
+    pub reasons: Vec<String>,
+}
+
+/// Errors of [`plan`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "the retention policy keeps nothing explicitly; set retain (0 keeps all) or a keep-* rule"
+    )]
+    Empty,
+}
+
+impl RetentionPolicy {
+    /// Whether any rule is set.
+    pub fn is_empty(&self) -> bool {
+        *self == RetentionPolicy::default()
+    }
+
+    /// Whether this policy never deletes anything (`retain 0` and no other rule).
+    pub fn keeps_all(&self) -> bool {
+        self.retain == Some(0)
+    }
+}
+
+type BucketFn = fn(&DateTime<Utc>) -> String;
+
+fn hour(t: &DateTime<Utc>) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour()
+    )
+}
+fn day(t: &DateTime<Utc>) -> String {
+    format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
+}
+fn week(t: &DateTime<Utc>) -> String {
+    let w = t.iso_week();
+    format!("{:04}-W{:02}", w.year(), w.week())
+}
+fn month(t: &DateTime<Utc>) -> String {
+    format!("{:04}-{:02}", t.year(), t.month())
+}
+fn year(t: &DateTime<Utc>) -> String {
+    format!("{:04}", t.year())
+}
+
+/// Decides, for every backup, keep or delete. Output is newest first.
+pub fn plan(backups: &[Entry], policy: &RetentionPolicy) -> Result<Vec<Decision>, PolicyError> {
+    if policy.is_empty() {
+        return Err(PolicyError::Empty);
+    }
+    let mut sorted: Vec<&Entry> = backups.iter().collect();
+    sorted.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.key.cmp(&a.key)));
+    let mut out: Vec<Decision> = sorted
+        .iter()
+        .map(|e| Decision {
+            key: e.key.clone(),
+            time: e.time,
+            keep: false,
+            reasons: vec![],
+        })
+        .collect();
+    let Some(newest) = sorted.first().map(|e| e.time) else {
+        return Ok(out);
+    };
+
+    let mut keep = |i: usize, why: String| {
+        out[i].keep = true;
+        out[i].reasons.push(why);
+    };
+    keep(0, "newest".into());
+    if policy.keeps_all() {
+        for i in 1..sorted.len() {
+            keep(i, "retain 0 (keep all)".into());
+        }
+    }
+    for (label, n) in [
+        ("retain", policy.retain.filter(|&n| n > 0)),
+        ("last", policy.keep_last),
+    ] {
+        if let Some(n) = n {
+            for i in 0..sorted.len().min(n as usize) {
+                keep(i, format!("{label} {n}"));
+            }
+        }
+    }
+    let buckets: [(&str, Option<u32>, BucketFn); 5] = [
+        ("hourly", policy.keep_hourly, hour),
+        ("daily", policy.keep_daily, day),
+        ("weekly", policy.keep_weekly, week),
+        ("monthly", policy.keep_monthly, month),
+        ("yearly", policy.keep_yearly, year),
+    ];
+    for (label, n, bucket_of) in buckets {
+        let Some(mut left) = n else { continue };
+        let mut last: Option<String> = None;
+        for (i, e) in sorted.iter().enumerate() {
+            if left == 0 {
+                break;
+            }
+            let b = bucket_of(&e.time);
+            if last.as_ref() != Some(&b) {
+                keep(i, format!("{label} {b}"));
+                last = Some(b);
+                left -= 1;
+            }
+        }
+    }
+    if let Some(within) = policy.keep_within {
+        let within_c = chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
+        for (i, e) in sorted.iter().enumerate() {
+            if newest.signed_duration_since(e.time) <= within_c {
+                keep(i, format!("within {}", humantime::format_duration(within)));
+            }
+        }
+    }
+    for d in &mut out {
+        if !d.keep {
+            d.reasons.push("matches no keep rule".into());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// A fixed history: every 6 hours for 60 days, then a burst of 5 in the last hour.
+    fn history() -> Vec<Entry> {
+        let start = Utc
+            .with_ymd_and_hms(2026, 9, 1, 0, 0, 0)
+            .single()
+            .expect("t");
+        let mut v: Vec<Entry> = (0..240)
+            .map(|i| start + chrono::Duration::hours(6 * i))
+            .chain((1..=5).map(|m| {
+                Utc.with_ymd_and_hms(2026, 10, 30, 23, m * 10, 0)
+                    .single()
+                    .expect("t")
+            }))
+            .map(|t| Entry {
+                key: format!("consul-dc1-{}-1.snap", t.format("%Y%m%dT%H%M%SZ")),
+                time: t,
+            })
+            .collect();
+        v.reverse(); // plan must not depend on input order
+        v
+    }
+
+    fn kept(policy: RetentionPolicy) -> Vec<String> {
+        plan(&history(), &policy)
+            .expect("plan")
+            .into_iter()
+            .filter(|d| d.keep)
+            .map(|d| d.time.format("%m-%dT%H:%M").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn empty_policy_is_refused() {
+        assert_eq!(
+            plan(&history(), &RetentionPolicy::default()),
+            Err(PolicyError::Empty)
+        );
+    }
+
+    #[test]
+    fn table() {
+        let p = RetentionPolicy::default;
+        let cases: Vec<(&str, RetentionPolicy, Vec<&str>)> = vec![
+            (
+                "retain 3",
+                RetentionPolicy {
+                    retain: Some(3),
+                    ..p()
+                },
+                vec!["10-30T23:50", "10-30T23:40", "10-30T23:30"],
+            ),
+            (
+                "last 1",
+                RetentionPolicy {
+                    keep_last: Some(1),
+                    ..p()
+                },
+                vec!["10-30T23:50"],
+            ),
+            (
+                "hourly 3",
+                RetentionPolicy {
+                    keep_hourly: Some(3),
+                    ..p()
+                },
+                vec!["10-30T23:50", "10-30T18:00", "10-30T12:00"],
+            ),
+            (
+                "daily 3",
+                RetentionPolicy {
+                    keep_daily: Some(3),
+                    ..p()
+                },
+                vec!["10-30T23:50", "10-29T18:00", "10-28T18:00"],
+            ),
+            // 2026-10-30 is a Friday; ISO weeks start on Monday.
+            (
+                "weekly 2",
+                RetentionPolicy {
+                    keep_weekly: Some(2),
+                    ..p()
+                },
+                vec!["10-30T23:50", "10-25T18:00"],
+            ),
+            (
+                "monthly 3",
+                RetentionPolicy {
+                    keep_monthly: Some(3),
+                    ..p()
+                },
+                vec!["10-30T23:50", "09-30T18:00"],
+            ),
+            (
+                "yearly 5",
+                RetentionPolicy {
+                    keep_yearly: Some(5),
+                    ..p()
+                },
+                vec!["10-30T23:50"],
+            ),
+            (
+                "within 12h",
+                RetentionPolicy {
+                    keep_within: Some(Duration::from_secs(12 * 3600)),
+                    ..p()
+                },
+                vec![
+                    "10-30T23:50",
+                    "10-30T23:40",
+                    "10-30T23:30",
+                    "10-30T23:20",
+                    "10-30T23:10",
+                    "10-30T18:00",
+                    "10-30T12:00",
+                ],
+            ),
+            (
+                "daily 2 + last 2",
+                RetentionPolicy {
+                    keep_daily: Some(2),
+                    keep_last: Some(2),
+                    ..p()
+                },
+                vec!["10-30T23:50", "10-30T23:40", "10-29T18:00"],
+            ),
+        ];
+        for (name, policy, want) in cases {
+            assert_eq!(kept(policy), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn retain_zero_keeps_everything() {
+        let d = plan(
+            &history(),
+            &RetentionPolicy {
+                retain: Some(0),
+                ..Default::default()
+            },
+        )
+        .expect("plan");
+        assert!(d.iter().all(|d| d.keep));
+        assert_eq!(d.len(), 245);
+    }
+
+    #[test]
+    fn newest_is_always_kept_with_reasons() {
+        let d = plan(
+            &history(),
+            &RetentionPolicy {
+                keep_daily: Some(1),
+                keep_last: Some(1),
+                ..Default::default()
+            },
+        )
+        .expect("plan");
+        assert_eq!(d[0].reasons, vec!["newest", "last 1", "daily 2026-10-30"]);
+        assert_eq!(d[1].reasons, vec!["matches no keep rule"]);
+        assert!(!d[1].keep);
+    }
+
+    #[test]
+    fn plan_is_independent_of_input_order_and_of_the_clock() {
+        let mut h = history();
+        let policy = RetentionPolicy {
+            keep_hourly: Some(10),
+            keep_within: Some(Duration::from_secs(86400)),
+            ..Default::default()
+        };
+        let a = plan(&h, &policy).expect("plan");
+        h.reverse();
+        assert_eq!(plan(&h, &policy).expect("plan"), a);
+    }
+
+    #[test]
+    fn empty_listing_plans_nothing() {
+        assert_eq!(
+            plan(
+                &[],
+                &RetentionPolicy {
+                    retain: Some(1),
+                    ..Default::default()
+                }
+            ),
+            Ok(vec![])
+        );
+    }
+}

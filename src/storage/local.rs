@@ -1,0 +1,223 @@
+//! A local directory of backups. An archive is written to `<name>.partial` (0600), and on
+//! commit its metadata goes to the sidecar `<name>.meta.json` (written atomically), then the
+//! archive is fsynced and renamed to `<name>`, and the directory fsynced. A listing sees only
+//! complete, verified archives; a missing sidecar only means less metadata.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+
+use super::atomic_file::AtomicFile;
+use super::metadata::BackupMeta;
+use super::naming::{format_name, parse_name, BackupName};
+use super::{StorageError, StoredBackup};
+use crate::archive::ArchiveReport;
+use crate::pipeline::ArchiveSink;
+
+/// Suffix of the temporary file an upload writes to.
+const PARTIAL: &str = ".partial";
+/// Suffix of the metadata sidecar.
+const SIDECAR: &str = ".meta.json";
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    dir: PathBuf,
+}
+
+impl LocalStore {
+    /// A store in `dir`, created if missing.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        Ok(LocalStore { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        // Keys are bare names here; refuse anything that could leave the directory.
+        if key.contains('/') || key.starts_with('.') || parse_name(key).is_none() {
+            return Err(StorageError::NotOurs(key.to_string()));
+        }
+        Ok(self.dir.join(key))
+    }
+
+    /// Every backup in the directory, in name order. An unreadable directory is an error.
+    pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
+        let mut rd = tokio::fs::read_dir(&self.dir)
+            .await
+            .map_err(|e| StorageError::io(format!("listing {}", self.dir.display()), e))?;
+        let mut out = Vec::new();
+        while let Some(entry) = rd
+            .next_entry()
+            .await
+            .map_err(|e| StorageError::io(format!("listing {}", self.dir.display()), e))?
+        {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Some(parsed) = parse_name(&name) else {
+                continue;
+            };
+            let md = entry
+                .metadata()
+                .await
+                .map_err(|e| StorageError::io(format!("stat {name}"), e))?;
+            if !md.is_file() {
+                continue;
+            }
+            out.push(StoredBackup {
+                key: name.clone(),
+                name: parsed,
+                size: md.len(),
+                modified: md.modified().ok().map(DateTime::<Utc>::from),
+                meta: self.read_sidecar(&name).await,
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn read_sidecar(&self, key: &str) -> Option<BackupMeta> {
+        let raw = tokio::fs::read(self.dir.join(format!("{key}{SIDECAR}")))
+            .await
+            .ok()?;
+        serde_json::from_slice(&raw).ok()
+    }
+
+    /// Size and metadata of one backup; [`StorageError::NotFound`] if absent.
+    pub async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
+        let path = self.path(key)?;
+        let md = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => StorageError::NotFound(key.to_string()),
+                _ => StorageError::io(format!("stat {}", path.display()), e),
+            })?;
+        Ok(StoredBackup {
+            key: key.to_string(),
+            name: parse_name(key).ok_or_else(|| StorageError::NotOurs(key.to_string()))?,
+            size: md.len(),
+            modified: md.modified().ok().map(DateTime::<Utc>::from),
+            meta: self.read_sidecar(key).await,
+        })
+    }
+
+    /// The archive's bytes.
+    pub async fn get(
+        &self,
+        key: &str,
+    ) -> Result<BoxStream<'static, io::Result<Bytes>>, StorageError> {
+        let path = self.path(key)?;
+        let f = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => StorageError::NotFound(key.to_string()),
+                _ => StorageError::io(format!("opening {}", path.display()), e),
+            })?;
+        Ok(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).boxed())
+    }
+
+    /// Deletes backups and their sidecars; absent ones are fine.
+    pub async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+        for key in keys {
+            let path = self.path(key)?;
+            for p in [
+                path.clone(),
+                PathBuf::from(format!("{}{SIDECAR}", path.display())),
+            ] {
+                match tokio::fs::remove_file(&p).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io(format!("deleting {}", p.display()), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts writing the backup `name`.
+    pub async fn begin(
+        &self,
+        name: &BackupName,
+        pending: BackupMeta,
+    ) -> Result<LocalUpload, StorageError> {
+        let key = format_name(name);
+        let path = self.dir.join(&key);
+        let file = AtomicFile::create(&path, PARTIAL)
+            .await
+            .map_err(|e| StorageError::io(format!("creating {key}{PARTIAL}"), e))?;
+        Ok(LocalUpload {
+            file,
+            key,
+            name: name.clone(),
+            pending,
+            dir: self.dir.clone(),
+        })
+    }
+}
+
+/// An archive being written to a [`LocalStore`].
+#[derive(Debug)]
+pub struct LocalUpload {
+    file: AtomicFile,
+    key: String,
+    name: BackupName,
+    pending: BackupMeta,
+    dir: PathBuf,
+}
+
+impl ArchiveSink for LocalUpload {
+    type Committed = StoredBackup;
+
+    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+        self.file.write(chunk).await
+    }
+
+    async fn commit(self, report: &ArchiveReport) -> io::Result<StoredBackup> {
+        let dc = self.pending.datacenter.clone().unwrap_or_default();
+        let created = self.pending.created.clone().unwrap_or_default();
+        let meta = BackupMeta::from_report(report, &dc, &created);
+        let sidecar = self.dir.join(format!("{}{SIDECAR}", self.key));
+        if let Err(e) = write_sidecar(&sidecar, &meta).await {
+            self.file.abort().await;
+            return Err(e);
+        }
+        let path = self.file.commit(report).await?;
+        let size = tokio::fs::metadata(&path).await?.len();
+        if size != report.archive_len {
+            return Err(io::Error::other(format!(
+                "{} holds {size} bytes, {} were verified",
+                path.display(),
+                report.archive_len
+            )));
+        }
+        Ok(StoredBackup {
+            key: self.key,
+            name: self.name,
+            size,
+            modified: Some(Utc::now()),
+            meta: Some(meta),
+        })
+    }
+
+    async fn abort(self) {
+        self.file.abort().await;
+    }
+}
+
+async fn write_sidecar(path: &Path, meta: &BackupMeta) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
+    let mut f = AtomicFile::create(path, ".tmp").await?;
+    f.write(&Bytes::from(json)).await?;
+    f.finish_plain().await.map(|_| ())
+}

@@ -1,0 +1,235 @@
+//! S3 settings and the aws-sdk-s3 client built from them (one struct → one client, as s3sync's
+//! client builder). Credentials: explicit keys if given, else the standard AWS chain
+//! (environment, shared profile, web identity, ECS/EC2 instance roles).
+
+use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
+
+use crate::consul::Secret;
+
+/// Smallest multipart part S3 accepts (except the last one), in bytes.
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+/// Largest object a single CopyObject may copy, in bytes (AWS limit).
+pub const MAX_SINGLE_COPY: u64 = 5 << 30;
+
+/// Server-side encryption.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Encryption {
+    #[default]
+    None,
+    /// SSE-S3 (`AES256`).
+    S3,
+    /// SSE-KMS, with a key ID (the bucket's default key when `None`).
+    Kms(Option<String>),
+}
+
+/// Whether the SDK computes request checksums. Recent SDKs default to `WhenSupported`, which
+/// sends aws-chunked bodies with trailing checksums that many S3-compatible servers reject or
+/// store inside the object (Garage 2.5 over http: `Invalid payload signature`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChecksumMode {
+    /// Only where an operation requires one (DeleteObjects). Works everywhere.
+    WhenRequired,
+    /// Wherever supported (AWS default).
+    WhenSupported,
+}
+
+/// Everything needed to talk to one bucket under one prefix.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix, e.g. `consul-snapshot/` (a `/` is added to a non-empty prefix without one).
+    pub prefix: String,
+    /// Signing region; `us-east-1` when unset and a custom endpoint is used.
+    pub region: Option<String>,
+    /// Custom endpoint (MinIO, Garage, Ceph RGW, R2...).
+    pub endpoint: Option<String>,
+    /// Path-style addressing; defaults to on with a custom endpoint.
+    pub force_path_style: Option<bool>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    pub encryption: Encryption,
+    /// Storage class, e.g. `STANDARD_IA`.
+    pub storage_class: Option<String>,
+    /// Defaults to `WhenRequired` with a custom endpoint, `WhenSupported` on AWS.
+    pub checksum: Option<ChecksumMode>,
+    /// Multipart part size, in bytes (≥ 5 MiB).
+    pub part_size: u64,
+    /// Parts uploaded at once; memory is about `part_size × (concurrency + 1)`.
+    pub concurrency: usize,
+    /// Objects above this size get their final metadata through a multipart copy instead of
+    /// one CopyObject (AWS: 5 GiB). Lowered only by tests.
+    pub max_single_copy: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            bucket: String::new(),
+            prefix: "consul-snapshot/".into(),
+            region: None,
+            endpoint: None,
+            force_path_style: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            encryption: Encryption::None,
+            storage_class: None,
+            checksum: None,
+            part_size: 16 << 20,
+            concurrency: 4,
+            max_single_copy: MAX_SINGLE_COPY,
+        }
+    }
+}
+
+impl S3Config {
+    /// The prefix with a trailing `/` when non-empty.
+    pub fn normalized_prefix(&self) -> String {
+        match self.prefix.as_str() {
+            "" => String::new(),
+            p if p.ends_with('/') => p.to_string(),
+            p => format!("{p}/"),
+        }
+    }
+
+    /// Path-style addressing in effect.
+    pub fn path_style(&self) -> bool {
+        self.force_path_style.unwrap_or(self.endpoint.is_some())
+    }
+
+    /// Checksum mode in effect.
+    pub fn checksum_mode(&self) -> ChecksumMode {
+        self.checksum.unwrap_or(if self.endpoint.is_some() {
+            ChecksumMode::WhenRequired
+        } else {
+            ChecksumMode::WhenSupported
+        })
+    }
+
+    /// Checks settings that S3 would only reject mid-upload.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.bucket.is_empty() {
+            return Err("an S3 bucket is required".into());
+        }
+        if self.part_size < MIN_PART_SIZE {
+            return Err(format!(
+                "S3 part size {} is below the 5 MiB minimum",
+                self.part_size
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err("S3 upload concurrency must be at least 1".into());
+        }
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Err("give both an access key ID and a secret access key, or neither".into());
+        }
+        Ok(())
+    }
+
+    /// `s3://bucket/prefix`, for messages.
+    pub fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.normalized_prefix())
+    }
+
+    /// Builds the client.
+    pub async fn client(&self) -> aws_sdk_s3::Client {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let region = self
+            .region
+            .clone()
+            .or_else(|| self.endpoint.as_ref().map(|_| "us-east-1".to_string()));
+        if let Some(r) = region {
+            loader = loader.region(Region::new(r));
+        }
+        if let Some(ep) = &self.endpoint {
+            loader = loader.endpoint_url(ep);
+        }
+        if let (Some(id), Some(secret)) = (&self.access_key_id, &self.secret_access_key) {
+            let creds = Credentials::new(
+                id,
+                secret.expose(),
+                self.session_token.as_ref().map(|t| t.expose().to_string()),
+                None,
+                "consul-snapshot-agent",
+            );
+            loader = loader.credentials_provider(creds);
+        }
+        loader = loader.request_checksum_calculation(match self.checksum_mode() {
+            ChecksumMode::WhenRequired => RequestChecksumCalculation::WhenRequired,
+            ChecksumMode::WhenSupported => RequestChecksumCalculation::WhenSupported,
+        });
+        let sdk = loader.load().await;
+        let conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(self.path_style())
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_endpoints_get_path_style_and_when_required() {
+        let aws = S3Config {
+            bucket: "b".into(),
+            ..S3Config::default()
+        };
+        assert!(!aws.path_style());
+        assert_eq!(aws.checksum_mode(), ChecksumMode::WhenSupported);
+        let garage = S3Config {
+            endpoint: Some("http://127.0.0.1:3900".into()),
+            ..aws.clone()
+        };
+        assert!(garage.path_style());
+        assert_eq!(garage.checksum_mode(), ChecksumMode::WhenRequired);
+        let forced = S3Config {
+            force_path_style: Some(false),
+            checksum: Some(ChecksumMode::WhenSupported),
+            ..garage
+        };
+        assert!(!forced.path_style());
+        assert_eq!(forced.checksum_mode(), ChecksumMode::WhenSupported);
+    }
+
+    #[test]
+    fn validation_and_prefix() {
+        let ok = S3Config {
+            bucket: "b".into(),
+            prefix: "p".into(),
+            ..S3Config::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.normalized_prefix(), "p/");
+        assert_eq!(
+            S3Config {
+                prefix: String::new(),
+                ..ok.clone()
+            }
+            .normalized_prefix(),
+            ""
+        );
+        assert!(S3Config {
+            part_size: 1 << 20,
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(S3Config {
+            access_key_id: Some("a".into()),
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+        let dbg = format!(
+            "{:?}",
+            S3Config {
+                secret_access_key: Some(Secret::new("SUPERSECRET")),
+                ..ok
+            }
+        );
+        assert!(!dbg.contains("SUPERSECRET"));
+    }
+}

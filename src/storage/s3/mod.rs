@@ -1,0 +1,274 @@
+//! S3-compatible object storage through aws-sdk-s3. Uploads are multipart with a bounded number
+//! of parts in flight and are completed only after verification ([`upload`]).
+
+pub mod config;
+pub mod upload;
+
+use std::io;
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+
+pub use config::{ChecksumMode, Encryption, S3Config};
+pub use upload::S3Upload;
+
+use super::metadata::BackupMeta;
+use super::naming::{format_key, parse_key, BackupName};
+use super::{StorageError, StoredBackup};
+
+/// Keys per DeleteObjects request (the S3 maximum).
+const DELETE_BATCH: usize = 1000;
+
+/// A bucket and prefix.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    pub(crate) client: aws_sdk_s3::Client,
+    pub(crate) cfg: std::sync::Arc<S3Config>,
+    prefix: String,
+}
+
+/// An SDK error as one line with its causes.
+pub(crate) fn s3_err<E: std::error::Error>(op: &str, e: E) -> StorageError {
+    StorageError::S3 {
+        op: op.to_string(),
+        detail: DisplayErrorContext(e).to_string(),
+    }
+}
+
+impl S3Store {
+    /// Validates the settings and builds the client (no request is made).
+    pub async fn new(cfg: S3Config) -> Result<Self, StorageError> {
+        cfg.validate().map_err(StorageError::Config)?;
+        let client = cfg.client().await;
+        let prefix = cfg.normalized_prefix();
+        Ok(S3Store {
+            client,
+            cfg: std::sync::Arc::new(cfg),
+            prefix,
+        })
+    }
+
+    /// `s3://bucket/prefix`.
+    pub fn describe(&self) -> String {
+        self.cfg.describe()
+    }
+
+    /// The key of a backup.
+    pub fn key_for(&self, name: &BackupName) -> String {
+        format_key(&self.prefix, name)
+    }
+
+    /// Every backup under the prefix, following continuation tokens; objects not named by our
+    /// scheme are left out. Any page failing fails the whole listing.
+    pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.cfg.bucket)
+            .prefix(&self.prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| s3_err("ListObjectsV2", e))?;
+            for obj in page.contents() {
+                let Some(key) = obj.key() else { continue };
+                let Some(name) = parse_key(&self.prefix, key) else {
+                    continue;
+                };
+                out.push(StoredBackup {
+                    key: key.to_string(),
+                    name,
+                    size: obj.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    modified: obj
+                        .last_modified()
+                        .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
+                    meta: None,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Size and user metadata of one backup.
+    pub async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
+        let name =
+            parse_key(&self.prefix, key).ok_or_else(|| StorageError::NotOurs(key.to_string()))?;
+        let r = self
+            .client
+            .head_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_not_found()) {
+                    StorageError::NotFound(key.to_string())
+                } else {
+                    s3_err("HeadObject", e)
+                }
+            })?;
+        Ok(StoredBackup {
+            key: key.to_string(),
+            name,
+            size: r
+                .content_length()
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(0),
+            modified: r
+                .last_modified()
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
+            meta: r.metadata().map(BackupMeta::from_map),
+        })
+    }
+
+    /// The object's bytes, streamed.
+    pub async fn get(
+        &self,
+        key: &str,
+    ) -> Result<BoxStream<'static, io::Result<Bytes>>, StorageError> {
+        let r = self
+            .client
+            .get_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    StorageError::NotFound(key.to_string())
+                } else {
+                    s3_err("GetObject", e)
+                }
+            })?;
+        let body = r.body;
+        Ok(futures_util::stream::unfold(body, |mut b| async move {
+            b.next().await.map(|r| {
+                (
+                    r.map_err(|e| io::Error::other(DisplayErrorContext(e).to_string())),
+                    b,
+                )
+            })
+        })
+        .boxed())
+    }
+
+    /// Deletes objects in batches of 1000; keys not under our scheme are refused.
+    pub async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+        if let Some(k) = keys.iter().find(|k| parse_key(&self.prefix, k).is_none()) {
+            return Err(StorageError::NotOurs(k.clone()));
+        }
+        for batch in keys.chunks(DELETE_BATCH) {
+            let ids = batch
+                .iter()
+                .map(|k| {
+                    ObjectIdentifier::builder()
+                        .key(k)
+                        .build()
+                        .map_err(|e| s3_err("DeleteObjects", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let delete = Delete::builder()
+                .set_objects(Some(ids))
+                .quiet(true)
+                .build()
+                .map_err(|e| s3_err("DeleteObjects", e))?;
+            let r = self
+                .client
+                .delete_objects()
+                .bucket(&self.cfg.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| s3_err("DeleteObjects", e))?;
+            if let Some(err) = r.errors().first() {
+                return Err(StorageError::S3 {
+                    op: "DeleteObjects".into(),
+                    detail: format!(
+                        "{} of {} keys failed, first {}: {} {}",
+                        r.errors().len(),
+                        batch.len(),
+                        err.key().unwrap_or("?"),
+                        err.code().unwrap_or(""),
+                        err.message().unwrap_or("")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts uploading the backup `name`. Nothing is sent until the first part is full.
+    pub fn begin(&self, name: &BackupName, pending: BackupMeta) -> S3Upload {
+        S3Upload::new(
+            self.client.clone(),
+            self.cfg.clone(),
+            self.key_for(name),
+            name.clone(),
+            pending,
+        )
+    }
+
+    /// Aborts multipart uploads of our backups (keys named by our scheme) started more than
+    /// `older_than` ago: leftovers of a crash or of an abort that could not reach the server.
+    /// Returns how many were aborted.
+    pub async fn abort_stale_uploads(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<usize, StorageError> {
+        let r = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.cfg.bucket)
+            .prefix(&self.prefix)
+            .send()
+            .await
+            .map_err(|e| s3_err("ListMultipartUploads", e))?;
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        let mut aborted = 0;
+        for u in r.uploads() {
+            let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
+                continue;
+            };
+            let started = u
+                .initiated()
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+            if parse_key(&self.prefix, key).is_none() || started.is_some_and(|t| t > cutoff) {
+                continue;
+            }
+            self.client
+                .abort_multipart_upload()
+                .bucket(&self.cfg.bucket)
+                .key(key)
+                .upload_id(id)
+                .send()
+                .await
+                .map_err(|e| s3_err("AbortMultipartUpload", e))?;
+            tracing::info!(key, upload_id = id, "aborted a stale multipart upload");
+            aborted += 1;
+        }
+        Ok(aborted)
+    }
+
+    /// Multipart uploads in progress under the prefix (for checks that none is left behind).
+    pub async fn pending_uploads(&self) -> Result<Vec<String>, StorageError> {
+        let r = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.cfg.bucket)
+            .prefix(&self.prefix)
+            .send()
+            .await
+            .map_err(|e| s3_err("ListMultipartUploads", e))?;
+        Ok(r.uploads()
+            .iter()
+            .filter_map(|u| u.key().map(str::to_string))
+            .collect())
+    }
+}

@@ -1,0 +1,456 @@
+//! A multipart upload as a pipeline sink. Parts of `part_size` bytes are cut as the archive
+//! streams and uploaded with at most `concurrency` in flight (a semaphore permit per part is the
+//! back-pressure point: memory ≤ `part_size × (concurrency + 1)`). The upload is completed only
+//! in `commit`, i.e. after verification; any failure aborts the tasks and sends
+//! AbortMultipartUpload, so no partial object becomes visible and no upload is left behind.
+//!
+//! Metadata known only after verification (SHA-256, term, sizes) is set by an in-place copy
+//! with `MetadataDirective: REPLACE` right after completion (server-side; Garage does it
+//! without copying data). An archive smaller than one part is sent as one PutObject after
+//! verification, with all its metadata.
+
+use std::io;
+use std::sync::Arc;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, MetadataDirective, ServerSideEncryption, StorageClass,
+};
+use bytes::{Bytes, BytesMut};
+use chrono::Utc;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::config::{Encryption, S3Config};
+use super::s3_err;
+use crate::archive::ArchiveReport;
+use crate::pipeline::ArchiveSink;
+use crate::storage::metadata::BackupMeta;
+use crate::storage::naming::BackupName;
+use crate::storage::{StorageError, StoredBackup};
+
+const CONTENT_TYPE: &str = "application/gzip";
+
+/// See the module docs.
+pub struct S3Upload {
+    client: aws_sdk_s3::Client,
+    cfg: Arc<S3Config>,
+    key: String,
+    name: BackupName,
+    pending: BackupMeta,
+    buf: BytesMut,
+    upload_id: Option<String>,
+    next_part: i32,
+    tasks: JoinSet<Result<CompletedPart, StorageError>>,
+    done: Vec<CompletedPart>,
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for S3Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Upload")
+            .field("key", &self.key)
+            .field("upload_id", &self.upload_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn to_io(e: StorageError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl S3Upload {
+    pub(super) fn new(
+        client: aws_sdk_s3::Client,
+        cfg: Arc<S3Config>,
+        key: String,
+        name: BackupName,
+        pending: BackupMeta,
+    ) -> Self {
+        let permits = Arc::new(Semaphore::new(cfg.concurrency));
+        let part = cfg.part_size as usize;
+        S3Upload {
+            client,
+            cfg,
+            key,
+            name,
+            pending,
+            buf: BytesMut::with_capacity(part),
+            upload_id: None,
+            next_part: 1,
+            tasks: JoinSet::new(),
+            done: Vec::new(),
+            permits,
+        }
+    }
+
+    /// The object key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn ensure_upload(&mut self) -> Result<String, StorageError> {
+        if let Some(id) = &self.upload_id {
+            return Ok(id.clone());
+        }
+        let req = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.cfg.bucket)
+            .key(&self.key)
+            .content_type(CONTENT_TYPE)
+            .set_metadata(Some(self.pending.to_map()));
+        let req = match &self.cfg.encryption {
+            Encryption::None => req,
+            Encryption::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
+            Encryption::Kms(k) => req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(k.clone()),
+        };
+        let req = req.set_storage_class(self.cfg.storage_class.as_deref().map(StorageClass::from));
+        let r = req
+            .send()
+            .await
+            .map_err(|e| s3_err("CreateMultipartUpload", e))?;
+        let id = r.upload_id().ok_or_else(|| StorageError::S3 {
+            op: "CreateMultipartUpload".into(),
+            detail: "no upload ID in the answer".into(),
+        })?;
+        self.upload_id = Some(id.to_string());
+        tracing::debug!(key = %self.key, upload_id = id, "multipart upload started");
+        Ok(id.to_string())
+    }
+
+    /// Collects finished part uploads; the first failure is returned.
+    fn reap(&mut self) -> Result<(), StorageError> {
+        while let Some(r) = self.tasks.try_join_next() {
+            self.done.push(r.map_err(|e| StorageError::S3 {
+                op: "UploadPart".into(),
+                detail: e.to_string(),
+            })??);
+        }
+        Ok(())
+    }
+
+    async fn send_part(&mut self, part: Bytes) -> Result<(), StorageError> {
+        let upload_id = self.ensure_upload().await?;
+        self.reap()?;
+        // Back-pressure: wait for a free slot before cutting memory loose for another part.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StorageError::S3 {
+                op: "UploadPart".into(),
+                detail: e.to_string(),
+            })?;
+        let number = self.next_part;
+        self.next_part += 1;
+        let (client, bucket, key) = (
+            self.client.clone(),
+            self.cfg.bucket.clone(),
+            self.key.clone(),
+        );
+        self.tasks.spawn(async move {
+            let r = client
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(part))
+                .send()
+                .await
+                .map_err(|e| s3_err("UploadPart", e));
+            drop(permit);
+            let r = r?;
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(r.e_tag().map(str::to_string))
+                .build())
+        });
+        Ok(())
+    }
+
+    async fn finish(&mut self, meta: &BackupMeta, expected_len: u64) -> Result<(), StorageError> {
+        if self.upload_id.is_none() {
+            // Small archive: one PutObject, with its final metadata, after verification.
+            let body = std::mem::take(&mut self.buf).freeze();
+            let req = self
+                .client
+                .put_object()
+                .bucket(&self.cfg.bucket)
+                .key(&self.key)
+                .content_type(CONTENT_TYPE)
+                .set_metadata(Some(meta.to_map()))
+                .body(ByteStream::from(body));
+            let req = match &self.cfg.encryption {
+                Encryption::None => req,
+                Encryption::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
+                Encryption::Kms(k) => req
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .set_ssekms_key_id(k.clone()),
+            };
+            req.set_storage_class(self.cfg.storage_class.as_deref().map(StorageClass::from))
+                .send()
+                .await
+                .map_err(|e| s3_err("PutObject", e))?;
+            return Ok(());
+        }
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf).freeze();
+            self.send_part(last).await?;
+        }
+        while let Some(r) = self.tasks.join_next().await {
+            self.done.push(r.map_err(|e| StorageError::S3 {
+                op: "UploadPart".into(),
+                detail: e.to_string(),
+            })??);
+        }
+        self.done.sort_by_key(|p| p.part_number());
+        let parts = std::mem::take(&mut self.done);
+        let id = self.upload_id.clone().unwrap_or_default();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.cfg.bucket)
+            .key(&self.key)
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| s3_err("CompleteMultipartUpload", e))?;
+        self.upload_id = None; // completed: nothing to abort any more
+        set_metadata(&self.client, &self.cfg, &self.key, meta, expected_len).await
+    }
+
+    async fn abort_upload(&mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        if let Some(id) = self.upload_id.take() {
+            let r = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.cfg.bucket)
+                .key(&self.key)
+                .upload_id(&id)
+                .send()
+                .await;
+            match r {
+                Ok(_) => tracing::info!(key = %self.key, "multipart upload aborted"),
+                Err(e) => {
+                    tracing::warn!(key = %self.key, upload_id = %id, error = %s3_err("AbortMultipartUpload", e),
+                    "could not abort the multipart upload; a bucket lifecycle rule for incomplete uploads will remove it")
+                }
+            }
+        }
+    }
+}
+
+/// Replaces the object's user metadata in place (server-side copy onto itself), re-stating
+/// encryption and storage class, which a REPLACE copy would otherwise reset.
+async fn set_metadata(
+    client: &aws_sdk_s3::Client,
+    cfg: &S3Config,
+    key: &str,
+    meta: &BackupMeta,
+    len: u64,
+) -> Result<(), StorageError> {
+    let source = format!("{}/{}", cfg.bucket, encode_key(key));
+    if len <= cfg.max_single_copy {
+        let req = client
+            .copy_object()
+            .bucket(&cfg.bucket)
+            .key(key)
+            .copy_source(&source)
+            .metadata_directive(MetadataDirective::Replace)
+            .content_type(CONTENT_TYPE)
+            .set_metadata(Some(meta.to_map()));
+        let req = match &cfg.encryption {
+            Encryption::None => req,
+            Encryption::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
+            Encryption::Kms(k) => req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(k.clone()),
+        };
+        req.set_storage_class(cfg.storage_class.as_deref().map(StorageClass::from))
+            .send()
+            .await
+            .map_err(|e| s3_err("CopyObject", e))?;
+        return Ok(());
+    }
+    // Too large for one CopyObject: a multipart copy of the object onto itself.
+    let req = client
+        .create_multipart_upload()
+        .bucket(&cfg.bucket)
+        .key(key)
+        .content_type(CONTENT_TYPE)
+        .set_metadata(Some(meta.to_map()));
+    let req = match &cfg.encryption {
+        Encryption::None => req,
+        Encryption::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
+        Encryption::Kms(k) => req
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .set_ssekms_key_id(k.clone()),
+    };
+    let r = req
+        .set_storage_class(cfg.storage_class.as_deref().map(StorageClass::from))
+        .send()
+        .await
+        .map_err(|e| s3_err("CreateMultipartUpload", e))?;
+    let id = r.upload_id().unwrap_or_default().to_string();
+    let step = cfg.max_single_copy.max(super::config::MIN_PART_SIZE);
+    let mut parts = Vec::new();
+    let mut start = 0u64;
+    let mut number = 1;
+    while start < len {
+        let end = (start + step).min(len) - 1;
+        let r = client
+            .upload_part_copy()
+            .bucket(&cfg.bucket)
+            .key(key)
+            .upload_id(&id)
+            .part_number(number)
+            .copy_source(&source)
+            .copy_source_range(format!("bytes={start}-{end}"))
+            .send()
+            .await;
+        match r {
+            Ok(r) => parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(
+                        r.copy_part_result()
+                            .and_then(|c| c.e_tag())
+                            .map(str::to_string),
+                    )
+                    .build(),
+            ),
+            Err(e) => {
+                let _ = client
+                    .abort_multipart_upload()
+                    .bucket(&cfg.bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .send()
+                    .await;
+                return Err(s3_err("UploadPartCopy", e));
+            }
+        }
+        start = end + 1;
+        number += 1;
+    }
+    let r = client
+        .complete_multipart_upload()
+        .bucket(&cfg.bucket)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await;
+    if let Err(e) = r {
+        let _ = client
+            .abort_multipart_upload()
+            .bucket(&cfg.bucket)
+            .key(key)
+            .upload_id(&id)
+            .send()
+            .await;
+        return Err(s3_err("CompleteMultipartUpload", e));
+    }
+    Ok(())
+}
+
+/// Percent-encodes a key for `x-amz-copy-source`, keeping `/`.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(char::from(b))
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+impl ArchiveSink for S3Upload {
+    type Committed = StoredBackup;
+
+    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+        self.buf.extend_from_slice(chunk);
+        let part = self.cfg.part_size as usize;
+        while self.buf.len() >= part {
+            let p = self.buf.split_to(part).freeze();
+            self.send_part(p).await.map_err(to_io)?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self, report: &ArchiveReport) -> io::Result<StoredBackup> {
+        let dc = self.pending.datacenter.clone().unwrap_or_default();
+        let created = self.pending.created.clone().unwrap_or_default();
+        let meta = BackupMeta::from_report(report, &dc, &created);
+        if let Err(e) = self.finish(&meta, report.archive_len).await {
+            self.abort_upload().await;
+            return Err(to_io(e));
+        }
+        // What is stored must be what was verified: size and digest, read back from S3.
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.cfg.bucket)
+            .key(&self.key)
+            .send()
+            .await
+            .map_err(|e| to_io(s3_err("HeadObject", e)))?;
+        let size = head
+            .content_length()
+            .and_then(|s| u64::try_from(s).ok())
+            .unwrap_or(0);
+        let stored = head
+            .metadata()
+            .map(BackupMeta::from_map)
+            .unwrap_or_default();
+        if size != report.archive_len || stored.sha256 != meta.sha256 {
+            return Err(io::Error::other(format!(
+                "stored object {} does not match what was verified: {size} bytes (expected {}), sha256 {:?}",
+                self.key, report.archive_len, stored.sha256
+            )));
+        }
+        Ok(StoredBackup {
+            key: self.key.clone(),
+            name: self.name.clone(),
+            size,
+            modified: Some(Utc::now()),
+            meta: Some(stored),
+        })
+    }
+
+    async fn abort(mut self) {
+        self.abort_upload().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_key;
+
+    #[test]
+    fn copy_source_encoding() {
+        assert_eq!(
+            encode_key("p/consul-dc1-20261121T190000Z-1.snap"),
+            "p/consul-dc1-20261121T190000Z-1.snap"
+        );
+        assert_eq!(encode_key("a b+c"), "a%20b%2Bc");
+    }
+}
