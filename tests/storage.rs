@@ -17,7 +17,7 @@ use consul_snapshot_agent::storage::{
 };
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
-use support::garage::{s3_target, S3Target};
+use support::garage::s3_target;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
