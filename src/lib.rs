@@ -6,9 +6,11 @@
 //! * [`pipeline`]: one pass from a source to a sink with verification alongside;
 //! * [`storage`]: destinations that publish atomically, backup naming and metadata;
 //! * [`retention`]: which backups to keep, as a pure function;
+//! * [`agent`]: the backup cycle (and, to come, the daemon around it);
 //! * [`devserver`]: the Consul API test server (a test double, not Consul);
 //! * [`cli`]: the command line that composes them.
 
+pub mod agent;
 pub mod archive;
 pub mod cli;
 pub mod consul;

@@ -6,12 +6,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent;
+mod destinations;
 mod dev_server;
 mod generate;
 mod inspect;
+mod list;
 mod logging;
 mod output;
 mod progress;
+mod prune;
 mod runtime;
 mod save;
 mod verify;
@@ -63,6 +67,17 @@ enum Command {
     /// Connection options follow the consul CLI (--http-addr, --token-file, --ca-file...) and
     /// its environment variables (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_CACERT...).
     Save(save::Args),
+    /// Back up Consul: snapshot, verify while streaming, store, apply retention.
+    ///
+    /// With --once: one cycle, then exit (for cron or a Kubernetes CronJob). Destinations:
+    /// --local-path and/or --aws-s3-bucket (flag names as Consul Enterprise's snapshot agent).
+    /// Each destination publishes only a verified archive; retention runs per destination and
+    /// only after that destination stored the new backup.
+    Agent(agent::Args),
+    /// List the backups at the configured destinations.
+    List(list::Args),
+    /// Apply the retention policy now, printing each backup kept or deleted with its reason.
+    Prune(prune::Args),
     /// Run the Consul API test server: a test double of Consul's HTTP API, not Consul.
     ///
     /// Serves snapshot save/restore, status, agent info, sessions, KV locks and service
@@ -81,6 +96,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Generate(a) => generate::run(a),
         Command::Save(a) => save::run(a),
         Command::DevServer(a) => dev_server::run(a),
+        Command::Agent(a) => agent::run(a),
+        Command::List(a) => list::run(a),
+        Command::Prune(a) => prune::run(a),
     }
 }
 

@@ -1,0 +1,268 @@
+//! One backup cycle:
+//! `GET /v1/snapshot` → verify + inspect in the stream → store to every destination (each
+//! published only after verification) → optional read-back → retention per destination.
+//!
+//! What can never happen: a failed or unverified save deleting anything (retention runs only
+//! for a destination whose upload committed, only over a complete listing, and never deletes
+//! the backup just stored); a destination failing taking the others down with it.
+
+use std::time::{Duration, Instant};
+
+use chrono::{SubsecRound, Utc};
+
+use crate::archive::{ArchiveReport, InspectReport, InspectStats, ReadOptions, TypePolicy};
+use crate::consul::{get_snapshot, ConsulClient, ConsulError, RetryPolicy};
+use crate::pipeline::{stream_verified, FanOut, PipelineError};
+use crate::retention::{plan, Decision, Entry, RetentionPolicy};
+use crate::storage::{BackupMeta, BackupName, StorageError, Store, StoredBackup};
+
+/// Multipart uploads of ours older than this are aborted at the start of a cycle.
+pub const STALE_UPLOAD_AGE: Duration = Duration::from_secs(6 * 3600);
+
+/// What a cycle does.
+#[derive(Debug, Clone)]
+pub struct CycleConfig {
+    /// Let a follower answer (`?stale`).
+    pub stale: bool,
+    /// Retries of the snapshot request before the first byte.
+    pub retry: RetryPolicy,
+    /// Datacenter for names; asked from `/v1/agent/self` when `None`.
+    pub datacenter: Option<String>,
+    /// Record type strictness.
+    pub types: TypePolicy,
+    /// Stream every stored backup back through the verifier.
+    pub verify_readback: bool,
+    /// Retention applied to each destination after a successful store.
+    pub retention: RetentionPolicy,
+}
+
+/// Why a cycle failed before anything was stored. Nothing was deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error("asking the Consul agent for its datacenter: {0}")]
+    AgentSelf(ConsulError),
+    #[error("snapshot request failed: {0}")]
+    Request(ConsulError),
+    #[error("snapshot verification failed: {0}")]
+    Invalid(crate::archive::ArchiveError),
+    #[error("snapshot transfer failed: {0}")]
+    Transfer(std::io::Error),
+    #[error("storing the snapshot failed everywhere: {0}")]
+    Store(String),
+    #[error("no destination is configured")]
+    NoDestination,
+}
+
+impl CycleError {
+    /// A short label for metrics (`failures by reason`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CycleError::AgentSelf(_) | CycleError::Request(_) => "consul",
+            CycleError::Invalid(_) => "verification",
+            CycleError::Transfer(_) => "transfer",
+            CycleError::Store(_) | CycleError::NoDestination => "storage",
+        }
+    }
+}
+
+/// What happened at one destination.
+#[derive(Debug)]
+pub struct DestinationOutcome {
+    /// `local:/path` or `s3://bucket/prefix/`.
+    pub destination: String,
+    /// The stored backup, or why it failed.
+    pub stored: Result<StoredBackup, String>,
+    /// Retention decisions and deletions there; `None` when retention did not run.
+    pub retention: Option<Result<Vec<Decision>, String>>,
+}
+
+impl DestinationOutcome {
+    /// Backups deleted by retention here.
+    pub fn deleted(&self) -> usize {
+        match &self.retention {
+            Some(Ok(d)) => d.iter().filter(|d| !d.keep).count(),
+            _ => 0,
+        }
+    }
+}
+
+/// A cycle that reached the storage step.
+#[derive(Debug)]
+pub struct CycleOutcome {
+    pub report: ArchiveReport,
+    pub stats: InspectReport,
+    pub name: BackupName,
+    pub destinations: Vec<DestinationOutcome>,
+    pub duration: Duration,
+}
+
+impl CycleOutcome {
+    /// Whether every destination stored the backup and retention succeeded everywhere.
+    pub fn all_ok(&self) -> bool {
+        self.destinations
+            .iter()
+            .all(|d| d.stored.is_ok() && !matches!(d.retention, Some(Err(_))))
+    }
+}
+
+/// Runs one cycle against `client`, storing to `stores`.
+pub async fn run_cycle(
+    client: &ConsulClient,
+    stores: &[Store],
+    cfg: &CycleConfig,
+) -> Result<CycleOutcome, CycleError> {
+    if stores.is_empty() {
+        return Err(CycleError::NoDestination);
+    }
+    let started = Instant::now();
+    let datacenter = match &cfg.datacenter {
+        Some(dc) => dc.clone(),
+        None => {
+            client
+                .agent_self()
+                .await
+                .map_err(CycleError::AgentSelf)?
+                .datacenter
+        }
+    };
+    for store in stores {
+        if let Store::S3(s3) = store {
+            if let Err(e) = s3.abort_stale_uploads(STALE_UPLOAD_AGE).await {
+                tracing::warn!(destination = %store.describe(), error = %e, "could not sweep stale multipart uploads");
+            }
+        }
+    }
+    let download = get_snapshot(client, cfg.stale, cfg.retry)
+        .await
+        .map_err(CycleError::Request)?;
+    let now = Utc::now().trunc_subsecs(0);
+    let name = BackupName {
+        time: now,
+        datacenter: datacenter.clone(),
+        index: download.index.unwrap_or(0),
+    };
+    let pending = BackupMeta {
+        datacenter: Some(datacenter),
+        created: Some(now.to_rfc3339()),
+        ..Default::default()
+    };
+    let mut uploads = Vec::new();
+    let mut failed_early = Vec::new();
+    for (i, store) in stores.iter().enumerate() {
+        match store.begin(&name, pending.clone()).await {
+            Ok(u) => uploads.push((i, u)),
+            Err(e) => failed_early.push((i, e.to_string())),
+        }
+    }
+    if uploads.is_empty() {
+        let why = failed_early
+            .iter()
+            .map(|(_, e)| e.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(CycleError::Store(why));
+    }
+    let order: Vec<usize> = uploads.iter().map(|(i, _)| *i).collect();
+    let sinks = FanOut::new(uploads.into_iter().map(|(_, u)| u).collect());
+    let (report, stats, results) = stream_verified(
+        download.body,
+        sinks,
+        ReadOptions { types: cfg.types },
+        InspectStats::new(None),
+    )
+    .await
+    .map_err(|e| match e {
+        PipelineError::Invalid(e) => CycleError::Invalid(e),
+        PipelineError::Source(e) => CycleError::Transfer(e),
+        PipelineError::Sink(e) => CycleError::Store(e.to_string()),
+    })?;
+    if download.index.is_some_and(|i| i != report.meta.index) {
+        tracing::warn!(header = ?download.index, meta = report.meta.index, "X-Consul-Index differs from the snapshot's meta.json index");
+    }
+    let mut stored_by_store: Vec<Option<Result<StoredBackup, String>>> =
+        (0..stores.len()).map(|_| None).collect();
+    for (i, r) in order.into_iter().zip(results) {
+        stored_by_store[i] = Some(r.map_err(|e| e.to_string()));
+    }
+    for (i, e) in failed_early {
+        stored_by_store[i] = Some(Err(e));
+    }
+    let mut destinations = Vec::new();
+    for (store, stored) in stores.iter().zip(stored_by_store) {
+        let mut stored = stored.unwrap_or_else(|| Err("not attempted".into()));
+        if let (true, Ok(b)) = (cfg.verify_readback, &stored) {
+            if let Err(e) = store
+                .readback(&b.key, Some(&hex::encode(report.archive_sha256)))
+                .await
+            {
+                // A backup that does not read back intact is no backup: remove it.
+                let _ = store.delete(std::slice::from_ref(&b.key)).await;
+                stored = Err(e.to_string());
+            }
+        }
+        let retention = match &stored {
+            Ok(b) => Some(
+                apply_retention(store, &cfg.retention, &b.key)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            Err(_) => None,
+        };
+        match &stored {
+            Ok(b) => {
+                tracing::info!(destination = %store.describe(), key = %b.key, bytes = b.size, "snapshot stored")
+            }
+            Err(e) => {
+                tracing::error!(destination = %store.describe(), error = %e, "storing the snapshot failed")
+            }
+        }
+        destinations.push(DestinationOutcome {
+            destination: store.describe(),
+            stored,
+            retention,
+        });
+    }
+    let stats = stats.into_report(&report.meta);
+    Ok(CycleOutcome {
+        report,
+        stats,
+        name,
+        destinations,
+        duration: started.elapsed(),
+    })
+}
+
+/// Lists, plans and deletes at one destination, never deleting `just_stored`. A listing that
+/// does not contain `just_stored` is not trusted (eventual consistency, a wrong prefix): nothing
+/// is deleted then.
+pub async fn apply_retention(
+    store: &Store,
+    policy: &RetentionPolicy,
+    just_stored: &str,
+) -> Result<Vec<Decision>, StorageError> {
+    let listed = store.list().await?;
+    if !listed.iter().any(|b| b.key == just_stored) {
+        return Err(StorageError::Config(format!(
+            "the listing of {} does not show the backup just stored ({just_stored}); retention skipped",
+            store.describe()
+        )));
+    }
+    let entries: Vec<Entry> = listed
+        .iter()
+        .map(|b| Entry {
+            key: b.key.clone(),
+            time: b.name.time,
+        })
+        .collect();
+    let decisions = plan(&entries, policy).map_err(|e| StorageError::Config(e.to_string()))?;
+    let doomed: Vec<String> = decisions
+        .iter()
+        .filter(|d| !d.keep && d.key != just_stored)
+        .map(|d| d.key.clone())
+        .collect();
+    if !doomed.is_empty() {
+        store.delete(&doomed).await?;
+        tracing::info!(destination = %store.describe(), deleted = doomed.len(), "retention applied");
+    }
+    Ok(decisions)
+}

@@ -1,0 +1,84 @@
+//! `prune`: apply the retention policy now; `--dry-run` shows the plan without deleting.
+
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+
+use super::destinations::{RetentionArgs, StorageArgs};
+use crate::archive::pretty::tabwriter;
+use crate::retention::{plan, Entry};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Show what would be deleted and why, delete nothing.
+    #[arg(long = "dry-run")]
+    dry_run: bool,
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    retention: RetentionArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::runtime::block_on(prune(args))?
+}
+
+async fn prune(args: Args) -> anyhow::Result<ExitCode> {
+    let policy = args.retention.policy();
+    let mut out = String::new();
+    for store in args.storage.stores().await? {
+        // A listing error deletes nothing: it stops here.
+        let listed = store
+            .list()
+            .await
+            .map_err(|e| anyhow!("listing {}: {e}", store.describe()))?;
+        let entries: Vec<Entry> = listed
+            .iter()
+            .map(|b| Entry {
+                key: b.key.clone(),
+                time: b.name.time,
+            })
+            .collect();
+        let decisions = plan(&entries, &policy)?;
+        let doomed: Vec<String> = decisions
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| d.key.clone())
+            .collect();
+        let verb = if args.dry_run {
+            "would delete"
+        } else {
+            "delete"
+        };
+        let mut t = String::from("ACTION\tTIME\tKEY\tREASON");
+        for d in &decisions {
+            let action = if d.keep { "keep" } else { verb };
+            t.push_str(&format!(
+                "\n{action}\t{}\t{}\t{}",
+                d.time.to_rfc3339(),
+                d.key,
+                d.reasons.join(", ")
+            ));
+        }
+        out.push_str(&format!("{}:\n", store.describe()));
+        out.push_str(&String::from_utf8_lossy(&tabwriter(t.as_bytes(), 0, 2)));
+        out.push('\n');
+        if !args.dry_run && !doomed.is_empty() {
+            store
+                .delete(&doomed)
+                .await
+                .map_err(|e| anyhow!("deleting at {}: {e}", store.describe()))?;
+        }
+        out.push_str(&format!(
+            "{} kept, {} {}\n\n",
+            decisions.len() - doomed.len(),
+            doomed.len(),
+            if args.dry_run {
+                "would be deleted (dry run)"
+            } else {
+                "deleted"
+            }
+        ));
+    }
+    Ok(super::output::stdout(out.as_bytes())?.unwrap_or(ExitCode::SUCCESS))
+}
