@@ -73,11 +73,11 @@ enum Command {
     /// --local-path and/or --aws-s3-bucket (flag names as Consul Enterprise's snapshot agent).
     /// Each destination publishes only a verified archive; retention runs per destination and
     /// only after that destination stored the new backup.
-    Agent(agent::Args),
+    Agent(Box<agent::Args>),
     /// List the backups at the configured destinations.
-    List(list::Args),
+    List(Box<list::Args>),
     /// Apply the retention policy now, printing each backup kept or deleted with its reason.
-    Prune(prune::Args),
+    Prune(Box<prune::Args>),
     /// Run the Consul API test server: a test double of Consul's HTTP API, not Consul.
     ///
     /// Serves snapshot save/restore, status, agent info, sessions, KV locks and service
@@ -96,9 +96,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Generate(a) => generate::run(a),
         Command::Save(a) => save::run(a),
         Command::DevServer(a) => dev_server::run(a),
-        Command::Agent(a) => agent::run(a),
-        Command::List(a) => list::run(a),
-        Command::Prune(a) => prune::run(a),
+        Command::Agent(a) => agent::run(*a),
+        Command::List(a) => list::run(*a),
+        Command::Prune(a) => prune::run(*a),
     }
 }
 
