@@ -6,15 +6,19 @@
 //! * [`pipeline`]: one pass from a source to a sink with verification alongside;
 //! * [`storage`]: destinations that publish atomically, backup naming and metadata;
 //! * [`retention`]: which backups to keep, as a pure function;
+//! * [`schedule`]: when to run next (interval or cron, jitter), as a pure function;
 //! * [`agent`]: the backup cycle (and, to come, the daemon around it);
 //! * [`devserver`]: the Consul API test server (a test double, not Consul);
+//! * [`config`]: defaults < files < environment < flags, resolved once;
 //! * [`cli`]: the command line that composes them.
 
 pub mod agent;
 pub mod archive;
 pub mod cli;
+pub mod config;
 pub mod consul;
 pub mod devserver;
 pub mod pipeline;
 pub mod retention;
+pub mod schedule;
 pub mod storage;

@@ -87,6 +87,7 @@ async fn conformance(store: Store, put_foreign: impl std::future::Future<Output 
         upload,
         ReadOptions::default(),
         (),
+        None,
     )
     .await
     .expect("store");
@@ -174,6 +175,7 @@ fn local_conformance() {
                     store.begin(&name(1, 1), pending()).await.expect("b"),
                     ReadOptions::default(),
                     (),
+                    None,
                 )
                 .await
             })
@@ -251,6 +253,7 @@ fn s3_multipart_of_100_mib_archive_round_trips_exactly() {
             upload,
             ReadOptions::default(),
             (),
+            None,
         )
         .await
         .expect("upload");
@@ -297,6 +300,7 @@ fn s3_metadata_through_multipart_copy_for_large_objects() {
             upload,
             ReadOptions::default(),
             (),
+            None,
         )
         .await
         .expect("upload");
@@ -328,9 +332,15 @@ fn s3_verification_failure_mid_stream_leaves_no_object_and_no_upload() {
             .begin(&name(1_795_000_300, 4), pending())
             .await
             .expect("begin");
-        let err = stream_verified(body(bytes, 64 * 1024), upload, ReadOptions::default(), ())
-            .await
-            .expect_err("corrupt archive");
+        let err = stream_verified(
+            body(bytes, 64 * 1024),
+            upload,
+            ReadOptions::default(),
+            (),
+            None,
+        )
+        .await
+        .expect_err("corrupt archive");
         assert!(matches!(err, PipelineError::Invalid(_)), "{err}");
         assert!(store.list().await.expect("list").is_empty(), "no object");
         assert!(
@@ -359,6 +369,7 @@ fn one_failing_destination_does_not_stop_the_others() {
             FanOut::new(uploads),
             ReadOptions::default(),
             (),
+            None,
         )
         .await
         .expect("pipeline");
@@ -482,6 +493,7 @@ fn s3_server_stopped_mid_upload_is_a_clear_error() {
                 up,
                 ReadOptions::default(),
                 (),
+                None,
             )
             .await
         })
@@ -495,7 +507,7 @@ fn s3_server_stopped_mid_upload_is_a_clear_error() {
         c
     });
     let handle = rt.spawn(async move {
-        stream_verified(Box::pin(slow), upload, ReadOptions::default(), ()).await
+        stream_verified(Box::pin(slow), upload, ReadOptions::default(), (), None).await
     });
     std::thread::sleep(Duration::from_millis(600));
     target.garage.as_mut().expect("garage").stop();

@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
+use tokio_util::sync::CancellationToken;
 
 use crate::archive::{ArchiveReport, InspectReport, InspectStats, ReadOptions, TypePolicy};
 use crate::consul::{get_snapshot, ConsulClient, ConsulError, RetryPolicy};
@@ -51,6 +52,8 @@ pub enum CycleError {
     Store(String),
     #[error("no destination is configured")]
     NoDestination,
+    #[error("cancelled (leadership lost or shutting down); nothing was stored")]
+    Cancelled,
 }
 
 impl CycleError {
@@ -61,6 +64,7 @@ impl CycleError {
             CycleError::Invalid(_) => "verification",
             CycleError::Transfer(_) => "transfer",
             CycleError::Store(_) | CycleError::NoDestination => "storage",
+            CycleError::Cancelled => "cancelled",
         }
     }
 }
@@ -105,11 +109,13 @@ impl CycleOutcome {
     }
 }
 
-/// Runs one cycle against `client`, storing to `stores`.
+/// Runs one cycle against `client`, storing to `stores`. `cancel` stops it at the next chunk,
+/// aborting every upload.
 pub async fn run_cycle(
     client: &ConsulClient,
     stores: &[Store],
     cfg: &CycleConfig,
+    cancel: Option<&CancellationToken>,
 ) -> Result<CycleOutcome, CycleError> {
     if stores.is_empty() {
         return Err(CycleError::NoDestination);
@@ -169,12 +175,14 @@ pub async fn run_cycle(
         sinks,
         ReadOptions { types: cfg.types },
         InspectStats::new(None),
+        cancel,
     )
     .await
     .map_err(|e| match e {
         PipelineError::Invalid(e) => CycleError::Invalid(e),
         PipelineError::Source(e) => CycleError::Transfer(e),
         PipelineError::Sink(e) => CycleError::Store(e.to_string()),
+        PipelineError::Cancelled => CycleError::Cancelled,
     })?;
     if download.index.is_some_and(|i| i != report.meta.index) {
         tracing::warn!(header = ?download.index, meta = report.meta.index, "X-Consul-Index differs from the snapshot's meta.json index");

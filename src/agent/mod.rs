@@ -1,6 +1,12 @@
 //! The agent: one backup cycle ([`cycle`]) — save from Consul, verify and inspect in the same
-//! stream, store to every destination, apply retention per destination.
+//! stream, store to every destination, apply retention per destination — and the daemon around
+//! it ([`daemon`]): schedule, leader election ([`leader`]), registration ([`registration`]),
+//! metrics and health ([`telemetry`]).
 
 pub mod cycle;
+pub mod daemon;
+pub mod leader;
+pub mod registration;
+pub mod telemetry;
 
 pub use cycle::{run_cycle, CycleConfig, CycleError, CycleOutcome, DestinationOutcome};

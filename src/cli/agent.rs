@@ -1,15 +1,17 @@
-//! `agent`: for now the one-shot mode (`--once`): one backup cycle, then exit — no lock, no
-//! registration, for cron jobs and Kubernetes CronJobs.
+//! `agent`: the backup agent. Long-running by default (schedule, leader election through a
+//! Consul lock, service registration, metrics); `--once` (or interval 0) takes one snapshot
+//! and exits, with no lock and no registration, for cron jobs and Kubernetes CronJobs.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 
-use super::destinations::{RetentionArgs, StorageArgs};
-use crate::agent::{run_cycle, CycleConfig};
+use super::logging::Level;
+use crate::agent::{run_cycle, CycleConfig, CycleOutcome};
 use crate::archive::pretty::byte_size;
 use crate::archive::TypePolicy;
+use crate::config::{resolve_agent, AgentArgs, AgentConfig, FileArgs, RetentionArgs, StorageArgs};
 use crate::consul::{ConsulArgs, ConsulClient, RetryPolicy};
 
 #[derive(Debug, clap::Args)]
@@ -18,21 +20,23 @@ pub struct Args {
     /// registration). Exit 1 if any destination failed.
     #[arg(long)]
     once: bool,
-    /// Let any server answer, not only the leader.
-    #[arg(long)]
-    stale: bool,
+    /// Print the effective configuration (files < environment < flags), secrets redacted, and
+    /// exit.
+    #[arg(long = "print-config")]
+    print_config: bool,
     /// Retries of the snapshot request before the first byte.
     #[arg(long, default_value_t = 3)]
     retries: u32,
     /// First delay between retries; doubled each time.
     #[arg(long = "retry-delay", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     retry_delay: Duration,
-    /// Stream each stored backup back through the verifier (costs one download per destination).
-    #[arg(long = "verify-readback")]
-    verify_readback: bool,
     /// Accept record types Consul CE cannot restore (e.g. from a newer Consul).
     #[arg(long)]
     allow_unknown_types: bool,
+    #[command(flatten)]
+    files: FileArgs,
+    #[command(flatten)]
+    agent: AgentArgs,
     #[command(flatten)]
     consul: ConsulArgs,
     #[command(flatten)]
@@ -41,36 +45,74 @@ pub struct Args {
     retention: RetentionArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !args.once {
-        bail!("the long-running agent is not available yet; use `agent --once` (e.g. from cron) for one backup cycle");
+impl Args {
+    /// The cycle settings these arguments and `cfg` give.
+    pub fn cycle_config(&self, cfg: &AgentConfig) -> CycleConfig {
+        CycleConfig {
+            stale: cfg.stale,
+            retry: RetryPolicy {
+                retries: self.retries,
+                base: self.retry_delay,
+                ..RetryPolicy::default()
+            },
+            datacenter: cfg.consul.datacenter.clone(),
+            types: if self.allow_unknown_types {
+                TypePolicy::AnyBelowFlag
+            } else {
+                TypePolicy::Restorable
+            },
+            verify_readback: cfg.verify_readback,
+            retention: cfg.retention.clone(),
+        }
     }
-    super::runtime::block_on(once(args))?
 }
 
-async fn once(args: Args) -> anyhow::Result<ExitCode> {
-    let consul = args.consul.resolve_from_process_env()?;
-    let client = ConsulClient::new(&consul)?;
-    let stores = args.storage.stores().await?;
-    let cfg = CycleConfig {
-        stale: args.stale,
-        retry: RetryPolicy {
-            retries: args.retries,
-            base: args.retry_delay,
-            ..RetryPolicy::default()
-        },
-        datacenter: consul.datacenter.clone(),
-        types: if args.allow_unknown_types {
-            TypePolicy::AnyBelowFlag
-        } else {
-            TypePolicy::Restorable
-        },
-        verify_readback: args.verify_readback,
-        retention: args.retention.policy(),
-    };
-    let outcome = run_cycle(&client, &stores, &cfg)
+pub fn run(args: Args, level: Option<Level>, json: bool) -> anyhow::Result<ExitCode> {
+    let env = |k: &str| std::env::var(k).ok();
+    let cfg = resolve_agent(
+        &args.files,
+        &args.consul,
+        &args.storage,
+        &args.retention,
+        &args.agent,
+        args.once,
+        &env,
+    )?;
+    let file_level = cfg.log_level.as_deref().and_then(Level::parse);
+    super::logging::init(
+        level.or(file_level).unwrap_or(Level::Info),
+        json || cfg.log_json,
+    );
+    if args.print_config {
+        let mut out = serde_json::to_vec_pretty(&crate::config::print::effective(&cfg))?;
+        out.push(b'\n');
+        return Ok(super::output::stdout(&out)?.unwrap_or(ExitCode::SUCCESS));
+    }
+    let cycle = args.cycle_config(&cfg);
+    match cfg.schedule.clone() {
+        None => super::runtime::block_on(once(cfg, cycle))?,
+        Some(schedule) => {
+            super::runtime::block_on(crate::agent::daemon::run(cfg, cycle, schedule))?
+        }
+    }
+}
+
+async fn once(cfg: AgentConfig, cycle: CycleConfig) -> anyhow::Result<ExitCode> {
+    let client = ConsulClient::new(&cfg.consul)?;
+    let stores = cfg.storage.stores().await?;
+    let outcome = run_cycle(&client, &stores, &cycle, None)
         .await
         .map_err(|e| anyhow!("Snapshot failed: {e}"))?;
+    let code = if outcome.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
+    Ok(super::output::stdout(summary(&outcome).as_bytes())?.unwrap_or(code))
+}
+
+/// The lines `agent --once` prints.
+pub fn summary(outcome: &CycleOutcome) -> String {
     let mut out = format!(
         "Saved and verified snapshot to index {} ({}, sha256 {}) in {:.1}s\n",
         outcome.report.meta.index,
@@ -95,10 +137,5 @@ async fn once(args: Args) -> anyhow::Result<ExitCode> {
             (Err(e), _) => out.push_str(&format!("  {}: FAILED: {e}\n", d.destination)),
         }
     }
-    let code = if outcome.all_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    };
-    Ok(super::output::stdout(out.as_bytes())?.unwrap_or(code))
+    out
 }

@@ -89,23 +89,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         "Faults: PUT {}/_testserver/faults with JSON, e.g. {{\"no_leader\": true}}",
         server.url()
     );
-    wait_for_signal().await;
+    crate::agent::daemon::shutdown_signal().await;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// SIGINT or SIGTERM.
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

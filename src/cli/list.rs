@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::destinations::StorageArgs;
 use crate::archive::pretty::{byte_size, tabwriter};
+use crate::config::{load_files, resolve_storage, FileArgs, StorageArgs};
 use crate::storage::{Store, StoredBackup};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,6 +20,8 @@ pub struct Args {
     /// Output layout.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
+    #[command(flatten)]
+    files: FileArgs,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -60,7 +62,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn list(args: Args) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
-    for store in args.storage.stores().await? {
+    let file = load_files(&args.files)?;
+    let env = |k: &str| std::env::var(k).ok();
+    for store in resolve_storage(&args.storage, &file, &env)?
+        .stores()
+        .await?
+    {
         let backups = store
             .list()
             .await

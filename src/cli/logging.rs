@@ -14,6 +14,20 @@ pub enum Level {
     Error,
 }
 
+impl Level {
+    /// Parses a level name as config files spell it (`INFO`, `debug`...).
+    pub fn parse(s: &str) -> Option<Level> {
+        match s.to_ascii_lowercase().as_str() {
+            "trace" => Some(Level::Trace),
+            "debug" => Some(Level::Debug),
+            "info" => Some(Level::Info),
+            "warn" | "warning" => Some(Level::Warn),
+            "err" | "error" => Some(Level::Error),
+            _ => None,
+        }
+    }
+}
+
 /// Installs the global subscriber. `level` applies to every crate, dependencies included.
 pub fn init(level: Level, json: bool) {
     let name = match level {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod agent;
-mod destinations;
+mod dev;
 mod dev_server;
 mod generate;
 mod inspect;
@@ -30,9 +30,10 @@ mod verify;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log verbosity (logs go to stderr).
-    #[arg(long = "log-level", global = true, value_enum, default_value_t = logging::Level::Warn)]
-    log_level: logging::Level,
+    /// Log verbosity (logs go to stderr). Default: info for agent, dev and dev-server (or the
+    /// config file's log.level), warn for the other commands.
+    #[arg(long = "log-level", global = true, value_enum)]
+    log_level: Option<logging::Level>,
     /// Log as JSON lines instead of text.
     #[arg(long = "log-json", global = true)]
     log_json: bool,
@@ -78,6 +79,9 @@ enum Command {
     List(Box<list::Args>),
     /// Apply the retention policy now, printing each backup kept or deleted with its reason.
     Prune(Box<prune::Args>),
+    /// A one-command demo: the Consul API test server plus the agent backing it up to a local
+    /// directory every few seconds, with retention rotating old backups. Ctrl-C stops both.
+    Dev(dev::Args),
     /// Run the Consul API test server: a test double of Consul's HTTP API, not Consul.
     ///
     /// Serves snapshot save/restore, status, agent info, sessions, KV locks and service
@@ -89,14 +93,23 @@ enum Command {
 /// Parses `args` (including the program name) and runs the command.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
     let cli = Cli::parse_from(consul_style_flags(args));
-    logging::init(cli.log_level, cli.log_json);
+    let (level, json) = (cli.log_level, cli.log_json);
+    match &cli.command {
+        // The agent initialises logging itself, once its configuration file is read.
+        Command::Agent(_) => {}
+        Command::DevServer(_) | Command::Dev(_) => {
+            logging::init(level.unwrap_or(logging::Level::Info), json)
+        }
+        _ => logging::init(level.unwrap_or(logging::Level::Warn), json),
+    }
     match cli.command {
         Command::Verify(a) => verify::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Save(a) => save::run(a),
         Command::DevServer(a) => dev_server::run(a),
-        Command::Agent(a) => agent::run(*a),
+        Command::Agent(a) => agent::run(*a, level, json),
+        Command::Dev(a) => dev::run(a),
         Command::List(a) => list::run(*a),
         Command::Prune(a) => prune::run(*a),
     }

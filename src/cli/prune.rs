@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 
-use super::destinations::{RetentionArgs, StorageArgs};
 use crate::archive::pretty::tabwriter;
+use crate::config::{
+    load_files, resolve_retention, resolve_storage, FileArgs, RetentionArgs, StorageArgs,
+};
 use crate::retention::{plan, Entry};
 
 #[derive(Debug, clap::Args)]
@@ -13,6 +15,8 @@ pub struct Args {
     /// Show what would be deleted and why, delete nothing.
     #[arg(long = "dry-run")]
     dry_run: bool,
+    #[command(flatten)]
+    files: FileArgs,
     #[command(flatten)]
     storage: StorageArgs,
     #[command(flatten)]
@@ -24,9 +28,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn prune(args: Args) -> anyhow::Result<ExitCode> {
-    let policy = args.retention.policy();
+    let file = load_files(&args.files)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let policy = resolve_retention(&args.retention, &file)?;
     let mut out = String::new();
-    for store in args.storage.stores().await? {
+    for store in resolve_storage(&args.storage, &file, &env)?
+        .stores()
+        .await?
+    {
         // A listing error deletes nothing: it stops here.
         let listed = store
             .list()

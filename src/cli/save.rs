@@ -98,7 +98,7 @@ async fn save(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         TypePolicy::Restorable
     };
-    let result = stream_verified(counted, sink, ReadOptions { types }, ()).await;
+    let result = stream_verified(counted, sink, ReadOptions { types }, (), None).await;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

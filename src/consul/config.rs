@@ -59,7 +59,7 @@ pub enum ConfigError {
 
 /// The flags of the `consul` CLI's HTTP API options, shared by every command that talks to
 /// Consul. Each falls back to its environment variable, then to the default.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ConsulArgs {
     /// Consul agent address: host:port, http(s)://host:port[/prefix] or unix:///path.
     /// Env: CONSUL_HTTP_ADDR. Default 127.0.0.1:8500.
@@ -101,17 +101,47 @@ pub struct ConsulArgs {
     pub read_timeout: Duration,
 }
 
+impl Default for ConsulArgs {
+    /// Nothing set, with the same timeouts as the flags' defaults.
+    fn default() -> Self {
+        ConsulArgs {
+            http_addr: None,
+            token: None,
+            token_file: None,
+            ca_file: None,
+            ca_path: None,
+            client_cert: None,
+            client_key: None,
+            tls_server_name: None,
+            datacenter: None,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 impl ConsulArgs {
     /// Resolves flags over the environment (read through `env`) over defaults.
     pub fn resolve(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ConsulConfig, ConfigError> {
+        self.resolve_layered(env, &ConsulArgs::default())
+    }
+
+    /// Resolves flags over the environment over `file` (values from a configuration file,
+    /// same shape) over defaults.
+    pub fn resolve_layered(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: &ConsulArgs,
+    ) -> Result<ConsulConfig, ConfigError> {
         let env_nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
         let addr = self
             .http_addr
             .clone()
-            .or_else(|| env_nonempty("CONSUL_HTTP_ADDR"));
+            .or_else(|| env_nonempty("CONSUL_HTTP_ADDR"))
+            .or_else(|| file.http_addr.clone());
         let ssl = match env_nonempty("CONSUL_HTTP_SSL") {
             Some(v) => parse_bool("CONSUL_HTTP_SSL", &v)?,
             None => false,
@@ -128,20 +158,23 @@ impl ConsulArgs {
             Some(Secret::new(t.clone()))
         } else if let Some(path) = env_nonempty("CONSUL_HTTP_TOKEN_FILE") {
             Some(read_token_file(&PathBuf::from(path))?)
+        } else if let Some(t) = env_nonempty("CONSUL_HTTP_TOKEN") {
+            Some(Secret::new(t))
         } else {
-            env_nonempty("CONSUL_HTTP_TOKEN").map(Secret::new)
+            file.token.clone().map(Secret::new)
         }
         .filter(|t| !t.expose().is_empty());
         let basic_auth = env_nonempty("CONSUL_HTTP_AUTH").map(|a| match a.split_once(':') {
             Some((u, p)) => (u.to_string(), Some(Secret::new(p))),
             None => (a, None),
         });
-        let path_or_env = |flag: &Option<PathBuf>, var: &str| {
+        let path_or_env = |flag: &Option<PathBuf>, var: &str, file: &Option<PathBuf>| {
             flag.clone()
                 .or_else(|| env_nonempty(var).map(PathBuf::from))
+                .or_else(|| file.clone())
         };
-        let client_cert = path_or_env(&self.client_cert, "CONSUL_CLIENT_CERT");
-        let client_key = path_or_env(&self.client_key, "CONSUL_CLIENT_KEY");
+        let client_cert = path_or_env(&self.client_cert, "CONSUL_CLIENT_CERT", &file.client_cert);
+        let client_key = path_or_env(&self.client_key, "CONSUL_CLIENT_KEY", &file.client_key);
         if client_cert.is_some() != client_key.is_some() {
             return Err(ConfigError::HalfClientCert);
         }
@@ -149,19 +182,24 @@ impl ConsulArgs {
             .tls_server_name
             .clone()
             .or_else(|| env_nonempty("CONSUL_TLS_SERVER_NAME"))
+            .or_else(|| file.tls_server_name.clone())
             // A `:port` suffix is stripped, as Consul does.
             .map(|n| n.rsplit_once(':').map_or(n.clone(), |(h, _)| h.to_string()));
         Ok(ConsulConfig {
             address,
             token,
             basic_auth,
-            ca_file: path_or_env(&self.ca_file, "CONSUL_CACERT"),
-            ca_path: path_or_env(&self.ca_path, "CONSUL_CAPATH"),
+            ca_file: path_or_env(&self.ca_file, "CONSUL_CACERT", &file.ca_file),
+            ca_path: path_or_env(&self.ca_path, "CONSUL_CAPATH", &file.ca_path),
             client_cert,
             client_key,
             tls_server_name,
             tls_verify,
-            datacenter: self.datacenter.clone().filter(|d| !d.is_empty()),
+            datacenter: self
+                .datacenter
+                .clone()
+                .or_else(|| file.datacenter.clone())
+                .filter(|d| !d.is_empty()),
             connect_timeout: self.connect_timeout,
             read_timeout: self.read_timeout,
         })

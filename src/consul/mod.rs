@@ -3,6 +3,8 @@
 
 pub mod client;
 pub mod config;
+pub mod coordination;
+pub mod duration;
 pub mod secret;
 pub mod snapshot;
 

@@ -182,34 +182,7 @@ pub fn require_leader(shared: &Shared, q: &Params) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Go's `time.ParseDuration` for the forms Consul clients send (`15s`, `15000ms`, `1m30s`).
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = &rest[unit_end..];
-    }
-    Some(Duration::from_secs_f64(total))
-}
+pub use crate::consul::duration::parse_go_duration;
 
 /// Parses `?index=` and `?wait=` (default 5 min, at most 10 min, spec §1.3).
 pub fn blocking_params(q: &Params) -> Result<(Option<u64>, Duration), ApiError> {
@@ -256,20 +229,4 @@ pub async fn blocking<T>(
 /// `now`, for the state rules.
 pub fn now() -> Instant {
     Instant::now()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_go_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("15s"), Some(Duration::from_secs(15)));
-        assert_eq!(parse_go_duration("15000ms"), Some(Duration::from_secs(15)));
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_go_duration("abc"), None);
-        assert_eq!(parse_go_duration("10"), None);
-    }
 }

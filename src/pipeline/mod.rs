@@ -14,6 +14,7 @@ use std::io;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 pub use bridge::ChannelReader;
 pub use fanout::FanOut;
@@ -51,16 +52,23 @@ pub enum PipelineError {
     /// Writing to or publishing in the destination failed.
     #[error("storing the snapshot failed: {0}")]
     Sink(io::Error),
+    /// Stopped on request (leadership lost, shutting down); the sink was aborted.
+    #[error("cancelled before the snapshot was stored")]
+    Cancelled,
 }
 
 /// Streams `body` into `sink` while `read_archive` verifies the same bytes (and `visitor`
 /// gathers record statistics). Commits the sink only if verification passed; aborts it on any
 /// failure. Returns the verification report, the visitor and what the sink committed.
+///
+/// `cancel`, when given and cancelled, stops the transfer at the next chunk and aborts the
+/// sink ([`PipelineError::Cancelled`]); once verification passed, the commit is let finish.
 pub async fn stream_verified<B, S, V>(
     mut body: B,
     mut sink: S,
     opts: ReadOptions,
     mut visitor: V,
+    cancel: Option<&CancellationToken>,
 ) -> Result<(ArchiveReport, V, S::Committed), PipelineError>
 where
     B: Stream<Item = io::Result<Bytes>> + Unpin,
@@ -72,13 +80,32 @@ where
         let r = read_archive(ChannelReader::new(rx), opts, &mut visitor);
         (r, visitor)
     });
+    let never = CancellationToken::new();
+    let cancel = cancel.unwrap_or(&never);
     let mut failure = None;
-    while let Some(item) = body.next().await {
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                failure = Some(PipelineError::Cancelled);
+                break;
+            }
+            item = body.next() => item,
+        };
+        let Some(item) = item else { break };
         match item {
             Ok(chunk) => {
-                if let Err(e) = sink.write(&chunk).await {
-                    failure = Some(PipelineError::Sink(e));
-                    break;
+                let written = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => Err(None),
+                    r = sink.write(&chunk) => r.map_err(Some),
+                };
+                match written {
+                    Ok(()) => {}
+                    Err(e) => {
+                        failure = Some(e.map_or(PipelineError::Cancelled, PipelineError::Sink));
+                        break;
+                    }
                 }
                 if tx.send(Ok(chunk)).await.is_err() {
                     break; // the verifier stopped: it has found a problem

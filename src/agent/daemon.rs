@@ -1,0 +1,315 @@
+//! The long-running agent: register, contend for the lock, and while leader run a backup cycle
+//! on the schedule; stop cleanly on SIGINT/SIGTERM (abort the upload in flight, release the
+//! lock, destroy the session, deregister).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::cycle::{run_cycle, CycleConfig, CycleError};
+use super::leader::{acquire, monitor, Session};
+use super::registration::{Registration, ALIVE_TTL};
+use super::telemetry::{self, Role, Telemetry};
+use crate::config::AgentConfig;
+use crate::consul::ConsulClient;
+use crate::schedule::Schedule;
+use crate::storage::Store;
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A uniform draw in `[0, 1)` for jitter.
+fn draw() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
+}
+
+/// Sleeps `d` unless `stop` fires first; returns whether it slept the whole time.
+async fn pause(d: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep(d) => true,
+    }
+}
+
+/// Runs the agent until a signal (or `stop`) ends it.
+pub async fn run(
+    cfg: AgentConfig,
+    cycle: CycleConfig,
+    schedule: Schedule,
+) -> anyhow::Result<ExitCode> {
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            stop.cancel();
+        });
+    }
+    run_until(cfg, cycle, schedule, stop).await
+}
+
+/// [`run`] with an explicit stop token (for embedding, e.g. `dev`).
+pub async fn run_until(
+    cfg: AgentConfig,
+    cycle: CycleConfig,
+    schedule: Schedule,
+    stop: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let client = ConsulClient::new(&cfg.consul)?;
+    let stores = cfg.storage.stores().await?;
+    let telemetry = Arc::new(Telemetry::new(schedule.health_window(Utc::now())));
+    if let Some(addr) = cfg.metrics_addr {
+        let (bound, _) = telemetry::serve(addr, telemetry.clone(), stop.clone()).await?;
+        tracing::info!(addr = %bound, "serving /metrics and /health");
+    }
+    let reg = Registration {
+        service: cfg.ha.service.clone(),
+        service_id: format!(
+            "{}-{}",
+            cfg.ha.service,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        deregister_after: cfg.ha.deregister_after,
+    };
+    tracing::info!(
+        schedule = %schedule.describe(),
+        destinations = %stores.iter().map(Store::describe).collect::<Vec<_>>().join(", "),
+        service_id = %reg.service_id,
+        lock_key = %cfg.ha.lock_key,
+        "Snapshot agent running"
+    );
+    // Register, retrying while Consul is unreachable.
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match reg.register(&client).await {
+            Ok(()) => break,
+            Err(e) => tracing::warn!(error = %e, "service registration failed; retrying"),
+        }
+        if !pause(delay, &stop).await {
+            return Ok(ExitCode::SUCCESS);
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+    let heartbeat = {
+        let (client, reg, stop) = (client.clone(), reg.clone(), stop.clone());
+        tokio::spawn(async move {
+            while pause(ALIVE_TTL / 3, &stop).await {
+                if let Err(e) = reg.heartbeat(&client).await {
+                    tracing::warn!(error = %e, "alive check update failed");
+                }
+            }
+        })
+    };
+
+    let mut session: Option<Session> = None;
+    while !stop.is_cancelled() {
+        let s = match session.take() {
+            Some(s) if !s.lost.is_cancelled() => s,
+            old => {
+                if let Some(old) = old {
+                    old.destroy(&client).await;
+                }
+                match Session::create(
+                    &client,
+                    &format!("consul-snapshot-agent {}", reg.service_id),
+                    cfg.ha.session_ttl,
+                    cfg.ha.lock_delay,
+                )
+                .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session creation failed; retrying");
+                        pause(Duration::from_secs(2), &stop).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        telemetry.role(Role::Standby);
+        let holder =
+            serde_json::json!({"service_id": reg.service_id, "since": Utc::now().to_rfc3339()})
+                .to_string();
+        if acquire(&client, &cfg.ha.lock_key, &s, holder.as_bytes(), &stop)
+            .await
+            .is_err()
+        {
+            session = Some(s);
+            continue;
+        }
+        tracing::info!(lock_key = %cfg.ha.lock_key, "Obtained leadership");
+        let end = lead(
+            &client, &stores, &cycle, &cfg, &schedule, &reg, &telemetry, &s, &stop,
+        )
+        .await;
+        telemetry.role(Role::Standby);
+        if let Err(e) = reg.remove_saving_check(&client).await {
+            tracing::debug!(error = %e, "removing the leader check failed");
+        }
+        match end {
+            LeadEnd::GaveUp => {
+                if let Err(e) = client.kv_release(&cfg.ha.lock_key, &s.id).await {
+                    tracing::warn!(error = %e, "releasing the lock failed");
+                }
+                // Give another agent the chance to take over before contending again.
+                pause(cfg.ha.session_ttl.max(Duration::from_secs(1)), &stop).await;
+            }
+            LeadEnd::Lost | LeadEnd::Stopped => {}
+        }
+        session = Some(s);
+    }
+
+    // Clean shutdown: release, destroy, deregister.
+    if let Some(s) = session {
+        let _ = client.kv_release(&cfg.ha.lock_key, &s.id).await;
+        s.destroy(&client).await;
+    }
+    heartbeat.abort();
+    match reg.deregister(&client).await {
+        Ok(()) => tracing::info!(service_id = %reg.service_id, "deregistered"),
+        Err(e) => {
+            tracing::warn!(error = %e, "deregistration failed; the service will be reaped after deregister_after")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+enum LeadEnd {
+    /// `max_failures` consecutive failures: the lock is to be released.
+    GaveUp,
+    /// The lock or the session was lost.
+    Lost,
+    /// Shutting down.
+    Stopped,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn lead(
+    client: &ConsulClient,
+    stores: &[Store],
+    cycle: &CycleConfig,
+    cfg: &AgentConfig,
+    schedule: &Schedule,
+    reg: &Registration,
+    telemetry: &Telemetry,
+    session: &Session,
+    stop: &CancellationToken,
+) -> LeadEnd {
+    let leadership = CancellationToken::new();
+    let watcher = monitor(
+        client.clone(),
+        cfg.ha.lock_key.clone(),
+        session.id.clone(),
+        leadership.clone(),
+    );
+    let linker = {
+        let (l, lost, stop) = (leadership.clone(), session.lost.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = lost.cancelled() => {}
+                () = stop.cancelled() => {}
+                () = l.cancelled() => {}
+            }
+            l.cancel();
+        })
+    };
+    telemetry.role(Role::Leader);
+    let check_ttl = schedule.health_window(Utc::now()) + Duration::from_secs(30);
+    if let Err(e) = reg.add_saving_check(client, check_ttl).await {
+        tracing::warn!(error = %e, "registering the leader check failed");
+    }
+    let mut last_start = None;
+    let mut failures = 0u32;
+    let end = loop {
+        let Some(next) = schedule.next(last_start, Utc::now(), cfg.jitter, draw()) else {
+            tracing::warn!("the schedule has no future run");
+            leadership.cancelled().await;
+            break LeadEnd::Lost;
+        };
+        let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        if !pause(wait, &leadership).await {
+            break if stop.is_cancelled() {
+                LeadEnd::Stopped
+            } else {
+                LeadEnd::Lost
+            };
+        }
+        last_start = Some(Utc::now());
+        telemetry.attempt();
+        let result = run_cycle(client, stores, cycle, Some(&leadership)).await;
+        let (ok, output) = match &result {
+            Ok(o) => {
+                telemetry.outcome(o);
+                for d in &o.destinations {
+                    match &d.stored {
+                        Ok(b) => {
+                            tracing::info!(destination = %d.destination, key = %b.key, index = o.report.meta.index, deleted = d.deleted(), "Saved snapshot")
+                        }
+                        Err(e) => {
+                            tracing::error!(destination = %d.destination, error = %e, "Snapshot failed at this destination")
+                        }
+                    }
+                }
+                (
+                    o.all_ok(),
+                    format!(
+                        "snapshot index {} stored at {} destination(s)",
+                        o.report.meta.index,
+                        o.destinations.iter().filter(|d| d.stored.is_ok()).count()
+                    ),
+                )
+            }
+            Err(CycleError::Cancelled) => {
+                break if stop.is_cancelled() {
+                    LeadEnd::Stopped
+                } else {
+                    LeadEnd::Lost
+                };
+            }
+            Err(e) => {
+                telemetry.failure(e.reason(), &e.to_string());
+                tracing::error!(error = %e, "Snapshot failed (will retry at next interval)");
+                (false, e.to_string())
+            }
+        };
+        if let Err(e) = reg.report(client, ok, &output).await {
+            tracing::debug!(error = %e, "leader check update failed");
+        }
+        failures = if ok { 0 } else { failures + 1 };
+        if failures >= cfg.ha.max_failures {
+            tracing::warn!(failures, "giving up leadership after consecutive failures");
+            break LeadEnd::GaveUp;
+        }
+        if leadership.is_cancelled() {
+            break if stop.is_cancelled() {
+                LeadEnd::Stopped
+            } else {
+                LeadEnd::Lost
+            };
+        }
+    };
+    leadership.cancel();
+    watcher.abort();
+    linker.abort();
+    if matches!(end, LeadEnd::Lost) {
+        tracing::warn!("lost leadership; back to standby");
+    }
+    end
+}

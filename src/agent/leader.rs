@@ -1,0 +1,192 @@
+//! Leader election through a Consul session lock (the recipe of Consul's `api/lock.go`, spec
+//! consul-http-api.md §5.4): a TTL session renewed every TTL/2, a KV lock acquired with it,
+//! standbys blocking on the key, and a monitor that declares leadership lost as soon as the key
+//! shows another session (or none). A leader that cannot renew for a whole TTL fences itself:
+//! it stops before Consul can expire the session (at up to 2 × TTL) and hand the lock over.
+
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::consul::coordination::LOCK_FLAG;
+use crate::consul::{ConsulClient, ConsulError};
+
+/// Longest blocking query the agent makes (below the client's read timeout).
+const BLOCK_WAIT: Duration = Duration::from_secs(15);
+/// Pause after a refused acquisition (lock-delay in force) or an error.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// A live session and the token that fires when it is lost.
+pub struct Session {
+    pub id: String,
+    pub ttl: Duration,
+    /// Cancelled when the session is invalidated, cannot be renewed for a TTL, or is given up.
+    pub lost: CancellationToken,
+    renewer: JoinHandle<()>,
+}
+
+impl Session {
+    /// Creates a session and starts renewing it.
+    pub async fn create(
+        client: &ConsulClient,
+        name: &str,
+        ttl: Duration,
+        lock_delay: Duration,
+    ) -> Result<Self, ConsulError> {
+        let id = client.session_create(name, ttl, lock_delay).await?;
+        let lost = CancellationToken::new();
+        let renewer = tokio::spawn(renew_loop(client.clone(), id.clone(), ttl, lost.clone()));
+        tracing::debug!(session = %id, ttl = ?ttl, "session created");
+        Ok(Session {
+            id,
+            ttl,
+            lost,
+            renewer,
+        })
+    }
+
+    /// Stops renewing and destroys the session (releasing any lock it holds).
+    pub async fn destroy(self, client: &ConsulClient) {
+        self.lost.cancel();
+        self.renewer.abort();
+        if let Err(e) = client.session_destroy(&self.id).await {
+            tracing::warn!(session = %self.id, error = %e, "could not destroy the session; it will expire");
+        }
+    }
+}
+
+async fn renew_loop(client: ConsulClient, id: String, ttl: Duration, lost: CancellationToken) {
+    let mut ttl = ttl;
+    let mut last_ok = Instant::now();
+    loop {
+        tokio::select! {
+            () = lost.cancelled() => return,
+            () = tokio::time::sleep(ttl / 2) => {}
+        }
+        match client.session_renew(&id).await {
+            Ok(Some(new_ttl)) => {
+                last_ok = Instant::now();
+                if let Some(t) = new_ttl.filter(|t| *t > ttl) {
+                    ttl = t; // Consul may raise the TTL under load; adopt it.
+                }
+            }
+            Ok(None) => {
+                tracing::warn!(session = %id, "the session was invalidated");
+                lost.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "session renewal failed");
+                if last_ok.elapsed() >= ttl {
+                    tracing::warn!(session = %id, "no renewal for a whole TTL: stepping down");
+                    lost.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Why waiting for the lock ended without it.
+#[derive(Debug)]
+pub enum AcquireEnd {
+    /// `stop` was cancelled (shutdown) or the session was lost.
+    Stopped,
+}
+
+/// Waits until `session` holds `key`: blocks on the key while another session holds it, then
+/// acquires. `value` is stored in the key (who holds it, for operators).
+pub async fn acquire(
+    client: &ConsulClient,
+    key: &str,
+    session: &Session,
+    value: &[u8],
+    stop: &CancellationToken,
+) -> Result<(), AcquireEnd> {
+    let mut index = 0u64;
+    let mut logged = false;
+    loop {
+        if stop.is_cancelled() || session.lost.is_cancelled() {
+            return Err(AcquireEnd::Stopped);
+        }
+        let got = tokio::select! {
+            () = stop.cancelled() => return Err(AcquireEnd::Stopped),
+            () = session.lost.cancelled() => return Err(AcquireEnd::Stopped),
+            r = client.kv_get(key, index, BLOCK_WAIT, false) => r,
+        };
+        let pause = match got {
+            Ok((Some(entry), new_index))
+                if entry.session.as_deref().is_some_and(|s| s != session.id) =>
+            {
+                if !logged {
+                    tracing::info!("Waiting to obtain leadership...");
+                    logged = true;
+                }
+                // Reset if the index went backwards (e.g. after a snapshot restore).
+                index = if new_index < index { 0 } else { new_index };
+                continue;
+            }
+            Ok((Some(entry), _)) if entry.flags != LOCK_FLAG && entry.session.is_none() => {
+                tracing::error!(key, flags = entry.flags, "the lock key exists but is not a lock (Existing key does not match lock use); change lock_key or delete the key");
+                Duration::from_secs(5)
+            }
+            Ok(_) => match client.kv_acquire(key, &session.id, value.to_vec()).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => RETRY_PAUSE, // lock-delay, or someone was faster
+                Err(e) => {
+                    tracing::warn!(error = %e, "lock acquisition failed");
+                    RETRY_PAUSE * 4
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the lock key failed");
+                index = 0;
+                RETRY_PAUSE * 4
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => return Err(AcquireEnd::Stopped),
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Watches `key` with consistent blocking queries; cancels `lost` as soon as the key is gone or
+/// held by another session.
+pub fn monitor(
+    client: ConsulClient,
+    key: String,
+    session_id: String,
+    lost: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut index = 0u64;
+        loop {
+            let r = tokio::select! {
+                () = lost.cancelled() => return,
+                r = client.kv_get(&key, index, BLOCK_WAIT, true) => r,
+            };
+            match r {
+                Ok((entry, new_index)) => {
+                    if entry.as_ref().and_then(|e| e.session.as_deref())
+                        != Some(session_id.as_str())
+                    {
+                        tracing::warn!(key, "lost leadership: the lock is no longer ours");
+                        lost.cancel();
+                        return;
+                    }
+                    index = if new_index < index { 0 } else { new_index };
+                }
+                Err(e) => {
+                    // The renewer fences on prolonged failure; keep watching.
+                    tracing::debug!(error = %e, "lock monitor query failed");
+                    tokio::select! {
+                        () = lost.cancelled() => return,
+                        () = tokio::time::sleep(RETRY_PAUSE * 2) => {}
+                    }
+                }
+            }
+        }
+    })
+}

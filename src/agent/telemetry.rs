@@ -1,0 +1,282 @@
+//! What the agent tells the outside: Prometheus metrics and a health answer, served on the
+//! metrics listener (`/metrics`, `/health`).
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::cycle::CycleOutcome;
+
+/// The agent's role in leader election.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Starting,
+    Standby,
+    Leader,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Debug)]
+struct Status {
+    role: Role,
+    since: Instant,
+    last_success: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// Metrics and health state; cheap to update from the agent loop.
+pub struct Telemetry {
+    registry: Registry,
+    last_success: Gauge<f64, AtomicU64>,
+    last_attempt: Gauge<f64, AtomicU64>,
+    last_duration: Gauge<f64, AtomicU64>,
+    last_bytes: Gauge,
+    last_index: Gauge,
+    leader: Gauge,
+    successes: Counter,
+    failures: Family<ReasonLabel, Counter>,
+    deleted: Counter,
+    status: Mutex<Status>,
+    health_window: Duration,
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Telemetry {
+    /// `health_window`: how long a leader may go without a successful snapshot (two periods).
+    pub fn new(health_window: Duration) -> Self {
+        let mut registry = Registry::with_prefix("consul_snapshot");
+        let t = Telemetry {
+            last_success: Gauge::default(),
+            last_attempt: Gauge::default(),
+            last_duration: Gauge::default(),
+            last_bytes: Gauge::default(),
+            last_index: Gauge::default(),
+            leader: Gauge::default(),
+            successes: Counter::default(),
+            failures: Family::default(),
+            deleted: Counter::default(),
+            status: Mutex::new(Status {
+                role: Role::Starting,
+                since: Instant::now(),
+                last_success: None,
+                last_error: None,
+            }),
+            health_window,
+            registry: Registry::default(),
+        };
+        registry.register(
+            "last_success_timestamp_seconds",
+            "Unix time of the last snapshot stored everywhere",
+            t.last_success.clone(),
+        );
+        registry.register(
+            "last_attempt_timestamp_seconds",
+            "Unix time of the last snapshot attempt",
+            t.last_attempt.clone(),
+        );
+        registry.register(
+            "last_duration_seconds",
+            "Duration of the last snapshot cycle",
+            t.last_duration.clone(),
+        );
+        registry.register(
+            "last_archive_bytes",
+            "Size of the last verified archive, in bytes",
+            t.last_bytes.clone(),
+        );
+        registry.register(
+            "last_raft_index",
+            "Raft index of the last verified snapshot",
+            t.last_index.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this agent holds the lock and takes snapshots",
+            t.leader.clone(),
+        );
+        registry.register(
+            "successes",
+            "Snapshot cycles that stored everywhere",
+            t.successes.clone(),
+        );
+        registry.register(
+            "failures",
+            "Snapshot cycles that failed, by reason",
+            t.failures.clone(),
+        );
+        registry.register(
+            "retention_deleted",
+            "Backups deleted by retention",
+            t.deleted.clone(),
+        );
+        Telemetry { registry, ..t }
+    }
+
+    /// Records a cycle attempt starting.
+    pub fn attempt(&self) {
+        self.last_attempt.set(unix_now());
+    }
+
+    /// Records a cycle that reached storage (fully or partly successful).
+    pub fn outcome(&self, o: &CycleOutcome) {
+        self.last_duration.set(o.duration.as_secs_f64());
+        self.last_bytes
+            .set(i64::try_from(o.report.archive_len).unwrap_or(i64::MAX));
+        self.last_index
+            .set(i64::try_from(o.report.meta.index).unwrap_or(i64::MAX));
+        self.deleted
+            .inc_by(o.destinations.iter().map(|d| d.deleted() as u64).sum());
+        if o.all_ok() {
+            self.successes.inc();
+            self.last_success.set(unix_now());
+            let mut s = self.lock();
+            s.last_success = Some(Instant::now());
+            s.last_error = None;
+        } else {
+            self.failure("storage", "a destination failed");
+        }
+    }
+
+    /// Records a failed cycle.
+    pub fn failure(&self, reason: &str, message: &str) {
+        self.failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+        self.lock().last_error = Some(message.to_string());
+    }
+
+    /// Records a role change.
+    pub fn role(&self, role: Role) {
+        self.leader.set(i64::from(role == Role::Leader));
+        let mut s = self.lock();
+        if s.role != role {
+            s.role = role;
+            s.since = Instant::now();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// 200 while a leader's last success (or, before its first, its leadership) is within the
+    /// health window, or while a standby holds a live session; 503 otherwise.
+    pub fn health(&self) -> (StatusCode, serde_json::Value) {
+        let s = self.lock();
+        let now = Instant::now();
+        let (ok, why) = match s.role {
+            Role::Starting => (false, "starting".to_string()),
+            Role::Standby => (true, "standby, waiting for the lock".to_string()),
+            Role::Leader => {
+                let fresh = s
+                    .last_success
+                    .map_or(now.duration_since(s.since) <= self.health_window, |t| {
+                        now.duration_since(t) <= self.health_window
+                    });
+                if fresh {
+                    (true, "leader, snapshots current".to_string())
+                } else {
+                    (
+                        false,
+                        format!(
+                            "leader, no successful snapshot within {}",
+                            humantime::format_duration(self.health_window)
+                        ),
+                    )
+                }
+            }
+        };
+        let body = json!({
+            "status": if ok { "ok" } else { "unhealthy" },
+            "role": format!("{:?}", s.role).to_lowercase(),
+            "detail": why,
+            "seconds_since_last_success": s.last_success.map(|t| now.duration_since(t).as_secs()),
+            "last_error": s.last_error,
+        });
+        (
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            body,
+        )
+    }
+}
+
+/// Serves `/metrics` and `/health` on `addr` until `stop` is cancelled. Binding errors are
+/// returned at once.
+pub async fn serve(
+    addr: SocketAddr,
+    telemetry: Arc<Telemetry>,
+    stop: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("metrics listener on {addr}: {e}")))?;
+    let bound = listener.local_addr()?;
+    let t1 = telemetry.clone();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let t = t1.clone();
+                async move {
+                    (
+                        [(
+                            "Content-Type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        t.render(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/health",
+            get(move || {
+                let t = telemetry.clone();
+                async move {
+                    let (code, body) = t.health();
+                    (code, axum::Json(body)).into_response()
+                }
+            }),
+        );
+    let handle = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+    Ok((bound, handle))
+}

@@ -1,0 +1,332 @@
+//! The configuration file: Consul Enterprise's `snapshot_agent` JSON schema (spec
+//! consul-http-api.md §8.2), so an existing Enterprise config loads unchanged, plus a few keys
+//! of our own (marked "ours"). TOML files with the same keys are accepted too. Unknown keys are
+//! errors that name their path (`snapshot_agent.snapshot.intervall`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A whole file: `{"snapshot_agent": {...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub snapshot_agent: Option<AgentSection>,
+}
+
+/// `snapshot_agent`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    pub http_addr: Option<String>,
+    pub token: Option<String>,
+    pub datacenter: Option<String>,
+    pub ca_file: Option<String>,
+    pub ca_path: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// Enterprise licensing; not needed here, accepted and ignored.
+    pub license_path: Option<String>,
+    pub tls_server_name: Option<String>,
+    pub login: Option<Login>,
+    pub log: Option<Log>,
+    pub snapshot: Option<SnapshotSection>,
+    pub local_storage: Option<LocalStorage>,
+    pub aws_storage: Option<AwsStorage>,
+    pub azure_blob_storage: Option<BTreeMap<String, Value>>,
+    pub google_storage: Option<BTreeMap<String, Value>>,
+    /// Ours: address of the /metrics and /health listener.
+    pub metrics_addr: Option<String>,
+}
+
+/// `snapshot_agent.login` (Enterprise auth-method login; not supported, must stay empty).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub auth_method: Option<String>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
+    pub meta: Option<BTreeMap<String, String>>,
+}
+
+/// `snapshot_agent.log`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub level: Option<String>,
+    pub enable_syslog: Option<bool>,
+    pub syslog_facility: Option<String>,
+    /// Ours: JSON log lines.
+    pub json: Option<bool>,
+}
+
+/// `snapshot_agent.snapshot`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSection {
+    /// Go duration; `"0"` = one snapshot, then exit.
+    pub interval: Option<String>,
+    pub retain: Option<u32>,
+    pub stale: Option<bool>,
+    pub service: Option<String>,
+    pub deregister_after: Option<String>,
+    pub lock_key: Option<String>,
+    pub max_failures: Option<u32>,
+    /// Enterprise's scratch space; snapshots stream here, so it is accepted and unused.
+    pub local_scratch_path: Option<String>,
+    /// Ours: cron expression instead of `interval`.
+    pub cron: Option<String>,
+    /// Ours: IANA zone for `cron` (default UTC).
+    pub cron_zone: Option<String>,
+    /// Ours: random delay added to each run, at most this long.
+    pub jitter: Option<String>,
+    /// Ours: restic-style retention rules.
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub keep_within: Option<String>,
+    /// Ours: TTL of the leader-election session.
+    pub session_ttl: Option<String>,
+    /// Ours: lock-delay of that session.
+    pub lock_delay: Option<String>,
+    /// Ours: stream each stored backup back through the verifier.
+    pub verify_readback: Option<bool>,
+}
+
+/// `snapshot_agent.local_storage`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalStorage {
+    pub path: Option<String>,
+}
+
+/// `snapshot_agent.aws_storage`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsStorage {
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub iam_endpoint: Option<String>,
+    pub role_arn: Option<String>,
+    pub role_session_name: Option<String>,
+    pub web_identity_token_file: Option<String>,
+    pub sts_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub s3_key_prefix: Option<String>,
+    pub s3_server_side_encryption: Option<bool>,
+    pub s3_static_snapshot_name: Option<String>,
+    pub s3_force_path_style: Option<bool>,
+    pub s3_endpoint: Option<String>,
+    pub s3_enable_kms: Option<bool>,
+    pub s3_kms_key: Option<String>,
+    /// Ours.
+    pub s3_storage_class: Option<String>,
+    /// Ours: `when_required` or `when_supported`.
+    pub s3_checksum: Option<String>,
+    /// Ours: e.g. `"16MiB"`.
+    pub s3_part_size: Option<String>,
+    /// Ours.
+    pub s3_concurrency: Option<usize>,
+}
+
+/// Errors loading files.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("reading {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("{path}: unknown or invalid key at {key}: {reason}")]
+    Key {
+        path: String,
+        key: String,
+        reason: String,
+    },
+    #[error("no configuration file has a snapshot_agent object")]
+    NoAgentSection,
+}
+
+/// Reads `files` then the `.json`/`.toml` files of each of `dirs` (sorted by name), merging
+/// objects key by key, later files winning. Files without `snapshot_agent` are ignored, as
+/// Enterprise does; if any file was given, at least one must have it.
+pub fn load(files: &[PathBuf], dirs: &[PathBuf]) -> Result<FileConfig, FileError> {
+    let mut paths: Vec<PathBuf> = files.to_vec();
+    for dir in dirs {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| FileError::Read {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("json") | Some("toml")
+                )
+            })
+            .collect();
+        entries.sort();
+        paths.extend(entries);
+    }
+    if paths.is_empty() {
+        return Ok(FileConfig::default());
+    }
+    let mut merged = Value::Object(Default::default());
+    let mut any = false;
+    for path in &paths {
+        let v = read_value(path)?;
+        if v.get("snapshot_agent").is_none() {
+            tracing::info!(path = %path.display(), "ignoring configuration file without a snapshot_agent object");
+            continue;
+        }
+        any = true;
+        // Check each file on its own first, so an unknown key names the file it is in.
+        parse_value(v.clone(), &path.display().to_string())?;
+        merge(&mut merged, v);
+    }
+    if !any {
+        return Err(FileError::NoAgentSection);
+    }
+    parse_value(merged, "merged configuration")
+}
+
+fn read_value(path: &Path) -> Result<Value, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| FileError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let parse_err = |reason: String| FileError::Parse {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+        let t: toml::Value = toml::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+        serde_json::to_value(t).map_err(|e| parse_err(e.to_string()))
+    } else {
+        serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))
+    }
+}
+
+/// Decodes with the path of the first offending key in the error.
+pub fn parse_value(v: Value, origin: &str) -> Result<FileConfig, FileError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let key = e.path().to_string();
+        FileError::Key {
+            path: origin.to_string(),
+            key,
+            reason: e.into_inner().to_string(),
+        }
+    })
+}
+
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented Enterprise defaults (spec §8.2), verbatim.
+    pub const ENTERPRISE_EXAMPLE: &str = r#"{
+  "snapshot_agent": {
+    "http_addr": "127.0.0.1:8500", "token": "", "datacenter": "",
+    "ca_file": "", "ca_path": "", "cert_file": "", "key_file": "",
+    "license_path": "", "tls_server_name": "",
+    "login": {"auth_method": "", "bearer_token": "", "bearer_token_file": "", "meta": {}},
+    "log": {"level": "INFO", "enable_syslog": false, "syslog_facility": "LOCAL0"},
+    "snapshot": {
+      "interval": "1h", "retain": 30, "stale": false, "service": "consul-snapshot",
+      "deregister_after": "72h", "lock_key": "consul-snapshot/lock", "max_failures": 3,
+      "local_scratch_path": ""
+    },
+    "local_storage": {"path": "."},
+    "aws_storage": {
+      "access_key_id": "", "secret_access_key": "", "session_token": "",
+      "iam_endpoint": "", "role_arn": "", "role_session_name": "",
+      "web_identity_token_file": "", "sts_endpoint": "",
+      "s3_region": "", "s3_bucket": "", "s3_key_prefix": "consul-snapshot",
+      "s3_server_side_encryption": false, "s3_static_snapshot_name": "",
+      "s3_force_path_style": false
+    },
+    "azure_blob_storage": {"account_name": "", "account_key": "", "container_name": ""},
+    "google_storage": {"bucket": ""}
+  }
+}"#;
+
+    #[test]
+    fn enterprise_example_parses() {
+        let c = parse_value(serde_json::from_str(ENTERPRISE_EXAMPLE).expect("json"), "x")
+            .expect("parse");
+        let a = c.snapshot_agent.expect("section");
+        assert_eq!(
+            a.snapshot.as_ref().and_then(|s| s.interval.as_deref()),
+            Some("1h")
+        );
+        assert_eq!(
+            a.aws_storage
+                .as_ref()
+                .and_then(|s| s.s3_key_prefix.as_deref()),
+            Some("consul-snapshot")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path() {
+        let v = serde_json::json!({"snapshot_agent": {"snapshot": {"intervall": "1h"}}});
+        let e = parse_value(v, "a.json").expect_err("unknown");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("snapshot_agent.snapshot.intervall")
+                || msg.contains("snapshot_agent.snapshot"),
+            "{msg}"
+        );
+        assert!(msg.contains("intervall"), "{msg}");
+        let v = serde_json::json!({"snapshot_agent": {"retain": 3}});
+        assert!(parse_value(v, "b.json")
+            .expect_err("misplaced")
+            .to_string()
+            .contains("retain"));
+    }
+
+    #[test]
+    fn files_merge_later_wins_and_toml_works() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("a.json"),
+            r#"{"snapshot_agent": {"snapshot": {"interval": "1h", "retain": 5}}}"#,
+        )
+        .expect("w");
+        std::fs::write(
+            dir.path().join("b.toml"),
+            "[snapshot_agent.snapshot]\ninterval = \"10m\"\n",
+        )
+        .expect("w");
+        std::fs::write(dir.path().join("other.json"), r#"{"unrelated": true}"#).expect("w");
+        std::fs::write(dir.path().join("notes.txt"), "ignored").expect("w");
+        let c = load(&[], &[dir.path().to_path_buf()]).expect("load");
+        let s = c.snapshot_agent.and_then(|a| a.snapshot).expect("snapshot");
+        assert_eq!((s.interval.as_deref(), s.retain), (Some("10m"), Some(5)));
+        let none = tempfile::tempdir().expect("tmp");
+        std::fs::write(none.path().join("x.json"), "{}").expect("w");
+        assert!(matches!(
+            load(&[none.path().join("x.json")], &[]),
+            Err(FileError::NoAgentSection)
+        ));
+    }
+}
