@@ -493,6 +493,7 @@ async fn acl_tokens_by_header_bearer_and_query() {
             management: "mgmt".into(),
             read_only: Some("ro".into()),
             read_only_accessor: "4f6e-ro".into(),
+            no_snapshot: None,
         }),
         ..DevServerConfig::default()
     };

@@ -208,6 +208,7 @@ fn the_token_never_appears_in_output_even_at_trace_level() {
             management: TOKEN.into(),
             read_only: None,
             read_only_accessor: String::new(),
+            no_snapshot: None,
         }),
         ..DevServerConfig::default()
     };

@@ -277,6 +277,12 @@ async fn lead(
                 )
             }
             Err(CycleError::Cancelled) => {
+                let why = if stop.is_cancelled() {
+                    "shutting down"
+                } else {
+                    "leadership lost"
+                };
+                tracing::warn!("snapshot cancelled ({why}); the upload in flight was aborted and nothing was stored");
                 break if stop.is_cancelled() {
                     LeadEnd::Stopped
                 } else {

@@ -68,6 +68,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             management: t,
             read_only: None,
             read_only_accessor: String::new(),
+            no_snapshot: None,
         }),
         snapshot,
         tls: args

@@ -155,6 +155,10 @@ pub fn authorize(
     let token = token_of(headers, q).filter(|t| !t.is_empty());
     match token {
         Some(t) if t == acl.management => Ok(()),
+        Some(t) if acl.no_snapshot.as_deref() == Some(t) => match need {
+            Need::Read | Need::Write => Ok(()),
+            Need::Operator => deny("Permission denied: token lacks permission 'acl:write'".into()),
+        },
         Some(t) if acl.read_only.as_deref() == Some(t) => match need {
             Need::Read => Ok(()),
             Need::Write => deny(format!(

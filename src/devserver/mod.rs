@@ -52,6 +52,9 @@ pub struct AclTokens {
     pub read_only: Option<String>,
     /// Accessor ID quoted in the read-only token's permission errors.
     pub read_only_accessor: String,
+    /// A token that may read and write KV, sessions and services but not take or restore
+    /// snapshots (no `acl:write`): an agent token missing one permission.
+    pub no_snapshot: Option<String>,
 }
 
 /// PEM files for serving HTTPS.

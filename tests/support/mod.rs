@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod garage;
 
 use std::path::PathBuf;
