@@ -8,6 +8,7 @@
 //! * [`retention`]: which backups to keep, as a pure function;
 //! * [`schedule`]: when to run next (interval or cron, jitter), as a pure function;
 //! * [`agent`]: the backup cycle (and, to come, the daemon around it);
+//! * [`restore`]: choose, fetch, verify and push a backup back into Consul;
 //! * [`devserver`]: the Consul API test server (a test double, not Consul);
 //! * [`config`]: defaults < files < environment < flags, resolved once;
 //! * [`cli`]: the command line that composes them.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod consul;
 pub mod devserver;
 pub mod pipeline;
+pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod storage;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cycle::{run_cycle, CycleConfig, CycleError};
 use super::leader::{acquire, monitor, Session};
+use super::notify::{Event, Notifier};
 use super::registration::{Registration, ALIVE_TTL};
 use super::telemetry::{self, Role, Telemetry};
 use crate::config::AgentConfig;
@@ -75,6 +76,7 @@ pub async fn run_until(
     let client = ConsulClient::new(&cfg.consul)?;
     let stores = cfg.storage.stores().await?;
     let telemetry = Arc::new(Telemetry::new(schedule.health_window(Utc::now())));
+    let notifier = Notifier::new(cfg.webhooks.clone(), cfg.webhook_timeout);
     if let Some(addr) = cfg.metrics_addr {
         let (bound, _) = telemetry::serve(addr, telemetry.clone(), stop.clone()).await?;
         tracing::info!(addr = %bound, "serving /metrics and /health");
@@ -156,7 +158,7 @@ pub async fn run_until(
         }
         tracing::info!(lock_key = %cfg.ha.lock_key, "Obtained leadership");
         let end = lead(
-            &client, &stores, &cycle, &cfg, &schedule, &reg, &telemetry, &s, &stop,
+            &client, &stores, &cycle, &cfg, &schedule, &reg, &telemetry, &notifier, &s, &stop,
         )
         .await;
         telemetry.role(Role::Standby);
@@ -182,6 +184,7 @@ pub async fn run_until(
         s.destroy(&client).await;
     }
     heartbeat.abort();
+    notifier.flush(cfg.webhook_timeout).await;
     match reg.deregister(&client).await {
         Ok(()) => tracing::info!(service_id = %reg.service_id, "deregistered"),
         Err(e) => {
@@ -209,6 +212,7 @@ async fn lead(
     schedule: &Schedule,
     reg: &Registration,
     telemetry: &Telemetry,
+    notifier: &Notifier,
     session: &Session,
     stop: &CancellationToken,
 ) -> LeadEnd {
@@ -253,7 +257,11 @@ async fn lead(
         }
         last_start = Some(Utc::now());
         telemetry.attempt();
+        notifier.send(Event::new("start"));
         let result = run_cycle(client, stores, cycle, Some(&leadership)).await;
+        if !matches!(result, Err(CycleError::Cancelled)) {
+            notifier.send(Event::for_result(&result));
+        }
         let (ok, output) = match &result {
             Ok(o) => {
                 telemetry.outcome(o);

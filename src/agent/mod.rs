@@ -6,6 +6,7 @@
 pub mod cycle;
 pub mod daemon;
 pub mod leader;
+pub mod notify;
 pub mod registration;
 pub mod telemetry;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use super::logging::Level;
+use crate::agent::notify::{Event, Notifier};
 use crate::agent::{run_cycle, CycleConfig, CycleOutcome};
 use crate::archive::pretty::byte_size;
 use crate::archive::TypePolicy;
@@ -100,9 +101,13 @@ pub fn run(args: Args, level: Option<Level>, json: bool) -> anyhow::Result<ExitC
 async fn once(cfg: AgentConfig, cycle: CycleConfig) -> anyhow::Result<ExitCode> {
     let client = ConsulClient::new(&cfg.consul)?;
     let stores = cfg.storage.stores().await?;
-    let outcome = run_cycle(&client, &stores, &cycle, None)
-        .await
-        .map_err(|e| anyhow!("Snapshot failed: {e}"))?;
+    let notifier = Notifier::new(cfg.webhooks.clone(), cfg.webhook_timeout);
+    notifier.send(Event::new("start"));
+    let result = run_cycle(&client, &stores, &cycle, None).await;
+    notifier.send(Event::for_result(&result));
+    // Deliveries are bounded; a dead endpoint delays the exit by at most the webhook timeout.
+    notifier.flush(cfg.webhook_timeout).await;
+    let outcome = result.map_err(|e| anyhow!("Snapshot failed: {e}"))?;
     let code = if outcome.all_ok() {
         ExitCode::SUCCESS
     } else {

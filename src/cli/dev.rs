@@ -79,6 +79,8 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         verify_readback: false,
         log_level: None,
         log_json: false,
+        webhooks: Vec::new(),
+        webhook_timeout: Duration::from_secs(10),
     };
     let cycle = CycleConfig {
         stale: false,

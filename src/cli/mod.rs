@@ -16,6 +16,7 @@ mod logging;
 mod output;
 mod progress;
 mod prune;
+mod restore;
 mod runtime;
 mod save;
 mod verify;
@@ -79,6 +80,14 @@ enum Command {
     List(Box<list::Args>),
     /// Apply the retention policy now, printing each backup kept or deleted with its reason.
     Prune(Box<prune::Args>),
+    /// Restore a backup into Consul: fetch, verify, show, confirm, PUT /v1/snapshot.
+    ///
+    /// From a local FILE, or from the configured destinations with --latest, --key or --before.
+    /// The archive is verified into a private temporary file first (its SHA-256 against the
+    /// digest stored with the backup, and every SHA256SUMS/record check); nothing unverified is
+    /// ever sent. Asks for confirmation (--yes skips it; without a terminal, --yes is required).
+    /// Takes a safety snapshot of the current state first when restoring from a destination.
+    Restore(Box<restore::Args>),
     /// A one-command demo: the Consul API test server plus the agent backing it up to a local
     /// directory every few seconds, with retention rotating old backups. Ctrl-C stops both.
     Dev(dev::Args),
@@ -110,6 +119,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::DevServer(a) => dev_server::run(a),
         Command::Agent(a) => agent::run(*a, level, json),
         Command::Dev(a) => dev::run(a),
+        Command::Restore(a) => restore::run(*a),
         Command::List(a) => list::run(*a),
         Command::Prune(a) => prune::run(*a),
     }

@@ -162,6 +162,12 @@ pub struct AgentArgs {
     /// Stream each stored backup back through the verifier.
     #[arg(long = "verify-readback")]
     pub verify_readback: bool,
+    /// POST a JSON notification to this URL on cycle start, success and failure; repeatable.
+    #[arg(long = "webhook", value_name = "URL")]
+    pub webhooks: Vec<String>,
+    /// Longest time spent delivering one notification to one URL, retries included.
+    #[arg(long = "webhook-timeout", value_name = "DURATION", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    pub webhook_timeout: Option<Duration>,
 }
 
 /// A resolved listener address, or none.

@@ -39,6 +39,18 @@ pub struct AgentSection {
     pub google_storage: Option<BTreeMap<String, Value>>,
     /// Ours: address of the /metrics and /health listener.
     pub metrics_addr: Option<String>,
+    /// Ours: webhook notifications.
+    pub notify: Option<Notify>,
+}
+
+/// `snapshot_agent.notify` (ours).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// URLs that receive a JSON POST on cycle start, success and failure.
+    pub webhooks: Option<Vec<String>>,
+    /// Bound on each delivery, retries included (Go duration). Default 10s.
+    pub timeout: Option<String>,
 }
 
 /// `snapshot_agent.login` (Enterprise auth-method login; not supported, must stay empty).

@@ -315,6 +315,10 @@ pub struct AgentConfig {
     /// `log.level` of the file, when the command line did not set one.
     pub log_level: Option<String>,
     pub log_json: bool,
+    /// Webhook URLs notified of cycles.
+    pub webhooks: Vec<url::Url>,
+    /// Bound on each webhook delivery.
+    pub webhook_timeout: Duration,
 }
 
 /// Resolves everything the agent needs. `once` forces one-shot mode.
@@ -391,6 +395,24 @@ pub fn resolve_agent(
         .unwrap_or_else(|| DEFAULT_METRICS_ADDR.into());
     let metrics_addr = args::parse_listen(&metrics).map_err(|e| anyhow!(e))?;
     let log = a.log.clone().unwrap_or_default();
+    let notify = a.notify.clone().unwrap_or_default();
+    let hook_strings = if agent.webhooks.is_empty() {
+        notify.webhooks.clone().unwrap_or_default()
+    } else {
+        agent.webhooks.clone()
+    };
+    let webhooks = hook_strings
+        .iter()
+        .map(|u| {
+            url::Url::parse(u)
+                .map_err(|e| anyhow!("webhook URL {:?}: {e}", u.split('?').next().unwrap_or("")))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let webhook_timeout = match agent.webhook_timeout {
+        Some(t) => t,
+        None => duration_key(&notify.timeout, "snapshot_agent.notify.timeout")?
+            .unwrap_or(Duration::from_secs(10)),
+    };
     Ok(AgentConfig {
         consul,
         storage,
@@ -408,6 +430,8 @@ pub fn resolve_agent(
         verify_readback: agent.verify_readback || s.verify_readback.unwrap_or(false),
         log_level: nonempty(&log.level),
         log_json: log.json.unwrap_or(false),
+        webhooks,
+        webhook_timeout,
     })
 }
 

@@ -88,5 +88,8 @@ pub fn effective(c: &AgentConfig) -> Value {
         "local_storage": {"path": path(&c.storage.local)},
         "aws_storage": aws,
         "metrics_addr": c.metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        // Webhook URLs often carry credentials: only their hosts are shown.
+        "notify": {"webhooks": c.webhooks.iter().map(|u| format!("{}://{}/<redacted>", u.scheme(), u.host_str().unwrap_or(""))).collect::<Vec<_>>(),
+                   "timeout": format_go_duration(c.webhook_timeout)},
     }})
 }

@@ -11,4 +11,4 @@ pub mod snapshot;
 pub use client::{AgentSelf, ConsulClient, ConsulError};
 pub use config::{ConsulArgs, ConsulConfig};
 pub use secret::Secret;
-pub use snapshot::{get_snapshot, RetryPolicy, SnapshotDownload};
+pub use snapshot::{get_snapshot, put_snapshot, RetryPolicy, SnapshotDownload};

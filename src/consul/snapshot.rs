@@ -109,3 +109,18 @@ fn transfer_error(e: &reqwest::Error) -> String {
     }
     s
 }
+
+/// `PUT /v1/snapshot` (restore), streaming `body` of `len` bytes. Never `?stale` (Consul
+/// refuses it). Consul's errors come back as [`ConsulError::Status`] with its text.
+pub async fn put_snapshot(
+    client: &ConsulClient,
+    body: impl futures_util::Stream<Item = io::Result<Bytes>> + Send + Sync + 'static,
+    len: u64,
+) -> Result<(), ConsulError> {
+    let req = client
+        .request(Method::PUT, "/v1/snapshot", &[])
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .header(reqwest::header::CONTENT_LENGTH, len)
+        .body(reqwest::Body::wrap_stream(body));
+    client.send(req).await.map(drop)
+}

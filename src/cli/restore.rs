@@ -1,0 +1,209 @@
+//! `restore`: put a backup back into Consul, after verifying it and asking.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::agent::{run_cycle, CycleConfig};
+use crate::archive::TypePolicy;
+use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
+use crate::consul::{put_snapshot, ConsulArgs, ConsulClient, RetryPolicy};
+use crate::restore::select::{parse_time, select, Selection};
+use crate::restore::{body_of, fetch_verified, summary, Source};
+use crate::retention::RetentionPolicy;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A local snapshot archive to restore. Without it, choose a stored backup with --latest,
+    /// --key or --before.
+    #[arg(conflicts_with_all = ["latest", "key", "before"])]
+    file: Option<PathBuf>,
+    /// The newest backup at the configured destinations.
+    #[arg(long, conflicts_with_all = ["key", "before"])]
+    latest: bool,
+    /// The backup with this key (or file name).
+    #[arg(long, value_name = "KEY", conflicts_with = "before")]
+    key: Option<String>,
+    /// The newest backup taken at or before this time (RFC 3339, or 20261121T190000Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Do not ask for confirmation. Required when stdin is not a terminal.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Fetch, verify and show the backup, but do not restore (and take no safety snapshot).
+    #[arg(long = "dry-run")]
+    dry_run: bool,
+    /// First save the current state as a backup at the configured destinations. Default: on
+    /// when restoring from a destination, off for a local file.
+    #[arg(long = "safety-snapshot", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    safety_snapshot: Option<bool>,
+    /// Accept record types Consul CE cannot restore (Consul Enterprise snapshots).
+    #[arg(long)]
+    allow_unknown_types: bool,
+    #[command(flatten)]
+    files: FileArgs,
+    #[command(flatten)]
+    consul: ConsulArgs,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::runtime::block_on(restore(args))?
+}
+
+async fn restore(args: Args) -> anyhow::Result<ExitCode> {
+    let env = |k: &str| std::env::var(k).ok();
+    let file = load_files(&args.files)?;
+    let consul = resolve_consul(&args.consul, &file, &env)?;
+    let client = ConsulClient::new(&consul)?;
+    let types = if args.allow_unknown_types {
+        TypePolicy::AnyBelowFlag
+    } else {
+        TypePolicy::Restorable
+    };
+    let selection = match (&args.file, args.latest, &args.key, args.before) {
+        (Some(_), ..) => None,
+        (None, true, _, _) => Some(Selection::Latest),
+        (None, _, Some(k), _) => Some(Selection::Key(k.clone())),
+        (None, _, _, Some(t)) => Some(Selection::Before(t)),
+        (None, false, None, None) => {
+            bail!("say what to restore: a FILE, or --latest, --key KEY or --before TIME")
+        }
+    };
+    let stores = if selection.is_some() || args.safety_snapshot == Some(true) {
+        resolve_storage(&args.storage, &file, &env)?
+            .stores()
+            .await?
+    } else {
+        Vec::new()
+    };
+    let source = match (&args.file, &selection) {
+        (Some(f), _) => Source::File(f.clone()),
+        (None, Some(sel)) => {
+            let mut found = None;
+            for store in &stores {
+                let listed = store
+                    .list()
+                    .await
+                    .map_err(|e| anyhow!("listing {}: {e}", store.describe()))?;
+                if let Some(b) = select(&listed, sel) {
+                    let better = found.as_ref().is_none_or(
+                        |(_, f): &(usize, crate::storage::StoredBackup)| b.name.time > f.name.time,
+                    );
+                    if better {
+                        found = Some((
+                            stores
+                                .iter()
+                                .position(|s| s.describe() == store.describe())
+                                .unwrap_or(0),
+                            b.clone(),
+                        ));
+                    }
+                }
+            }
+            let (i, backup) = found.ok_or_else(|| {
+                anyhow!(
+                    "no backup matches {sel:?} at {}",
+                    stores
+                        .iter()
+                        .map(|s| s.describe())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            Source::Stored {
+                store: stores[i].clone(),
+                backup,
+            }
+        }
+        (None, None) => bail!("nothing to restore"),
+    };
+    let prepared = fetch_verified(&source, types)
+        .await
+        .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
+    let mut out = std::io::stdout();
+    let _ = write!(out, "{}", summary(&prepared, &source.describe()));
+    let _ = out.flush();
+    if args.dry_run {
+        let _ = writeln!(
+            out,
+            "Dry run: verified, nothing restored (no safety snapshot taken)."
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("refusing to restore without confirmation: stdin is not a terminal; pass --yes to restore non-interactively");
+        }
+        eprint!("Restoring replaces ALL of Consul's state (KV, catalog, ACLs, sessions...) with this snapshot. Type 'yes' to continue: ");
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            bail!("restore cancelled");
+        }
+    }
+    let safety = args
+        .safety_snapshot
+        .unwrap_or(matches!(source, Source::Stored { .. }));
+    if safety {
+        if stores.is_empty() {
+            bail!("--safety-snapshot needs a destination (--local-path or --aws-s3-bucket)");
+        }
+        let cfg = CycleConfig {
+            stale: false,
+            retry: RetryPolicy::default(),
+            datacenter: consul.datacenter.clone(),
+            types: TypePolicy::AnyBelowFlag,
+            verify_readback: false,
+            // A safety snapshot never triggers deletions.
+            retention: RetentionPolicy {
+                retain: Some(0),
+                ..RetentionPolicy::default()
+            },
+        };
+        let o = run_cycle(&client, &stores, &cfg, None)
+            .await
+            .map_err(|e| anyhow!("safety snapshot failed, nothing restored: {e}"))?;
+        if !o.all_ok() {
+            bail!(
+                "safety snapshot failed at a destination, nothing restored: {}",
+                super::agent::summary(&o).trim()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "Safety snapshot of the current state: index {} saved.",
+            o.report.meta.index
+        );
+    }
+    let (body, len) = body_of(&prepared.path).await?;
+    let bar = (std::io::stderr().is_terminal()).then(|| {
+        let b = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        if let Ok(s) = ProgressStyle::with_template(
+            "restoring [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
+        ) {
+            b.set_style(s.progress_chars("=> "));
+        }
+        b
+    });
+    let counted = {
+        let bar = bar.clone();
+        body.inspect(move |c| {
+            if let (Some(b), Ok(c)) = (&bar, c) {
+                b.inc(c.len() as u64);
+            }
+        })
+    };
+    let result = put_snapshot(&client, counted, len).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result.map_err(|e| anyhow!("Error restoring snapshot: {e}"))?;
+    let _ = writeln!(out, "Restored snapshot");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,160 @@
+//! Restore: choose a backup ([`select`]), fetch and verify it into a private temporary file
+//! (archive SHA-256 against the stored digest, and every check of the archive reader), then
+//! stream the verified file to `PUT /v1/snapshot`. Nothing reaches Consul unverified.
+
+pub mod select;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+
+use crate::archive::pretty::byte_size;
+use crate::archive::{ArchiveReport, InspectReport, InspectStats, ReadOptions, TypePolicy};
+use crate::pipeline::{stream_verified, PipelineError};
+use crate::storage::{AtomicFile, Store, StoredBackup};
+
+/// Where the archive comes from.
+pub enum Source {
+    /// A local `.snap` file.
+    File(PathBuf),
+    /// A backup at a destination.
+    Stored { store: Store, backup: StoredBackup },
+}
+
+impl Source {
+    /// For messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Stored { store, backup } => format!("{} {}", store.describe(), backup.key),
+        }
+    }
+}
+
+/// Restore failures before anything is sent to Consul.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("reading {what}: {detail}")]
+    Fetch { what: String, detail: String },
+    #[error("the backup is not a valid snapshot: {0}")]
+    Invalid(crate::archive::ArchiveError),
+    #[error("the archive's SHA-256 {actual} differs from the digest stored with the backup ({stored}): the backup was altered or damaged")]
+    DigestMismatch { actual: String, stored: String },
+}
+
+/// A verified archive in a private temporary file, ready to send.
+pub struct Prepared {
+    pub path: PathBuf,
+    pub report: ArchiveReport,
+    pub stats: InspectReport,
+    /// Whether a stored digest was compared (false for plain files and backups without one).
+    pub digest_checked: bool,
+    _dir: tempfile::TempDir,
+}
+
+/// Fetches and verifies `source` into a temporary file.
+pub async fn fetch_verified(source: &Source, types: TypePolicy) -> Result<Prepared, RestoreError> {
+    let what = source.describe();
+    let fetch_err = |detail: String| RestoreError::Fetch {
+        what: what.clone(),
+        detail,
+    };
+    let (body, stored_sha): (BoxStream<'static, io::Result<Bytes>>, Option<String>) = match source {
+        Source::File(p) => {
+            let f = tokio::fs::File::open(p)
+                .await
+                .map_err(|e| fetch_err(e.to_string()))?;
+            (
+                tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).boxed(),
+                None,
+            )
+        }
+        Source::Stored { store, backup } => {
+            let head = store
+                .head(&backup.key)
+                .await
+                .map_err(|e| fetch_err(e.to_string()))?;
+            let body = store
+                .get(&backup.key)
+                .await
+                .map_err(|e| fetch_err(e.to_string()))?;
+            (body, head.meta.and_then(|m| m.sha256))
+        }
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("consul-snapshot-restore-")
+        .tempdir()
+        .map_err(|e| fetch_err(format!("temporary directory: {e}")))?;
+    let path = dir.path().join("restore.snap");
+    let sink = AtomicFile::create(&path, ".unverified")
+        .await
+        .map_err(|e| fetch_err(e.to_string()))?;
+    let (report, stats, path) = stream_verified(
+        body,
+        sink,
+        ReadOptions { types },
+        InspectStats::new(None),
+        None,
+    )
+    .await
+    .map_err(|e| match e {
+        PipelineError::Invalid(e) => RestoreError::Invalid(e),
+        other => fetch_err(other.to_string()),
+    })?;
+    let actual = hex::encode(report.archive_sha256);
+    if let Some(stored) = &stored_sha {
+        if *stored != actual {
+            return Err(RestoreError::DigestMismatch {
+                actual,
+                stored: stored.clone(),
+            });
+        }
+    }
+    let stats = stats.into_report(&report.meta);
+    Ok(Prepared {
+        path,
+        report,
+        stats,
+        digest_checked: stored_sha.is_some(),
+        _dir: dir,
+    })
+}
+
+/// The summary shown before confirmation.
+pub fn summary(p: &Prepared, source: &str) -> String {
+    let m = &p.report.meta;
+    let mut s = format!(
+        "Snapshot to restore ({source}):\n  ID       {}\n  Index    {}\n  Term     {}\n  Size     {} archive, {} state.bin\n  SHA-256  {}{}\n  Largest record types:\n",
+        m.id,
+        m.index,
+        m.term,
+        byte_size(p.report.archive_len),
+        byte_size(p.report.state.len),
+        hex::encode(p.report.archive_sha256),
+        if p.digest_checked { " (matches the stored digest)" } else { " (no stored digest to compare; SHA256SUMS verified)" },
+    );
+    for t in p.stats.stats.iter().take(5) {
+        s.push_str(&format!(
+            "    {:<24} {:>8} records  {}\n",
+            String::from_utf8_lossy(&t.name),
+            t.count,
+            byte_size(t.sum)
+        ));
+    }
+    s
+}
+
+/// The verified file as a byte stream, and its length.
+pub async fn body_of(
+    path: &Path,
+) -> io::Result<(tokio_util::io::ReaderStream<tokio::fs::File>, u64)> {
+    let f = tokio::fs::File::open(path).await?;
+    let len = f.metadata().await?.len();
+    Ok((
+        tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024),
+        len,
+    ))
+}

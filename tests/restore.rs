@@ -1,0 +1,397 @@
+//! `restore` from Garage into the Consul API test server, and webhook notifications.
+
+mod support;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{TimeZone, Utc};
+use consul_snapshot_agent::archive::synth::SynthSpec;
+use consul_snapshot_agent::archive::{ReadOptions, WriteOptions};
+use consul_snapshot_agent::devserver::{DevServerConfig, Faults};
+use consul_snapshot_agent::pipeline::stream_verified;
+use consul_snapshot_agent::storage::{BackupMeta, BackupName, S3Store, Store, StoredBackup};
+use support::garage::{s3_target, S3Target};
+use support::{describe, run_cli_env, TestConsul};
+
+fn archive(seed: u64) -> Bytes {
+    let spec = SynthSpec {
+        seed,
+        kv_entries: 200 + seed,
+        ..SynthSpec::default()
+    };
+    Bytes::from(
+        spec.write_archive(Vec::new(), &WriteOptions::default())
+            .expect("archive"),
+    )
+}
+
+fn body(b: Bytes) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Unpin {
+    futures_util::stream::iter(vec![Ok(b)])
+}
+
+/// Three backups at 10:00, 11:00 and 12:00 on 2026-11-20; returns (store, prefix, backups).
+fn seed_bucket(
+    s3: &S3Target,
+    rt: &tokio::runtime::Runtime,
+) -> (Store, String, Vec<(StoredBackup, String)>) {
+    let cfg = s3.config();
+    let prefix = cfg.normalized_prefix();
+    let store = Store::S3(rt.block_on(S3Store::new(cfg)).expect("store"));
+    let mut out = Vec::new();
+    for (i, hour) in [10u32, 11, 12].into_iter().enumerate() {
+        let name = BackupName {
+            time: Utc
+                .with_ymd_and_hms(2026, 11, 20, hour, 0, 0)
+                .single()
+                .expect("t"),
+            datacenter: "dc1".into(),
+            index: 100 + i as u64,
+        };
+        let pending = BackupMeta {
+            datacenter: Some("dc1".into()),
+            created: Some(name.time.to_rfc3339()),
+            ..Default::default()
+        };
+        let (report, (), stored) = rt
+            .block_on(async {
+                stream_verified(
+                    body(archive(i as u64 + 1)),
+                    store.begin(&name, pending).await.expect("begin"),
+                    ReadOptions::default(),
+                    (),
+                    None,
+                )
+                .await
+            })
+            .expect("store backup");
+        out.push((stored, hex::encode(report.archive_sha256)));
+    }
+    (store, prefix, out)
+}
+
+fn restore_cli(
+    c: &TestConsul,
+    s3: &S3Target,
+    prefix: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args: Vec<String> = vec!["restore".into(), "--http-addr".into(), c.addr()];
+    args.extend(s3.cli_args(prefix));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let env = s3.cli_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_cli_env(&args, &env)
+}
+
+#[test]
+fn restore_from_garage_by_latest_key_and_time() {
+    let c = TestConsul::start(DevServerConfig::default());
+    let s3 = s3_target();
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let (store, prefix, backups) = seed_bucket(&s3, &rt);
+    let restored_sha = || {
+        c.server()
+            .restores()
+            .last()
+            .map(|r| hex::encode(r.archive_sha256))
+    };
+
+    let out = restore_cli(
+        &c,
+        &s3,
+        &prefix,
+        &["--latest", "--yes", "--safety-snapshot=false"],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Restored snapshot"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(matches the stored digest)"));
+    assert_eq!(restored_sha(), Some(backups[2].1.clone()), "latest = 12:00");
+
+    let out = restore_cli(
+        &c,
+        &s3,
+        &prefix,
+        &[
+            "--key",
+            &backups[0].0.key,
+            "--yes",
+            "--safety-snapshot=false",
+        ],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(restored_sha(), Some(backups[0].1.clone()), "by key");
+
+    let out = restore_cli(
+        &c,
+        &s3,
+        &prefix,
+        &[
+            "--before",
+            "2026-11-20T11:30:00Z",
+            "--yes",
+            "--safety-snapshot=false",
+        ],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        restored_sha(),
+        Some(backups[1].1.clone()),
+        "newest at or before 11:30 = 11:00"
+    );
+    assert_eq!(c.server().restores().len(), 3);
+
+    // By default, restoring from a destination first saves the current state there.
+    let before = rt.block_on(store.list()).expect("list").len();
+    let out = restore_cli(&c, &s3, &prefix, &["--latest", "--yes"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Safety snapshot of the current state"));
+    assert_eq!(rt.block_on(store.list()).expect("list").len(), before + 1);
+}
+
+#[test]
+fn corrupt_backups_dry_runs_and_missing_confirmation_make_no_put() {
+    let c = TestConsul::start(DevServerConfig::default());
+    let s3 = s3_target();
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let cfg = s3.config();
+    let prefix = cfg.normalized_prefix();
+    let client = rt.block_on(cfg.client());
+    let key = |hour: u32| format!("{prefix}consul-dc1-20261120T{hour:02}0000Z-1.snap");
+
+    // Bytes damaged at rest, and intact bytes whose stored digest does not match.
+    let mut damaged = archive(1).to_vec();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0xff;
+    rt.block_on(
+        client
+            .put_object()
+            .bucket(&cfg.bucket)
+            .key(key(10))
+            .body(damaged.into())
+            .send(),
+    )
+    .expect("put");
+    let good = archive(2);
+    rt.block_on(
+        client
+            .put_object()
+            .bucket(&cfg.bucket)
+            .key(key(11))
+            .metadata("sha256", "0".repeat(64))
+            .body(good.to_vec().into())
+            .send(),
+    )
+    .expect("put");
+
+    let out = restore_cli(&c, &s3, &prefix, &["--key", &key(10), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Error verifying snapshot: the backup is not a valid snapshot"),
+        "{}",
+        describe(&out)
+    );
+    let out = restore_cli(&c, &s3, &prefix, &["--key", &key(11), "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("differs from the digest stored with the backup"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = restore_cli(
+        &c,
+        &s3,
+        &prefix,
+        &["--key", &key(11).replace("11", "12"), "--yes"],
+    );
+    assert_eq!(out.status.code(), Some(1), "missing key");
+
+    // A good backup: --dry-run verifies and shows, and makes no PUT; without --yes and without
+    // a terminal it refuses.
+    let name = BackupName {
+        time: Utc
+            .with_ymd_and_hms(2026, 11, 20, 13, 0, 0)
+            .single()
+            .expect("t"),
+        datacenter: "dc1".into(),
+        index: 5,
+    };
+    let store = Store::S3(rt.block_on(S3Store::new(cfg.clone())).expect("store"));
+    rt.block_on(async {
+        stream_verified(
+            body(archive(3)),
+            store.begin(&name, BackupMeta::default()).await.expect("b"),
+            ReadOptions::default(),
+            (),
+            None,
+        )
+        .await
+    })
+    .expect("store");
+    let out = restore_cli(&c, &s3, &prefix, &["--latest", "--dry-run"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Dry run") && text.contains("Largest record types") && text.contains("KVS"),
+        "{text}"
+    );
+    let out = restore_cli(&c, &s3, &prefix, &["--latest"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing to restore without confirmation"),
+        "{}",
+        describe(&out)
+    );
+    assert!(c.server().restores().is_empty(), "no PUT was made");
+}
+
+#[test]
+fn consul_errors_are_shown_as_consul_sent_them_without_the_token() {
+    let c = TestConsul::start(DevServerConfig::default());
+    c.faults(Faults {
+        no_leader: true,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = dir.path().join("x.snap");
+    std::fs::write(&f, archive(1)).expect("write");
+    let out = run_cli_env(
+        &[
+            "restore",
+            "--http-addr",
+            &c.addr(),
+            "--yes",
+            f.to_str().expect("p"),
+        ],
+        &[("CONSUL_HTTP_TOKEN", "tok-123-secret")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Error restoring snapshot: Unexpected response code: 500 (No cluster leader)"),
+        "{err}"
+    );
+    assert!(!err.contains("tok-123-secret"));
+}
+
+/// A webhook receiver on a free loopback port.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<serde_json::Value>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn receiver(stall: bool) -> Receiver {
+    use axum::routing::post;
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let url = format!(
+        "http://{}/hook?token=shh",
+        listener.local_addr().expect("addr")
+    );
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |axum::Json(v): axum::Json<serde_json::Value>| {
+            let g = g.clone();
+            async move {
+                if stall {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                g.lock().expect("lock").push(v);
+                "ok"
+            }
+        }),
+    );
+    rt.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    Receiver { url, got, _rt: rt }
+}
+
+#[test]
+fn webhooks_are_delivered_and_a_dead_endpoint_does_not_stall_the_cycle() {
+    let c = TestConsul::start(DevServerConfig::default());
+    let dir = tempfile::tempdir().expect("tmp");
+    let hook = receiver(false);
+    let once = |extra: &[&str]| {
+        let mut a = vec!["agent", "--once", "--retries", "0", "--http-addr"];
+        let addr = c.addr();
+        let addr: &'static str = Box::leak(addr.into_boxed_str());
+        a.push(addr);
+        a.push("--local-path");
+        let p: &'static str = Box::leak(dir.path().display().to_string().into_boxed_str());
+        a.push(p);
+        a.extend_from_slice(extra);
+        run_cli_env(&a, &[])
+    };
+    let out = once(&["--webhook", &hook.url]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("shh"),
+        "webhook credentials never logged"
+    );
+    let events = hook.got.lock().expect("lock").clone();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["start", "success"],
+        "{events:?}"
+    );
+    assert_eq!(events[1]["index"], 1000);
+    assert!(events[1]["key"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("consul-dc1-")));
+    assert!(events[1]["size"].as_u64().is_some_and(|s| s > 0));
+
+    c.faults(Faults {
+        truncate_after: Some(1000),
+        ..Faults::default()
+    });
+    let out = once(&["--webhook", &hook.url]);
+    assert_eq!(out.status.code(), Some(1));
+    let events = hook.got.lock().expect("lock").clone();
+    let last = events.last().expect("failure event");
+    assert_eq!(last["event"], "failure");
+    assert!(
+        last["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("verification")),
+        "{last}"
+    );
+    c.faults(Faults::default());
+
+    // An endpoint that never answers: the cycle succeeds, bounded by the webhook timeout.
+    let dead = receiver(true);
+    let t = Instant::now();
+    let out = once(&["--webhook", &dead.url, "--webhook-timeout", "1s"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+    // And one with nothing listening at all.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("p")
+        .port();
+    let t = Instant::now();
+    let out = once(&[
+        "--webhook",
+        &format!("http://127.0.0.1:{port}/x"),
+        "--webhook-timeout",
+        "1s",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(t.elapsed() < Duration::from_secs(8));
+}
