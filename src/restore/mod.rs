@@ -21,7 +21,7 @@ pub enum Source {
     /// A local `.snap` file.
     File(PathBuf),
     /// A backup at a destination.
-    Stored { store: Store, backup: StoredBackup },
+    Stored { store: Box<Store>, backup: StoredBackup },
 }
 
 impl Source {
