@@ -117,7 +117,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
                 )
             })?;
             Source::Stored {
-                store: stores[i].clone(),
+                store: Box::new(stores[i].clone()),
                 backup,
             }
         }
