@@ -118,7 +118,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
             })?;
             Source::Stored {
                 store: Box::new(stores[i].clone()),
-                backup,
+                backup: Box::new(backup),
             }
         }
         (None, None) => bail!("nothing to restore"),

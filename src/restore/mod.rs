@@ -21,7 +21,7 @@ pub enum Source {
     /// A local `.snap` file.
     File(PathBuf),
     /// A backup at a destination.
-    Stored { store: Box<Store>, backup: StoredBackup },
+    Stored { store: Box<Store>, backup: Box<StoredBackup> },
 }
 
 impl Source {
