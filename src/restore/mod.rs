@@ -21,7 +21,10 @@ pub enum Source {
     /// A local `.snap` file.
     File(PathBuf),
     /// A backup at a destination.
-    Stored { store: Box<Store>, backup: Box<StoredBackup> },
+    Stored {
+        store: Box<Store>,
+        backup: Box<StoredBackup>,
+    },
 }
 
 impl Source {
