@@ -4,9 +4,9 @@
 //!
 //! Target (issue 6): ≤ 0.6 × the baseline's wall time.
 
-mod support;
 #[path = "../tests/support/garage.rs"]
 mod garage;
+mod support;
 
 use std::process::{Command, Stdio};
 
@@ -16,30 +16,65 @@ use consul_snapshot_agent::storage::{BackupMeta, BackupName, S3Config, S3Store, 
 use futures_util::StreamExt;
 
 fn main() {
-    let mib: u64 = std::env::var("BENCH_STATE_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let mib: u64 = std::env::var("BENCH_STATE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let (archive, _) = support::cached_archive(mib << 20);
     let archive_len = support::file_len(&archive);
     let aws = support::data_dir().join("awscli-venv/bin/aws");
-    assert!(aws.exists(), "run `cargo bench --bench upload` first: it installs awscli into {}", aws.display());
+    assert!(
+        aws.exists(),
+        "run `cargo bench --bench upload` first: it installs awscli into {}",
+        aws.display()
+    );
     let s3 = garage::s3_target();
-    let cfg = S3Config { part_size: 16 << 20, ..s3.config() };
+    let cfg = S3Config {
+        part_size: 16 << 20,
+        ..s3.config()
+    };
     let prefix = cfg.normalized_prefix();
     let rt = tokio::runtime::Runtime::new().expect("rt");
     eprintln!("uploading {} into Garage ...", archive.display());
     let key = rt.block_on(async {
         let store = Store::S3(S3Store::new(cfg).await.expect("store"));
-        let name = BackupName { time: chrono::Utc::now(), datacenter: "dc1".into(), index: 1 };
+        let name = BackupName {
+            time: chrono::Utc::now(),
+            datacenter: "dc1".into(),
+            index: 1,
+        };
         let f = tokio::fs::File::open(&archive).await.expect("open");
         let body = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).boxed();
-        let up = store.begin(&name, BackupMeta::default()).await.expect("begin");
-        stream_verified(body, up, ReadOptions::default(), (), None).await.expect("upload").2.key
+        let up = store
+            .begin(&name, BackupMeta::default())
+            .await
+            .expect("begin");
+        stream_verified(body, up, ReadOptions::default(), (), None)
+            .await
+            .expect("upload")
+            .2
+            .key
     });
     eprintln!("starting the Consul API test server ...");
     let server = support::DevServerProcess::start(&archive);
-    let work = tempfile::Builder::new().prefix("bench-restore-").tempdir_in(support::data_dir()).expect("tmp");
-    let creds = [("AWS_ACCESS_KEY_ID", s3.key_id.as_str()), ("AWS_SECRET_ACCESS_KEY", s3.secret.as_str())];
-    println!("backup s3://{}/{key} ({:.1} MiB) into {}, best of {runs}", s3.bucket, archive_len as f64 / 1048576.0, server.url);
+    let work = tempfile::Builder::new()
+        .prefix("bench-restore-")
+        .tempdir_in(support::data_dir())
+        .expect("tmp");
+    let creds = [
+        ("AWS_ACCESS_KEY_ID", s3.key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret.as_str()),
+    ];
+    println!(
+        "backup s3://{}/{key} ({:.1} MiB) into {}, best of {runs}",
+        s3.bucket,
+        archive_len as f64 / 1048576.0,
+        server.url
+    );
     support::header("archive rate");
     let baseline = support::best_of(runs, || {
         let mut c = Command::new("sh");
@@ -62,20 +97,51 @@ fn main() {
             .stdout(Stdio::null());
         c
     });
-    support::row("baseline: aws s3 cp + tar + sha256sum + curl -T", baseline, archive_len, None);
+    support::row(
+        "baseline: aws s3 cp + tar + sha256sum + curl -T",
+        baseline,
+        archive_len,
+        None,
+    );
     let ours = support::best_of(runs, || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"));
-        c.args(["restore", "--key", &key, "--yes", "--safety-snapshot=false", "--http-addr", server.addr()])
-            .args(["--aws-s3-bucket", &s3.bucket, "--aws-s3-key-prefix", &prefix, "--aws-s3-endpoint", &s3.endpoint, "--aws-s3-region", &s3.region])
-            .envs(creds)
-            .env("TMPDIR", work.path())
-            .stdout(Stdio::null());
+        c.args([
+            "restore",
+            "--key",
+            &key,
+            "--yes",
+            "--safety-snapshot=false",
+            "--http-addr",
+            server.addr(),
+        ])
+        .args([
+            "--aws-s3-bucket",
+            &s3.bucket,
+            "--aws-s3-key-prefix",
+            &prefix,
+            "--aws-s3-endpoint",
+            &s3.endpoint,
+            "--aws-s3-region",
+            &s3.region,
+        ])
+        .envs(creds)
+        .env("TMPDIR", work.path())
+        .stdout(Stdio::null());
         c
     });
-    support::row("consul-snapshot-agent restore --key", ours, archive_len, Some(baseline));
+    support::row(
+        "consul-snapshot-agent restore --key",
+        ours,
+        archive_len,
+        Some(baseline),
+    );
     println!(
         "target: <= 0.60x baseline -> {:.2}x {}",
         ours.wall.as_secs_f64() / baseline.wall.as_secs_f64(),
-        if ours.wall.as_secs_f64() <= 0.6 * baseline.wall.as_secs_f64() { "met" } else { "NOT met" }
+        if ours.wall.as_secs_f64() <= 0.6 * baseline.wall.as_secs_f64() {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
 }

@@ -291,39 +291,25 @@ fn a_lost_lock_stops_the_cycle_at_once() {
     );
 }
 
-/// The documented Consul Enterprise defaults, verbatim, plus a token.
-const ENTERPRISE: &str = r#"{
-  "snapshot_agent": {
-    "http_addr": "127.0.0.1:8500", "token": "s3cr3t-ent-token", "datacenter": "",
-    "ca_file": "", "ca_path": "", "cert_file": "", "key_file": "",
-    "license_path": "", "tls_server_name": "",
-    "login": {"auth_method": "", "bearer_token": "", "bearer_token_file": "", "meta": {}},
-    "log": {"level": "INFO", "enable_syslog": false, "syslog_facility": "LOCAL0"},
-    "snapshot": {
-      "interval": "1h", "retain": 30, "stale": false, "service": "consul-snapshot",
-      "deregister_after": "72h", "lock_key": "consul-snapshot/lock", "max_failures": 3,
-      "local_scratch_path": ""
-    },
-    "local_storage": {"path": "."},
-    "aws_storage": {
-      "access_key_id": "", "secret_access_key": "", "session_token": "",
-      "iam_endpoint": "", "role_arn": "", "role_session_name": "",
-      "web_identity_token_file": "", "sts_endpoint": "",
-      "s3_region": "", "s3_bucket": "", "s3_key_prefix": "consul-snapshot",
-      "s3_server_side_encryption": false, "s3_static_snapshot_name": "",
-      "s3_force_path_style": false
-    },
-    "azure_blob_storage": {"account_name": "", "account_key": "", "container_name": ""},
-    "google_storage": {"bucket": ""}
-  }
-}"#;
+/// The documented Consul Enterprise defaults (tests/data), plus a token.
+fn enterprise_config() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/enterprise-snapshot-agent.json"
+    );
+    std::fs::read_to_string(path)
+        .expect("read")
+        .replace(r#""token": """#, r#""token": "s3cr3t-ent-token""#)
+}
 
 #[test]
 fn the_enterprise_json_config_loads_and_prints_redacted() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tmp");
     let f = dir.path().join("snapshot.json");
-    std::fs::write(&f, ENTERPRISE).expect("write");
+    let enterprise = enterprise_config();
+    assert!(enterprise.contains("s3cr3t-ent-token"));
+    std::fs::write(&f, &enterprise).expect("write");
     let out = run_cli_env(
         &[
             "agent",
@@ -370,7 +356,7 @@ fn the_enterprise_json_config_loads_and_prints_redacted() {
     // Unknown keys are errors naming their path.
     std::fs::write(
         &f,
-        ENTERPRISE.replace("\"max_failures\"", "\"max_failure\""),
+        enterprise.replace("\"max_failures\"", "\"max_failure\""),
     )
     .expect("write");
     let out = run_cli_env(

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::archive::{ArchiveReport, InspectReport, InspectStats, ReadOptions, TypePolicy};
 use crate::consul::{get_snapshot, ConsulClient, ConsulError, RetryPolicy};
 use crate::pipeline::{stream_verified, FanOut, PipelineError};
-use crate::retention::{plan, Decision, Entry, RetentionPolicy};
+use crate::retention::{Decision, RetentionPolicy};
 use crate::storage::{BackupMeta, BackupName, StorageError, Store, StoredBackup};
 
 /// Multipart uploads of ours older than this are aborted at the start of a cycle.
@@ -248,21 +248,13 @@ pub async fn apply_retention(
     policy: &RetentionPolicy,
     just_stored: &str,
 ) -> Result<Vec<Decision>, StorageError> {
-    let listed = store.list().await?;
+    let (listed, decisions) = store.plan_retention(policy).await?;
     if !listed.iter().any(|b| b.key == just_stored) {
         return Err(StorageError::Config(format!(
             "the listing of {} does not show the backup just stored ({just_stored}); retention skipped",
             store.describe()
         )));
     }
-    let entries: Vec<Entry> = listed
-        .iter()
-        .map(|b| Entry {
-            key: b.key.clone(),
-            time: b.name.time,
-        })
-        .collect();
-    let decisions = plan(&entries, policy).map_err(|e| StorageError::Config(e.to_string()))?;
     let doomed: Vec<String> = decisions
         .iter()
         .filter(|d| !d.keep && d.key != just_stored)

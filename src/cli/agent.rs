@@ -3,7 +3,6 @@
 //! and exits, with no lock and no registration, for cron jobs and Kubernetes CronJobs.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::anyhow;
 
@@ -12,8 +11,9 @@ use crate::agent::notify::{Event, Notifier};
 use crate::agent::{run_cycle, CycleConfig, CycleOutcome};
 use crate::archive::pretty::byte_size;
 use crate::archive::TypePolicy;
+use crate::config::RetryArgs;
 use crate::config::{resolve_agent, AgentArgs, AgentConfig, FileArgs, RetentionArgs, StorageArgs};
-use crate::consul::{ConsulArgs, ConsulClient, RetryPolicy};
+use crate::consul::{ConsulArgs, ConsulClient};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,12 +25,8 @@ pub struct Args {
     /// exit.
     #[arg(long = "print-config")]
     print_config: bool,
-    /// Retries of the snapshot request before the first byte.
-    #[arg(long, default_value_t = 3)]
-    retries: u32,
-    /// First delay between retries; doubled each time.
-    #[arg(long = "retry-delay", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    retry_delay: Duration,
+    #[command(flatten)]
+    retry: RetryArgs,
     /// Accept record types Consul CE cannot restore (e.g. from a newer Consul).
     #[arg(long)]
     allow_unknown_types: bool,
@@ -51,11 +47,7 @@ impl Args {
     pub fn cycle_config(&self, cfg: &AgentConfig) -> CycleConfig {
         CycleConfig {
             stale: cfg.stale,
-            retry: RetryPolicy {
-                retries: self.retries,
-                base: self.retry_delay,
-                ..RetryPolicy::default()
-            },
+            retry: self.retry.policy(),
             datacenter: cfg.consul.datacenter.clone(),
             types: if self.allow_unknown_types {
                 TypePolicy::AnyBelowFlag

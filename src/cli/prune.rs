@@ -8,7 +8,6 @@ use crate::archive::pretty::tabwriter;
 use crate::config::{
     load_files, resolve_retention, resolve_storage, FileArgs, RetentionArgs, StorageArgs,
 };
-use crate::retention::{plan, Entry};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,18 +36,10 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
         .await?
     {
         // A listing error deletes nothing: it stops here.
-        let listed = store
-            .list()
+        let (_, decisions) = store
+            .plan_retention(&policy)
             .await
-            .map_err(|e| anyhow!("listing {}: {e}", store.describe()))?;
-        let entries: Vec<Entry> = listed
-            .iter()
-            .map(|b| Entry {
-                key: b.key.clone(),
-                time: b.name.time,
-            })
-            .collect();
-        let decisions = plan(&entries, &policy)?;
+            .map_err(|e| anyhow!("planning at {}: {e}", store.describe()))?;
         let doomed: Vec<String> = decisions
             .iter()
             .filter(|d| !d.keep)

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::agent::{run_cycle, CycleConfig};
 use crate::archive::TypePolicy;
@@ -182,15 +181,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let (body, len) = body_of(&prepared.path).await?;
-    let bar = (std::io::stderr().is_terminal()).then(|| {
-        let b = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-        if let Ok(s) = ProgressStyle::with_template(
-            "restoring [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
-        ) {
-            b.set_style(s.progress_chars("=> "));
-        }
-        b
-    });
+    let bar = super::progress::bar(Some(len), "restoring");
     let counted = {
         let bar = bar.clone();
         body.inspect(move |c| {

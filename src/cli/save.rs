@@ -2,17 +2,15 @@
 //! `FILE.unverified` (0600) → fsync → rename to FILE only after verification passed.
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::anyhow;
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::archive::{ReadOptions, TypePolicy};
-use crate::consul::{get_snapshot, ConsulArgs, ConsulClient, RetryPolicy};
+use crate::config::RetryArgs;
+use crate::consul::{get_snapshot, ConsulArgs, ConsulClient};
 use crate::pipeline::{stream_verified, PipelineError};
 use crate::storage::AtomicFile;
 
@@ -29,12 +27,8 @@ pub struct Args {
     /// `--append-filename version,dc` turns backup.snap into backup-1.21.0-dc1.snap.
     #[arg(long = "append-filename", value_delimiter = ',', value_parser = ["version", "dc"], value_name = "version,dc")]
     append_filename: Vec<String>,
-    /// Retries of the snapshot request while no byte has arrived (connection errors, 5xx).
-    #[arg(long, default_value_t = 3)]
-    retries: u32,
-    /// First delay between retries; doubled each time.
-    #[arg(long = "retry-delay", default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    retry_delay: Duration,
+    #[command(flatten)]
+    retry: RetryArgs,
     /// Accept record types Consul CE cannot restore (e.g. from a newer Consul).
     #[arg(long)]
     allow_unknown_types: bool,
@@ -67,11 +61,7 @@ async fn save(args: Args) -> anyhow::Result<ExitCode> {
             .collect();
         path = append_to_name(&path, &parts);
     }
-    let retry = RetryPolicy {
-        retries: args.retries,
-        base: args.retry_delay,
-        ..RetryPolicy::default()
-    };
+    let retry = args.retry.policy();
     tracing::info!(
         addr = client.addr(),
         stale = args.stale,
@@ -81,7 +71,7 @@ async fn save(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow!("Error saving snapshot: {e}"))?;
     let header_index = download.index;
-    let bar = progress(download.content_length);
+    let bar = super::progress::bar(download.content_length, "saving");
     let counted = {
         let bar = bar.clone();
         download.body.inspect(move |c| {
@@ -128,22 +118,6 @@ fn append_to_name(path: &Path, parts: &[&str]) -> PathBuf {
         name.push(ext);
     }
     path.with_file_name(name)
-}
-
-fn progress(total: Option<u64>) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
-    let template = if total.is_some() {
-        "saving [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}"
-    } else {
-        "saving {spinner} {bytes} {binary_bytes_per_sec}"
-    };
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    Some(bar)
 }
 
 #[cfg(test)]

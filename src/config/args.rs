@@ -118,6 +118,28 @@ pub struct RetentionArgs {
     pub keep_within: Option<Duration>,
 }
 
+/// Retries of the snapshot request while no byte has arrived.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetryArgs {
+    /// Retries of the snapshot request while no byte has arrived (connection errors, 5xx).
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// First delay between retries; doubled each time.
+    #[arg(long = "retry-delay", default_value = "1s", value_parser = crate::consul::duration::parse_go_duration_arg, value_name = "DURATION")]
+    pub retry_delay: Duration,
+}
+
+impl RetryArgs {
+    /// As a retry policy.
+    pub fn policy(&self) -> crate::consul::RetryPolicy {
+        crate::consul::RetryPolicy {
+            retries: self.retries,
+            base: self.retry_delay,
+            ..crate::consul::RetryPolicy::default()
+        }
+    }
+}
+
 /// Scheduling, election and registration of the long-running agent.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Agent")]

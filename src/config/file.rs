@@ -254,32 +254,9 @@ fn merge(into: &mut Value, from: Value) {
 mod tests {
     use super::*;
 
-    /// The documented Enterprise defaults (spec §8.2), verbatim.
-    pub const ENTERPRISE_EXAMPLE: &str = r#"{
-  "snapshot_agent": {
-    "http_addr": "127.0.0.1:8500", "token": "", "datacenter": "",
-    "ca_file": "", "ca_path": "", "cert_file": "", "key_file": "",
-    "license_path": "", "tls_server_name": "",
-    "login": {"auth_method": "", "bearer_token": "", "bearer_token_file": "", "meta": {}},
-    "log": {"level": "INFO", "enable_syslog": false, "syslog_facility": "LOCAL0"},
-    "snapshot": {
-      "interval": "1h", "retain": 30, "stale": false, "service": "consul-snapshot",
-      "deregister_after": "72h", "lock_key": "consul-snapshot/lock", "max_failures": 3,
-      "local_scratch_path": ""
-    },
-    "local_storage": {"path": "."},
-    "aws_storage": {
-      "access_key_id": "", "secret_access_key": "", "session_token": "",
-      "iam_endpoint": "", "role_arn": "", "role_session_name": "",
-      "web_identity_token_file": "", "sts_endpoint": "",
-      "s3_region": "", "s3_bucket": "", "s3_key_prefix": "consul-snapshot",
-      "s3_server_side_encryption": false, "s3_static_snapshot_name": "",
-      "s3_force_path_style": false
-    },
-    "azure_blob_storage": {"account_name": "", "account_key": "", "container_name": ""},
-    "google_storage": {"bucket": ""}
-  }
-}"#;
+    /// The documented Consul Enterprise defaults (spec consul-http-api.md §8.2), verbatim.
+    pub const ENTERPRISE_EXAMPLE: &str =
+        include_str!("../../tests/data/enterprise-snapshot-agent.json");
 
     #[test]
     fn enterprise_example_parses() {

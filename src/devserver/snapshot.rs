@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::Mutex;
 use tokio_util::io::ReaderStream;
 
 use super::faults::Faults;
@@ -24,7 +24,7 @@ use crate::archive::synth::SynthSpec;
 use crate::archive::{
     read_archive, write_archive, ReadOptions, RecordInfo, RecordVisitor, SnapshotMeta, WriteOptions,
 };
-use crate::pipeline::ChannelReader;
+use crate::pipeline::{stream_verified, Discard, PipelineError};
 
 /// What a successful restore received, for tests to assert on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,41 +340,26 @@ pub async fn restore(
             )
         }
     };
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(32);
-    let verifier = tokio::task::spawn_blocking(move || {
-        let mut copy = copy;
-        let r = read_archive(ChannelReader::new(rx), ReadOptions::default(), &mut copy);
-        (r, copy.finish())
-    });
-    let mut stream = body.into_data_stream();
-    while let Some(item) = stream.next().await {
-        let item = item.map_err(|e| io::Error::other(e.to_string()));
-        let failed = item.is_err();
-        if tx.send(item).await.is_err() || failed {
-            break;
-        }
-    }
-    drop(tx);
-    let (result, copied) = match verifier.await {
-        Ok(v) => v,
+    let stream = body
+        .into_data_stream()
+        .map(|item| item.map_err(|e| io::Error::other(e.to_string())));
+    let report = match stream_verified(stream, Discard, ReadOptions::default(), copy, None).await {
+        Ok((report, copy, ())) => match copy.finish() {
+            Ok(()) => report,
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("failed to write snapshot: {e}"),
+                )
+            }
+        },
         Err(e) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("restore failed: {e}"),
-            )
-        }
-    };
-    let report = match (result, copied) {
-        (Ok(r), Ok(())) => r,
-        (Err(e), _) => {
             let _ = tokio::fs::remove_file(&state_path).await;
-            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-        }
-        (Ok(_), Err(e)) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("failed to write snapshot: {e}"),
-            )
+            let msg = match e {
+                PipelineError::Invalid(e) => e.to_string(),
+                other => other.to_string(),
+            };
+            return text(StatusCode::INTERNAL_SERVER_ERROR, msg);
         }
     };
     // Raft applies a user restore at max(last index, snapshot index) + 1.

@@ -40,6 +40,25 @@ pub trait ArchiveSink: Send {
     fn abort(self) -> impl Future<Output = ()> + Send;
 }
 
+/// A sink that keeps nothing: for verifying a stream without storing it (read-back, restore
+/// checks).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Discard;
+
+impl ArchiveSink for Discard {
+    type Committed = ();
+
+    async fn write(&mut self, _chunk: &Bytes) -> io::Result<()> {
+        Ok(())
+    }
+
+    async fn commit(self, _report: &ArchiveReport) -> io::Result<()> {
+        Ok(())
+    }
+
+    async fn abort(self) {}
+}
+
 /// Why the pipeline failed. Whatever the reason, the sink was aborted.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {

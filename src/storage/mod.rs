@@ -27,8 +27,9 @@ pub use metadata::BackupMeta;
 pub use naming::BackupName;
 pub use s3::{S3Config, S3Store, S3Upload};
 
-use crate::archive::{read_archive, ArchiveError, ArchiveReport, ReadOptions};
-use crate::pipeline::{ArchiveSink, ChannelReader};
+use crate::archive::{ArchiveReport, ReadOptions};
+use crate::pipeline::{stream_verified, ArchiveSink, Discard};
+use crate::retention::{plan, Decision, Entry, RetentionPolicy};
 
 /// One stored backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +134,24 @@ impl Store {
         })
     }
 
+    /// Lists (completely, or fails) and plans retention: every backup with its decision,
+    /// newest first. Deletes nothing.
+    pub async fn plan_retention(
+        &self,
+        policy: &RetentionPolicy,
+    ) -> Result<(Vec<StoredBackup>, Vec<Decision>), StorageError> {
+        let listed = self.list().await?;
+        let entries: Vec<Entry> = listed
+            .iter()
+            .map(|b| Entry {
+                key: b.key.clone(),
+                time: b.name.time,
+            })
+            .collect();
+        let decisions = plan(&entries, policy).map_err(|e| StorageError::Config(e.to_string()))?;
+        Ok((listed, decisions))
+    }
+
     /// Streams a stored backup through the archive reader and checks its SHA-256 against
     /// `expected` (lowercase hex). Returns the report.
     pub async fn readback(
@@ -140,27 +159,14 @@ impl Store {
         key: &str,
         expected: Option<&str>,
     ) -> Result<ArchiveReport, StorageError> {
-        let mut body = self.get(key).await?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(32);
-        let reader = tokio::task::spawn_blocking(move || {
-            read_archive(ChannelReader::new(rx), ReadOptions::default(), &mut ())
-        });
-        use futures_util::StreamExt;
-        while let Some(item) = body.next().await {
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                break;
-            }
-        }
-        drop(tx);
+        let body = self.get(key).await?;
         let fail = |detail: String| StorageError::Readback {
             key: key.to_string(),
             detail,
         };
-        let report = reader
+        let (report, (), ()) = stream_verified(body, Discard, ReadOptions::default(), (), None)
             .await
-            .map_err(|e| fail(e.to_string()))?
-            .map_err(|e: ArchiveError| fail(e.to_string()))?;
+            .map_err(|e| fail(e.to_string()))?;
         let got = hex::encode(report.archive_sha256);
         if let Some(want) = expected {
             if got != want {

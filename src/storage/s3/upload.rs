@@ -31,6 +31,20 @@ use crate::storage::{StorageError, StoredBackup};
 
 const CONTENT_TYPE: &str = "application/gzip";
 
+/// Adds the configured server-side encryption to a request builder (each S3 operation has its
+/// own builder type, hence a macro).
+macro_rules! with_sse {
+    ($req:expr, $cfg:expr) => {
+        match &$cfg.encryption {
+            Encryption::None => $req,
+            Encryption::S3 => $req.server_side_encryption(ServerSideEncryption::Aes256),
+            Encryption::Kms(k) => $req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(k.clone()),
+        }
+    };
+}
+
 /// See the module docs.
 pub struct S3Upload {
     client: aws_sdk_s3::Client,
@@ -100,13 +114,7 @@ impl S3Upload {
             .key(&self.key)
             .content_type(CONTENT_TYPE)
             .set_metadata(Some(self.pending.to_map()));
-        let req = match &self.cfg.encryption {
-            Encryption::None => req,
-            Encryption::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Encryption::Kms(k) => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(k.clone()),
-        };
+        let req = with_sse!(req, self.cfg);
         let req = req.set_storage_class(self.cfg.storage_class.as_deref().map(StorageClass::from));
         let r = req
             .send()
@@ -185,13 +193,7 @@ impl S3Upload {
                 .content_type(CONTENT_TYPE)
                 .set_metadata(Some(meta.to_map()))
                 .body(ByteStream::from(body));
-            let req = match &self.cfg.encryption {
-                Encryption::None => req,
-                Encryption::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
-                Encryption::Kms(k) => req
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .set_ssekms_key_id(k.clone()),
-            };
+            let req = with_sse!(req, self.cfg);
             req.set_storage_class(self.cfg.storage_class.as_deref().map(StorageClass::from))
                 .send()
                 .await
@@ -270,13 +272,7 @@ async fn set_metadata(
             .metadata_directive(MetadataDirective::Replace)
             .content_type(CONTENT_TYPE)
             .set_metadata(Some(meta.to_map()));
-        let req = match &cfg.encryption {
-            Encryption::None => req,
-            Encryption::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Encryption::Kms(k) => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(k.clone()),
-        };
+        let req = with_sse!(req, cfg);
         req.set_storage_class(cfg.storage_class.as_deref().map(StorageClass::from))
             .send()
             .await
@@ -290,13 +286,7 @@ async fn set_metadata(
         .key(key)
         .content_type(CONTENT_TYPE)
         .set_metadata(Some(meta.to_map()));
-    let req = match &cfg.encryption {
-        Encryption::None => req,
-        Encryption::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
-        Encryption::Kms(k) => req
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .set_ssekms_key_id(k.clone()),
-    };
+    let req = with_sse!(req, cfg);
     let r = req
         .set_storage_class(cfg.storage_class.as_deref().map(StorageClass::from))
         .send()
