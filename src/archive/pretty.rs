@@ -8,6 +8,13 @@ const MIN_WIDTH: usize = 8;
 const PADDING: usize = 6;
 
 /// Consul's `ByteSize`: largest binary unit not above `n`, one decimal, `.0` dropped.
+///
+/// ```
+/// use consul_snapshot_agent::archive::pretty::byte_size;
+/// assert_eq!(byte_size(17228), "16.8KB");
+/// assert_eq!(byte_size(1024), "1KB");
+/// assert_eq!(byte_size(0), "0");
+/// ```
 pub fn byte_size(n: u64) -> String {
     const UNITS: [(u64, &str); 5] = [
         (1 << 40, "TB"),

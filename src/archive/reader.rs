@@ -58,6 +58,21 @@ pub struct ReadOptions {
 /// size right, and state.bin a complete record stream of acceptable types.
 ///
 /// Errors: [`ArchiveError::Source`] when `source` fails, any other variant when the bytes are bad.
+///
+/// ```
+/// use consul_snapshot_agent::archive::synth::SynthSpec;
+/// use consul_snapshot_agent::archive::{read_archive, ReadOptions, WriteOptions};
+///
+/// let archive = SynthSpec::default().write_archive(Vec::new(), &WriteOptions::default()).unwrap();
+/// let report = read_archive(&archive[..], ReadOptions::default(), &mut ()).unwrap();
+/// assert_eq!(report.meta.index, 1000);
+/// assert_eq!(report.state.len as i64, report.meta.size);
+///
+/// let mut damaged = archive.clone();
+/// let last = damaged.len() - 8;
+/// damaged[last] ^= 1; // the gzip CRC
+/// assert!(read_archive(&damaged[..], ReadOptions::default(), &mut ()).is_err());
+/// ```
 /// Records are visited as they stream, before the integrity check at the end: discard what the
 /// visitor gathered when this returns an error.
 pub fn read_archive<R: Read + Send>(

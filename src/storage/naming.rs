@@ -34,6 +34,21 @@ pub fn format_name(name: &BackupName) -> String {
 
 /// The full key: `prefix` + name. A non-empty prefix is used as given (add a trailing `/` to
 /// make it a folder).
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use consul_snapshot_agent::storage::naming::{format_key, parse_key, BackupName};
+///
+/// let name = BackupName {
+///     time: Utc.with_ymd_and_hms(2026, 11, 21, 19, 0, 0).unwrap(),
+///     datacenter: "us-east-1".into(),
+///     index: 146,
+/// };
+/// let key = format_key("backups/", &name);
+/// assert_eq!(key, "backups/consul-us-east-1-20261121T190000Z-146.snap");
+/// assert_eq!(parse_key("backups/", &key), Some(name));
+/// assert_eq!(parse_key("backups/", "backups/notes.txt"), None);
+/// ```
 pub fn format_key(prefix: &str, name: &BackupName) -> String {
     format!("{prefix}{}", format_name(name))
 }
