@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::consul::Secret;
 use crate::storage::s3::ChecksumMode;
 
 /// Configuration files (Consul Enterprise's `snapshot_agent` JSON, or TOML with the same keys).
@@ -77,14 +78,14 @@ pub struct StorageArgs {
         value_name = "SECRET",
         hide_env_values = true
     )]
-    pub aws_secret_access_key: Option<String>,
+    pub aws_secret_access_key: Option<Secret>,
     /// Session token for temporary credentials.
     #[arg(
         long = "aws-session-token",
         value_name = "TOKEN",
         hide_env_values = true
     )]
-    pub aws_session_token: Option<String>,
+    pub aws_session_token: Option<Secret>,
 }
 
 /// The retention policy. Without any rule, `--retain 30` applies (Consul Enterprise's default).

@@ -74,7 +74,7 @@ pub fn resolve_consul(
     let a = file.snapshot_agent.clone().unwrap_or_default();
     let layer = ConsulArgs {
         http_addr: nonempty(&a.http_addr),
-        token: nonempty(&a.token),
+        token: nonempty(&a.token).map(Secret::new),
         ca_file: nonempty(&a.ca_file).map(PathBuf::from),
         ca_path: nonempty(&a.ca_path).map(PathBuf::from),
         client_cert: nonempty(&a.cert_file).map(PathBuf::from),
@@ -221,13 +221,11 @@ pub fn resolve_storage(
                 secret_access_key: flags
                     .aws_secret_access_key
                     .clone()
-                    .or_else(|| file_key(&aws.secret_access_key))
-                    .map(Secret::new),
+                    .or_else(|| file_key(&aws.secret_access_key).map(Secret::new)),
                 session_token: flags
                     .aws_session_token
                     .clone()
-                    .or_else(|| file_key(&aws.session_token))
-                    .map(Secret::new),
+                    .or_else(|| file_key(&aws.session_token).map(Secret::new)),
                 encryption,
                 storage_class: flags
                     .s3_storage_class
@@ -542,7 +540,7 @@ mod tests {
             Some(Schedule::Interval(Duration::from_secs(60)))
         );
         let consul_flags = ConsulArgs {
-            token: Some("flag-token".into()),
+            token: Some(Secret::new("flag-token")),
             ..ConsulArgs::default()
         };
         let c = resolve_agent(

@@ -68,7 +68,7 @@ pub struct ConsulArgs {
     /// ACL token, sent in the X-Consul-Token header. Env: CONSUL_HTTP_TOKEN.
     /// Prefer --token-file: a flag is visible to other users in the process list.
     #[arg(long, value_name = "TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// File holding the ACL token. Env: CONSUL_HTTP_TOKEN_FILE.
     #[arg(long = "token-file", value_name = "PATH")]
     pub token_file: Option<PathBuf>,
@@ -155,13 +155,13 @@ impl ConsulArgs {
         let token = if let Some(path) = &self.token_file {
             Some(read_token_file(path)?)
         } else if let Some(t) = &self.token {
-            Some(Secret::new(t.clone()))
+            Some(t.clone())
         } else if let Some(path) = env_nonempty("CONSUL_HTTP_TOKEN_FILE") {
             Some(read_token_file(&PathBuf::from(path))?)
         } else if let Some(t) = env_nonempty("CONSUL_HTTP_TOKEN") {
             Some(Secret::new(t))
         } else {
-            file.token.clone().map(Secret::new)
+            file.token.clone()
         }
         .filter(|t| !t.expose().is_empty());
         let basic_auth = env_nonempty("CONSUL_HTTP_AUTH").map(|a| match a.split_once(':') {
@@ -314,7 +314,7 @@ mod tests {
 
         let args = ConsulArgs {
             http_addr: Some("h:1".into()),
-            token: Some("flag".into()),
+            token: Some(Secret::new("flag")),
             ..Default::default()
         };
         let c = resolve(args.clone(), &env).expect("resolve");

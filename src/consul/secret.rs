@@ -19,6 +19,15 @@ impl Secret {
     }
 }
 
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    /// For clap: a secret from a command-line value.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
