@@ -98,19 +98,5 @@ fn main() {
         state_len,
         Some(baseline),
     );
-    println!(
-        "target: inspect <= 0.50x baseline -> {:.2}x {}; peak RSS <= 64 MiB -> {:.1} MiB {}",
-        inspect.wall.as_secs_f64() / baseline.wall.as_secs_f64(),
-        if inspect.wall.as_secs_f64() <= 0.5 * baseline.wall.as_secs_f64() {
-            "met"
-        } else {
-            "NOT met"
-        },
-        inspect.peak_rss_kib as f64 / 1024.0,
-        if inspect.peak_rss_kib <= 64 * 1024 {
-            "met"
-        } else {
-            "NOT met"
-        }
-    );
+    support::verdict("inspect", inspect, baseline, 0.5, Some(64.0));
 }

@@ -135,13 +135,5 @@ fn main() {
         archive_len,
         Some(baseline),
     );
-    println!(
-        "target: <= 0.60x baseline -> {:.2}x {}",
-        ours.wall.as_secs_f64() / baseline.wall.as_secs_f64(),
-        if ours.wall.as_secs_f64() <= 0.6 * baseline.wall.as_secs_f64() {
-            "met"
-        } else {
-            "NOT met"
-        }
-    );
+    support::verdict("restore", ours, baseline, 0.6, None);
 }

@@ -65,19 +65,5 @@ fn main() {
         archive_len,
         Some(baseline),
     );
-    println!(
-        "target: save <= 0.50x baseline -> {:.2}x {}; peak RSS <= 64 MiB -> {:.1} MiB {}",
-        ours.wall.as_secs_f64() / baseline.wall.as_secs_f64(),
-        if ours.wall.as_secs_f64() <= 0.5 * baseline.wall.as_secs_f64() {
-            "met"
-        } else {
-            "NOT met"
-        },
-        ours.peak_rss_kib as f64 / 1024.0,
-        if ours.peak_rss_kib <= 64 * 1024 {
-            "met"
-        } else {
-            "NOT met"
-        }
-    );
+    support::verdict("save", ours, baseline, 0.5, Some(64.0));
 }

@@ -128,12 +128,11 @@ fn main() {
         archive_len,
         Some(baseline),
     );
-    let budget_kib = 64 * 1024 + 16 * 1024 * 5;
-    println!(
-        "target: <= 0.40x baseline -> {:.2}x {}; peak RSS <= 64 MiB + 5 x 16 MiB parts -> {:.1} MiB {}",
-        ours.wall.as_secs_f64() / baseline.wall.as_secs_f64(),
-        if ours.wall.as_secs_f64() <= 0.4 * baseline.wall.as_secs_f64() { "met" } else { "NOT met" },
-        ours.peak_rss_kib as f64 / 1024.0,
-        if ours.peak_rss_kib <= budget_kib { "met" } else { "NOT met" }
+    support::verdict(
+        "agent --once to S3",
+        ours,
+        baseline,
+        0.4,
+        Some(64.0 + 16.0 * 5.0),
     );
 }

@@ -168,3 +168,22 @@ impl Drop for DevServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Prints whether `ours` met the targets: wall time at most `max_ratio` × the baseline's and,
+/// when given, peak RSS at most `rss_budget_mib`.
+pub fn verdict(label: &str, ours: Run, baseline: Run, max_ratio: f64, rss_budget_mib: Option<f64>) {
+    let ratio = ours.wall.as_secs_f64() / baseline.wall.as_secs_f64();
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    let mut line = format!(
+        "target: {label} <= {max_ratio:.2}x baseline -> {ratio:.2}x {}",
+        met(ratio <= max_ratio)
+    );
+    if let Some(budget) = rss_budget_mib {
+        let rss = ours.peak_rss_kib as f64 / 1024.0;
+        line.push_str(&format!(
+            "; peak RSS <= {budget:.0} MiB -> {rss:.1} MiB {}",
+            met(rss <= budget)
+        ));
+    }
+    println!("{line}");
+}
