@@ -386,3 +386,22 @@ fn tls_with_the_right_ca_works_and_a_wrong_ca_fails_clearly() {
     );
     assert!(!bad_file.exists());
 }
+
+#[test]
+fn a_unix_socket_address_works() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sock = dir.path().join("consul.sock");
+    let consul = TestConsul::start(DevServerConfig {
+        unix_socket: Some(sock.clone()),
+        ..DevServerConfig::default()
+    });
+    let file = dir.path().join("unix.snap");
+    let addr = format!("unix://{}", sock.display());
+    let out = run_cli_env(
+        &["save", "--retries", "0", file.to_str().expect("p")],
+        &[("CONSUL_HTTP_ADDR", &addr)],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(file.exists());
+    drop(consul);
+}

@@ -80,6 +80,8 @@ pub struct DevServerConfig {
     pub session_ttl_min: Duration,
     /// Directory for state files; a fresh temporary directory when `None`.
     pub data_dir: Option<PathBuf>,
+    /// Also serve plain HTTP on this Unix socket (as `unix:///path` addresses reach Consul).
+    pub unix_socket: Option<PathBuf>,
 }
 
 impl Default for DevServerConfig {
@@ -94,6 +96,7 @@ impl Default for DevServerConfig {
             tls: None,
             session_ttl_min: Duration::from_secs(10),
             data_dir: None,
+            unix_socket: None,
         }
     }
 }
@@ -225,6 +228,15 @@ impl DevServer {
                 "https",
             ),
         };
+        let mut tasks = vec![serve];
+        if let Some(path) = &cfg.unix_socket {
+            let _ = std::fs::remove_file(path);
+            let unix = tokio::net::UnixListener::bind(path)?;
+            let app = http::router(shared.clone());
+            tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(unix, app).await;
+            }));
+        }
         let reaper = {
             let weak = Arc::downgrade(&shared);
             tokio::spawn(async move {
@@ -240,12 +252,13 @@ impl DevServer {
                 }
             })
         };
+        tasks.push(reaper);
         Ok(DevServer {
             addr,
             scheme,
             shared,
             shutdown: Some(tx),
-            tasks: vec![serve, reaper],
+            tasks,
             _tmp: tmp,
         })
     }
