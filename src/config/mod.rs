@@ -446,6 +446,25 @@ mod tests {
         move |k: &str| m.get(k).cloned()
     }
 
+    /// `resolve_agent` with default storage and retention flags.
+    fn resolve(
+        files: &FileArgs,
+        consul: &ConsulArgs,
+        agent: &AgentArgs,
+        once: bool,
+        env: Env<'_>,
+    ) -> anyhow::Result<AgentConfig> {
+        resolve_agent(
+            files,
+            consul,
+            &StorageArgs::default(),
+            &RetentionArgs::default(),
+            agent,
+            once,
+            env,
+        )
+    }
+
     fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, text).expect("write");
@@ -474,11 +493,9 @@ mod tests {
             config_dir: vec![],
         };
         let no_env = env_of(&[]);
-        let c = resolve_agent(
+        let c = resolve(
             &files,
             &ConsulArgs::default(),
-            &StorageArgs::default(),
-            &RetentionArgs::default(),
             &AgentArgs::default(),
             false,
             &no_env,
@@ -515,16 +532,7 @@ mod tests {
             interval: Some(Duration::from_secs(60)),
             ..Default::default()
         };
-        let c = resolve_agent(
-            &files,
-            &ConsulArgs::default(),
-            &StorageArgs::default(),
-            &RetentionArgs::default(),
-            &flags,
-            false,
-            &env,
-        )
-        .expect("resolve");
+        let c = resolve(&files, &ConsulArgs::default(), &flags, false, &env).expect("resolve");
         assert_eq!(
             c.consul.token.as_ref().map(Secret::expose),
             Some("env-token")
@@ -543,16 +551,7 @@ mod tests {
             token: Some(Secret::new("flag-token")),
             ..ConsulArgs::default()
         };
-        let c = resolve_agent(
-            &files,
-            &consul_flags,
-            &StorageArgs::default(),
-            &RetentionArgs::default(),
-            &AgentArgs::default(),
-            true,
-            &env,
-        )
-        .expect("resolve");
+        let c = resolve(&files, &consul_flags, &AgentArgs::default(), true, &env).expect("resolve");
         assert_eq!(
             c.consul.token.as_ref().map(Secret::expose),
             Some("flag-token")
@@ -563,11 +562,9 @@ mod tests {
     #[test]
     fn defaults_and_unsupported_settings() {
         let none = env_of(&[]);
-        let c = resolve_agent(
+        let c = resolve(
             &FileArgs::default(),
             &ConsulArgs::default(),
-            &StorageArgs::default(),
-            &RetentionArgs::default(),
             &AgentArgs::default(),
             false,
             &none,
@@ -621,14 +618,12 @@ mod tests {
             ),
         ] {
             let f = write(dir.path(), "bad.json", text);
-            let e = resolve_agent(
+            let e = resolve(
                 &FileArgs {
                     config_file: vec![f],
                     config_dir: vec![],
                 },
                 &ConsulArgs::default(),
-                &StorageArgs::default(),
-                &RetentionArgs::default(),
                 &AgentArgs::default(),
                 false,
                 &none,
@@ -647,14 +642,12 @@ mod tests {
             r#"{"snapshot_agent": {"snapshot": {"interval": "0"}}}"#,
         );
         let none = env_of(&[]);
-        let c = resolve_agent(
+        let c = resolve(
             &FileArgs {
                 config_file: vec![f],
                 config_dir: vec![],
             },
             &ConsulArgs::default(),
-            &StorageArgs::default(),
-            &RetentionArgs::default(),
             &AgentArgs::default(),
             false,
             &none,

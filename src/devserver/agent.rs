@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::http::{
-    authorize, json as json_resp, now, parse_go_duration, text, ApiError, Need, Params,
+    authorize, json as json_resp, json_body, now, parse_go_duration, text, ApiError, Need, Params,
 };
 use super::state::{Check, CheckStatus, Service};
 use super::Shared;
@@ -130,14 +130,9 @@ pub async fn service_register(
     if let Err(r) = authorize(&s, &h, &q, Need::Write) {
         return r.into_response();
     }
-    let v: Value = match serde_json::from_slice(&body) {
+    let v: Value = match json_body(&body) {
         Ok(v) => v,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("Request decode failed: {e}"),
-            )
-        }
+        Err(e) => return e.into_response(),
     };
     let Some(name) = str_of(&v, &["Name"]).filter(|n| !n.is_empty()) else {
         return text(StatusCode::BAD_REQUEST, "Missing service name");
@@ -252,14 +247,9 @@ pub async fn check_register(
     if let Err(r) = authorize(&s, &h, &q, Need::Write) {
         return r.into_response();
     }
-    let v: Value = match serde_json::from_slice(&body) {
+    let v: Value = match json_body(&body) {
         Ok(v) => v,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("Request decode failed: {e}"),
-            )
-        }
+        Err(e) => return e.into_response(),
     };
     let service_id = str_of(&v, &["ServiceID", "service_id"]).unwrap_or_default();
     if !service_id.is_empty() && !s.cluster().services.contains_key(&service_id) {
@@ -311,14 +301,9 @@ pub async fn check_update(
         "warn" => (CheckStatus::Warning, note),
         "fail" => (CheckStatus::Critical, note),
         "update" => {
-            let v: Value = match serde_json::from_slice(&body) {
+            let v: Value = match json_body(&body) {
                 Ok(v) => v,
-                Err(e) => {
-                    return text(
-                        StatusCode::BAD_REQUEST,
-                        format!("Request decode failed: {e}"),
-                    )
-                }
+                Err(e) => return e.into_response(),
             };
             let Some(status) = str_of(&v, &["Status"]).and_then(|st| CheckStatus::parse(&st))
             else {

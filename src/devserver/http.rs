@@ -77,6 +77,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Decodes a JSON request body; 400 `Request decode failed: …` as Consul answers.
+pub fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("Request decode failed: {e}"),
+        )
+    })
+}
+
 /// 500 `No cluster leader`.
 pub fn no_leader() -> Response {
     text(StatusCode::INTERNAL_SERVER_ERROR, "No cluster leader")

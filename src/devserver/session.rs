@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::http::{
-    authorize, blocking, blocking_params, json as json_resp, now, parse_go_duration,
+    authorize, blocking, blocking_params, json as json_resp, json_body, now, parse_go_duration,
     require_leader, text, Need, Params,
 };
 use super::state::{Behavior, Cluster, Session};
@@ -41,14 +41,9 @@ pub async fn create(
     let body: Value = if body.is_empty() {
         json!({})
     } else {
-        match serde_json::from_slice(&body) {
+        match json_body(&body) {
             Ok(v) => v,
-            Err(e) => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    format!("Request decode failed: {e}"),
-                )
-            }
+            Err(e) => return e.into_response(),
         }
     };
     let str_field = |n: &str| field(&body, n).and_then(Value::as_str).map(str::to_string);

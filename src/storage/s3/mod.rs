@@ -31,6 +31,43 @@ pub struct S3Store {
     prefix: String,
 }
 
+/// An AWS timestamp as UTC.
+pub(crate) fn aws_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// HEAD of `key`: size, time and our user metadata. [`StorageError::NotFound`] if absent.
+pub(crate) async fn head_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    name: BackupName,
+) -> Result<StoredBackup, StorageError> {
+    let r = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_not_found()) {
+                StorageError::NotFound(key.to_string())
+            } else {
+                s3_err("HeadObject", e)
+            }
+        })?;
+    Ok(StoredBackup {
+        key: key.to_string(),
+        name,
+        size: r
+            .content_length()
+            .and_then(|s| u64::try_from(s).ok())
+            .unwrap_or(0),
+        modified: r.last_modified().and_then(aws_time),
+        meta: r.metadata().map(BackupMeta::from_map),
+    })
+}
+
 /// An SDK error as one line with its causes.
 pub(crate) fn s3_err<E: std::error::Error>(op: &str, e: E) -> StorageError {
     StorageError::S3 {
@@ -84,9 +121,7 @@ impl S3Store {
                     key: key.to_string(),
                     name,
                     size: obj.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-                    modified: obj
-                        .last_modified()
-                        .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
+                    modified: obj.last_modified().and_then(aws_time),
                     meta: None,
                 });
             }
@@ -99,32 +134,7 @@ impl S3Store {
     pub async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
         let name =
             parse_key(&self.prefix, key).ok_or_else(|| StorageError::NotOurs(key.to_string()))?;
-        let r = self
-            .client
-            .head_object()
-            .bucket(&self.cfg.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_not_found()) {
-                    StorageError::NotFound(key.to_string())
-                } else {
-                    s3_err("HeadObject", e)
-                }
-            })?;
-        Ok(StoredBackup {
-            key: key.to_string(),
-            name,
-            size: r
-                .content_length()
-                .and_then(|s| u64::try_from(s).ok())
-                .unwrap_or(0),
-            modified: r
-                .last_modified()
-                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
-            meta: r.metadata().map(BackupMeta::from_map),
-        })
+        head_object(&self.client, &self.cfg.bucket, key, name).await
     }
 
     /// The object's bytes, streamed.
@@ -236,9 +246,7 @@ impl S3Store {
             let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
                 continue;
             };
-            let started = u
-                .initiated()
-                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+            let started = u.initiated().and_then(aws_time);
             if parse_key(&self.prefix, key).is_none() || started.is_some_and(|t| t > cutoff) {
                 continue;
             }

@@ -17,12 +17,11 @@ use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, MetadataDirective, ServerSideEncryption, StorageClass,
 };
 use bytes::{Bytes, BytesMut};
-use chrono::Utc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::config::{Encryption, S3Config};
-use super::s3_err;
+use super::{head_object, s3_err};
 use crate::archive::ArchiveReport;
 use crate::pipeline::ArchiveSink;
 use crate::storage::metadata::BackupMeta;
@@ -395,35 +394,17 @@ impl ArchiveSink for S3Upload {
             return Err(to_io(e));
         }
         // What is stored must be what was verified: size and digest, read back from S3.
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.cfg.bucket)
-            .key(&self.key)
-            .send()
+        let stored = head_object(&self.client, &self.cfg.bucket, &self.key, self.name.clone())
             .await
-            .map_err(|e| to_io(s3_err("HeadObject", e)))?;
-        let size = head
-            .content_length()
-            .and_then(|s| u64::try_from(s).ok())
-            .unwrap_or(0);
-        let stored = head
-            .metadata()
-            .map(BackupMeta::from_map)
-            .unwrap_or_default();
-        if size != report.archive_len || stored.sha256 != meta.sha256 {
+            .map_err(to_io)?;
+        let digest = stored.meta.as_ref().and_then(|m| m.sha256.clone());
+        if stored.size != report.archive_len || digest != meta.sha256 {
             return Err(io::Error::other(format!(
-                "stored object {} does not match what was verified: {size} bytes (expected {}), sha256 {:?}",
-                self.key, report.archive_len, stored.sha256
+                "stored object {} does not match what was verified: {} bytes (expected {}), sha256 {digest:?}",
+                self.key, stored.size, report.archive_len
             )));
         }
-        Ok(StoredBackup {
-            key: self.key.clone(),
-            name: self.name.clone(),
-            size,
-            modified: Some(Utc::now()),
-            meta: Some(stored),
-        })
+        Ok(stored)
     }
 
     async fn abort(mut self) {
