@@ -7,7 +7,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<consul_snapshot_agent::cli::UsageError>()
+                .is_some()
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -70,7 +70,8 @@ pub fn run(args: Args, level: Option<Level>, json: bool) -> anyhow::Result<ExitC
         &args.agent,
         args.once,
         &env,
-    )?;
+    )
+    .map_err(super::usage)?;
     let file_level = cfg.log_level.as_deref().and_then(Level::parse);
     super::logging::init(
         level.or(file_level).unwrap_or(Level::Info),

@@ -99,6 +99,17 @@ enum Command {
     DevServer(dev_server::Args),
 }
 
+/// A configuration or usage error found after clap parsed the command line (a bad file key, a
+/// value out of range): `main` exits 2 for it, as clap does for a bad flag.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct UsageError(pub anyhow::Error);
+
+/// Marks an error as the user's input being wrong (exit 2).
+pub fn usage(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(UsageError(e))
+}
+
 /// Parses `args` (including the program name) and runs the command.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
     let cli = Cli::parse_from(consul_style_flags(args));

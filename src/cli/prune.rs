@@ -27,9 +27,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn prune(args: Args) -> anyhow::Result<ExitCode> {
-    let file = load_files(&args.files)?;
+    let file = load_files(&args.files).map_err(super::usage)?;
     let env = |k: &str| std::env::var(k).ok();
-    let policy = resolve_retention(&args.retention, &file)?;
+    let policy = resolve_retention(&args.retention, &file).map_err(super::usage)?;
     let mut out = String::new();
     for store in resolve_storage(&args.storage, &file, &env)?
         .stores()

@@ -57,8 +57,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn restore(args: Args) -> anyhow::Result<ExitCode> {
     let env = |k: &str| std::env::var(k).ok();
-    let file = load_files(&args.files)?;
-    let consul = resolve_consul(&args.consul, &file, &env)?;
+    let file = load_files(&args.files).map_err(super::usage)?;
+    let consul = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
     let client = ConsulClient::new(&consul)?;
     let types = if args.allow_unknown_types {
         TypePolicy::AnyBelowFlag

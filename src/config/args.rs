@@ -115,7 +115,7 @@ pub struct RetentionArgs {
     #[arg(long = "keep-yearly", value_name = "N")]
     pub keep_yearly: Option<u32>,
     /// Keep every backup taken within this long of the newest one, e.g. 7d, 36h.
-    #[arg(long = "keep-within", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long = "keep-within", value_name = "DURATION", value_parser = crate::consul::duration::parse_go_duration_arg)]
     pub keep_within: Option<Duration>,
 }
 

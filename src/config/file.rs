@@ -220,21 +220,137 @@ fn read_value(path: &Path) -> Result<Value, FileError> {
         reason,
     };
     if path.extension().and_then(|e| e.to_str()) == Some("toml") {
-        let t: toml::Value = toml::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+        let t: toml::Value = toml::from_str(&text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start);
+            parse_err(syntax_error(&text, at, e.message(), Syntax::Toml))
+        })?;
         serde_json::to_value(t).map_err(|e| parse_err(e.to_string()))
     } else {
-        serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))
+        serde_json::from_str(&text).map_err(|e| {
+            let at = offset_of(&text, e.line(), e.column());
+            // serde_json appends " at line L column C"; the position is said once, by us.
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            parse_err(syntax_error(&text, at, &msg, Syntax::Json))
+        })
     }
 }
 
-/// Decodes with the path of the first offending key in the error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Syntax {
+    Toml,
+    Json,
+}
+
+/// Byte offset of a 1-based line and column.
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    (start + column.saturating_sub(1)).min(text.len())
+}
+
+/// Keys whose values are secrets: their values never appear in an error message.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    let last = k.rsplit('.').next().unwrap_or(&k);
+    let last = last.split('[').next().unwrap_or(last);
+    (last.contains("token") && !last.ends_with("_file"))
+        || last.contains("secret")
+        || last.contains("password")
+        || last == "account_key"
+        || last.contains("webhook")
+        || last == "url"
+        || last == "sas"
+}
+
+/// A parse error as `line L, column C, key K: message`, without the source line: the
+/// parsers' own renderings quote it, and it may hold a secret. For a secret-bearing key, any
+/// text of that line's value is also cut out of the message.
+fn syntax_error(text: &str, at: usize, message: &str, syntax: Syntax) -> String {
+    let at = at.min(text.len());
+    let before = text.get(..at).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let (key, value) = match syntax {
+        Syntax::Toml => toml_key_at(text, line),
+        Syntax::Json => json_key_before(before),
+    };
+    let mut msg = message.trim().to_string();
+    if let (Some(k), Some(v)) = (&key, &value) {
+        if is_secret_key(k) {
+            let v = v.trim().trim_matches(|c| c == '"' || c == '\'').trim();
+            for part in v.split_whitespace().filter(|p| p.len() >= 2) {
+                msg = msg.replace(part, "[redacted]");
+            }
+        }
+    }
+    match key {
+        Some(k) => format!("line {line}, column {column}, key {k}: {msg}"),
+        None => format!("line {line}, column {column}: {msg}"),
+    }
+}
+
+/// The dotted key assigned on 1-based `line` (or the nearest assignment above it) and the text
+/// after its `=`.
+fn toml_key_at(text: &str, line: usize) -> (Option<String>, Option<String>) {
+    let lines: Vec<&str> = text.lines().take(line).collect();
+    let mut key = None;
+    let mut section = String::new();
+    for (i, l) in lines.iter().enumerate().rev() {
+        let t = l.trim();
+        if key.is_none() {
+            if let Some((k, v)) = t.split_once('=') {
+                if !t.starts_with('[') && !t.starts_with('#') {
+                    key = Some((k.trim().trim_matches('"').to_string(), v.to_string(), i));
+                }
+            }
+        }
+        if t.starts_with('[') {
+            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            break;
+        }
+    }
+    match key {
+        Some((k, v, _)) if section.is_empty() => (Some(k), Some(v)),
+        Some((k, v, _)) => (Some(format!("{section}.{k}")), Some(v)),
+        None => ((!section.is_empty()).then_some(section), None),
+    }
+}
+
+/// The last JSON object key (`"name":`) before the error and the text after it.
+fn json_key_before(before: &str) -> (Option<String>, Option<String>) {
+    let mut search = before;
+    while let Some(colon) = search.rfind(':') {
+        let head = search[..colon].trim_end();
+        if let Some(h) = head.strip_suffix('"') {
+            if let Some(open) = h.rfind('"') {
+                let key = h[open + 1..].to_string();
+                let value = before[colon + 1..].to_string();
+                return (Some(key), Some(value));
+            }
+        }
+        search = &search[..colon];
+    }
+    (None, None)
+}
+
+/// Decodes with the path of the first offending key in the error. The reason of a
+/// secret-bearing key is not shown: serde quotes the offending value.
 pub fn parse_value(v: Value, origin: &str) -> Result<FileConfig, FileError> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let key = e.path().to_string();
+        let reason = if is_secret_key(&key) {
+            "invalid value (not shown: this key holds a secret)".to_string()
+        } else {
+            e.into_inner().to_string()
+        };
         FileError::Key {
             path: origin.to_string(),
             key,
-            reason: e.into_inner().to_string(),
+            reason,
         }
     })
 }
@@ -253,6 +369,33 @@ fn merge(into: &mut Value, from: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load_text(name: &str, text: &str) -> String {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        load(&[p], &[]).expect_err("must fail").to_string()
+    }
+
+    #[test]
+    fn parse_errors_name_position_and_key_but_never_a_secret() {
+        let cases: [(&str, &str, &str, &str); 6] = [
+            ("c.toml", "[snapshot_agent]\ntoken = \"abc-secret-1\n", "abc-secret-1", "key snapshot_agent.token"),
+            ("c.toml", "[snapshot_agent.aws_storage]\nsecret_access_key = \"s3cr3t-value\nx = 1\n", "s3cr3t-value", "key snapshot_agent.aws_storage.secret_access_key"),
+            ("c.toml", "[snapshot_agent]\ntoken = 'tok-abc' 'more'\n", "tok-abc", "line 2"),
+            ("c.json", "{\"snapshot_agent\": {\"token\": \"json-secret-9\n}}", "json-secret-9", "key token"),
+            ("c.json", "{\"snapshot_agent\": {\"token\": 12345678}}", "12345678", "snapshot_agent.token"),
+            ("c.json", "{\"snapshot_agent\": {\"notify\": {\"webhooks\": [\"https://hooks.example/T0K3N\", 5]}}}", "T0K3N", "webhooks"),
+        ];
+        for (name, text, secret, want) in cases {
+            let msg = load_text(name, text);
+            assert!(!msg.contains(secret), "{name}: {msg}");
+            assert!(msg.contains(want), "{name}: {msg} lacks {want}");
+        }
+        // A non-secret key keeps the parser's own words.
+        let msg = load_text("c.toml", "[snapshot_agent]\nlock_key = \"x\ny = 1\n");
+        assert!(msg.contains("line 2") && msg.contains("lock_key"), "{msg}");
+    }
 
     /// The documented Consul Enterprise defaults (spec consul-http-api.md §8.2), verbatim.
     pub const ENTERPRISE_EXAMPLE: &str =

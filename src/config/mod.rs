@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context};
 pub use args::{AgentArgs, FileArgs, RetentionArgs, RetryArgs, StorageArgs};
 pub use file::FileConfig;
 
-use crate::consul::duration::parse_go_duration;
+use crate::consul::duration::parse_duration;
 use crate::consul::{ConsulArgs, ConsulConfig, Secret};
 use crate::retention::RetentionPolicy;
 use crate::schedule::Schedule;
@@ -54,9 +54,9 @@ fn nonempty(v: &Option<String>) -> Option<String> {
 fn duration_key(v: &Option<String>, key: &str) -> anyhow::Result<Option<Duration>> {
     match nonempty(v) {
         None => Ok(None),
-        Some(s) => parse_go_duration(&s)
+        Some(s) => parse_duration(&s)
             .map(Some)
-            .ok_or_else(|| anyhow!("{key}: invalid duration {s:?} (examples: 30s, 1h, 72h)")),
+            .map_err(|e| anyhow!("{key}: {e}")),
     }
 }
 
