@@ -25,6 +25,10 @@ pub struct Args {
     /// exit.
     #[arg(long = "print-config")]
     print_config: bool,
+    /// Print the next N run times of the effective schedule (RFC 3339, UTC, one a line, jitter
+    /// not included) and exit, without contacting Consul. Check a --cron expression with it.
+    #[arg(long = "print-schedule", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    print_schedule: Option<u32>,
     #[command(flatten)]
     retry: RetryArgs,
     /// Accept record types Consul CE cannot restore (e.g. from a newer Consul).
@@ -81,6 +85,19 @@ pub fn run(args: Args, level: Option<Level>, json: bool) -> anyhow::Result<ExitC
         let mut out = serde_json::to_vec_pretty(&crate::config::print::effective(&cfg))?;
         out.push(b'\n');
         return Ok(super::output::stdout(&out)?.unwrap_or(ExitCode::SUCCESS));
+    }
+    if let Some(n) = args.print_schedule {
+        let Some(schedule) = &cfg.schedule else {
+            return Err(super::usage(anyhow!(
+                "no schedule: --once or interval 0 takes one snapshot and exits"
+            )));
+        };
+        let mut out = String::new();
+        for t in schedule.upcoming(chrono::Utc::now(), n as usize) {
+            out.push_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            out.push('\n');
+        }
+        return Ok(super::output::stdout(out.as_bytes())?.unwrap_or(ExitCode::SUCCESS));
     }
     let cycle = args.cycle_config(&cfg);
     match cfg.schedule.clone() {

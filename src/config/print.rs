@@ -27,9 +27,10 @@ pub fn effective(c: &AgentConfig) -> Value {
         Some(crate::schedule::Schedule::Interval(i)) => {
             (format_go_duration(*i), String::new(), String::new())
         }
-        Some(crate::schedule::Schedule::Cron { expr, zone, .. }) => {
-            (String::new(), expr.clone(), zone.to_string())
-        }
+        Some(
+            crate::schedule::Schedule::Cron { expr, zone, .. }
+            | crate::schedule::Schedule::Crontab { expr, zone, .. },
+        ) => (String::new(), expr.clone(), zone.to_string()),
     };
     let r = &c.retention;
     let mut snapshot = json!({

@@ -3,19 +3,36 @@
 //!
 //! After downtime or a cycle longer than the interval there is no burst of catch-up runs: the
 //! next run is the next slot after `now` (an interval schedule runs once, right away).
+//!
+//! Five-field expressions are crontab(5) ([`crontab`]); six and seven fields (seconds first)
+//! go to the `cron` crate, whose day-of-week numbers are Quartz's (1–7 from Sunday).
+
+pub mod crontab;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, LocalResult, TimeZone, Utc};
 use chrono_tz::Tz;
+
+use crontab::Crontab;
+
+/// How far ahead a crontab expression is searched: `0 0 29 2 *` can be 8 years away (2096 to
+/// 2104); past this an expression never runs.
+const CRONTAB_HORIZON_DAYS: u32 = 366 * 9;
 
 /// A schedule.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Schedule {
     /// Every `interval` after the previous run started.
     Interval(Duration),
-    /// A cron expression evaluated in a time zone (UTC by default).
+    /// A five-field crontab(5) expression evaluated in a time zone (UTC by default).
+    Crontab {
+        expr: String,
+        tab: Box<Crontab>,
+        zone: Tz,
+    },
+    /// A six- or seven-field expression (seconds first) in a time zone, by the `cron` crate.
     Cron {
         expr: String,
         schedule: Box<cron::Schedule>,
@@ -35,26 +52,32 @@ pub enum ScheduleError {
 }
 
 impl Schedule {
-    /// Parses a cron expression: 6 or 7 fields (seconds first, as the `cron` crate wants), or a
-    /// classic 5-field crontab line, which runs at second 0. `zone` is an IANA name; UTC if
-    /// `None`.
+    /// Parses a cron expression: a classic five-field crontab line or `@daily`-style nickname
+    /// (crontab(5) meaning, at second 0), or 6 or 7 fields (seconds first, as the `cron` crate
+    /// wants). `zone` is an IANA name; UTC if `None`.
     pub fn cron(expr: &str, zone: Option<&str>) -> Result<Self, ScheduleError> {
-        let fields = expr.split_whitespace().count();
-        let full = if fields == 5 {
-            format!("0 {expr}")
-        } else {
-            expr.to_string()
-        };
-        let schedule = cron::Schedule::from_str(&full).map_err(|e| ScheduleError::Cron {
-            expr: expr.to_string(),
-            reason: e.to_string(),
-        })?;
         let zone = match zone {
             None | Some("") => Tz::UTC,
             Some(z) => z
                 .parse::<Tz>()
                 .map_err(|_| ScheduleError::Zone(z.to_string()))?,
         };
+        let fields = expr.split_whitespace().count();
+        if !(fields == 6 || fields == 7) {
+            let tab = Crontab::parse(expr).map_err(|e| ScheduleError::Cron {
+                expr: expr.to_string(),
+                reason: e.to_string(),
+            })?;
+            return Ok(Schedule::Crontab {
+                expr: expr.to_string(),
+                tab: Box::new(tab),
+                zone,
+            });
+        }
+        let schedule = cron::Schedule::from_str(expr).map_err(|e| ScheduleError::Cron {
+            expr: expr.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Schedule::Cron {
             expr: expr.to_string(),
             schedule: Box::new(schedule),
@@ -81,29 +104,57 @@ impl Schedule {
                     due.max(now)
                 }
             },
-            Schedule::Cron { schedule, zone, .. } => {
-                let from = last_start.map_or(now, |l| l.max(now));
-                schedule
-                    .after(&from.with_timezone(zone))
-                    .next()?
-                    .with_timezone(&Utc)
+            Schedule::Crontab { .. } | Schedule::Cron { .. } => {
+                self.run_after(last_start.map_or(now, |l| l.max(now)))?
             }
         };
         let jitter = jitter.mul_f64(draw.clamp(0.0, 1.0));
         Some(base + chrono::Duration::from_std(jitter).unwrap_or_default())
     }
 
+    /// The first run of a cron-style schedule strictly after `from`; `None` for an interval
+    /// or an expression with no future run.
+    fn run_after(&self, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Schedule::Interval(_) => None,
+            Schedule::Cron { schedule, zone, .. } => Some(
+                schedule
+                    .after(&from.with_timezone(zone))
+                    .next()?
+                    .with_timezone(&Utc),
+            ),
+            Schedule::Crontab { tab, zone, .. } => crontab_after(tab, zone, from),
+        }
+    }
+
+    /// The next `n` runs from `now`, without jitter (for `--print-schedule`). An interval
+    /// schedule runs at once, then every interval.
+    pub fn upcoming(&self, now: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+        let mut out: Vec<DateTime<Utc>> = Vec::with_capacity(n.min(1024));
+        while out.len() < n {
+            let next = match (self, out.last()) {
+                (Schedule::Interval(_), None) => Some(now),
+                (Schedule::Interval(i), Some(last)) => chrono::Duration::from_std(*i)
+                    .ok()
+                    .and_then(|d| last.checked_add_signed(d)),
+                (_, last) => self.run_after(last.copied().unwrap_or(now)),
+            };
+            match next {
+                Some(t) => out.push(t),
+                None => break,
+            }
+        }
+        out
+    }
+
     /// How long the agent may go without a snapshot and still be healthy: two periods.
     pub fn health_window(&self, now: DateTime<Utc>) -> Duration {
         match self {
-            Schedule::Interval(i) => *i * 2,
-            Schedule::Cron { schedule, zone, .. } => {
-                let mut it = schedule.after(&now.with_timezone(zone));
-                match (it.next(), it.next()) {
-                    (Some(a), Some(b)) => (b - a).to_std().unwrap_or(Duration::from_secs(3600)) * 2,
-                    _ => Duration::from_secs(7200),
-                }
-            }
+            Schedule::Interval(i) => i.saturating_mul(2),
+            _ => match self.upcoming(now, 2)[..] {
+                [a, b] => (b - a).to_std().unwrap_or(Duration::from_secs(3600)) * 2,
+                _ => Duration::from_secs(7200),
+            },
         }
     }
 
@@ -111,9 +162,39 @@ impl Schedule {
     pub fn describe(&self) -> String {
         match self {
             Schedule::Interval(i) => format!("every {}", humantime::format_duration(*i)),
-            Schedule::Cron { expr, zone, .. } => format!("cron {expr:?} ({zone})"),
+            Schedule::Crontab { expr, zone, .. } | Schedule::Cron { expr, zone, .. } => {
+                format!("cron {expr:?} ({zone})")
+            }
         }
     }
+}
+
+/// The first run of `tab` in `zone` strictly after `from`. Local times that do not exist (the
+/// hour skipped when clocks go forward) run at the first instant after the gap, so a daily
+/// backup is not lost; local times that happen twice (clocks going back) run once, at the
+/// first occurrence, as Vixie cron runs fixed-time jobs.
+fn crontab_after(tab: &Crontab, zone: &Tz, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut cursor = from.with_timezone(zone).naive_local();
+    // Each pass moves the cursor past one candidate; DST oddities take at most a few.
+    for _ in 0..(24 * 60 * 2) {
+        let cand = tab.next_local(cursor, CRONTAB_HORIZON_DAYS)?;
+        let at = match zone.from_local_datetime(&cand) {
+            LocalResult::Single(t) => Some(t),
+            LocalResult::Ambiguous(first, _) => Some(first),
+            LocalResult::None => (1..=24 * 60).find_map(|m| {
+                let later = cand + chrono::Duration::minutes(m);
+                match zone.from_local_datetime(&later) {
+                    LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t),
+                    LocalResult::None => None,
+                }
+            }),
+        };
+        if let Some(t) = at.map(|t| t.with_timezone(&Utc)).filter(|t| *t > from) {
+            return Some(t);
+        }
+        cursor = cand;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -217,6 +298,51 @@ mod tests {
             ),
             Some(t("2026-07-11T01:30:00Z"))
         );
+    }
+
+    #[test]
+    fn five_fields_mean_crontab_weekdays() {
+        // 2026-11-24 is a Tuesday; crontab's 1 is Monday (the cron crate's 1 is Sunday).
+        let s = Schedule::cron("0 3 * * 1", None).expect("cron");
+        assert_eq!(
+            s.upcoming(t("2026-11-24T12:00:00Z"), 2),
+            [t("2026-11-30T03:00:00Z"), t("2026-12-07T03:00:00Z")]
+        );
+        assert!(Schedule::cron("0 3 * * 0", None).is_ok());
+    }
+
+    #[test]
+    fn crontab_across_dst_runs_skipped_times_after_the_gap_and_repeated_ones_once() {
+        // Europe/London: 2027-03-28 01:00 GMT jumps to 02:00 BST; 2026-10-25 02:00 BST goes
+        // back to 01:00 GMT.
+        let s = Schedule::cron("30 1 * * *", Some("Europe/London")).expect("cron");
+        assert_eq!(
+            s.upcoming(t("2027-03-27T12:00:00Z"), 2),
+            [t("2027-03-28T01:00:00Z"), t("2027-03-29T00:30:00Z")],
+            "01:30 does not exist on the 28th: run at 02:00 BST"
+        );
+        assert_eq!(
+            s.upcoming(t("2026-10-24T12:00:00Z"), 2),
+            [t("2026-10-25T00:30:00Z"), t("2026-10-26T01:30:00Z")],
+            "01:30 happens twice on the 25th: run once"
+        );
+    }
+
+    #[test]
+    fn upcoming_intervals_start_now() {
+        let s = Schedule::Interval(Duration::from_secs(600));
+        assert_eq!(
+            s.upcoming(t("2026-11-24T12:00:00Z"), 3),
+            [
+                t("2026-11-24T12:00:00Z"),
+                t("2026-11-24T12:10:00Z"),
+                t("2026-11-24T12:20:00Z")
+            ]
+        );
+        assert!(Schedule::cron("0 0 31 2 *", None)
+            .expect("valid")
+            .upcoming(t("2026-11-24T12:00:00Z"), 3)
+            .is_empty());
     }
 
     #[test]
