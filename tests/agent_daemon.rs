@@ -368,7 +368,7 @@ fn the_enterprise_json_config_loads_and_prints_redacted() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("snapshot_agent.snapshot") && err.contains("max_failure"),

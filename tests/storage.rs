@@ -428,6 +428,7 @@ fn s3_retention_over_2500_objects_pages_past_1000_and_spares_foreign_objects() {
             .map(|b| Entry {
                 key: b.key.clone(),
                 time: b.name.time,
+                index: b.name.index,
             })
             .collect();
         let decisions = plan(

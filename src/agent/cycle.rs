@@ -124,11 +124,22 @@ pub async fn run_cycle(
     let datacenter = match &cfg.datacenter {
         Some(dc) => dc.clone(),
         None => {
-            client
+            let dc = client
                 .agent_self()
                 .await
                 .map_err(CycleError::AgentSelf)?
-                .datacenter
+                .datacenter;
+            // A nameless datacenter would make nameless backups, and retention over them
+            // could not tell datacenters apart: refuse.
+            if !crate::storage::naming::valid_datacenter(&dc) {
+                return Err(CycleError::AgentSelf(ConsulError::Decode {
+                    what: "/v1/agent/self".into(),
+                    detail: format!(
+                        "Config.Datacenter is {dc:?}, not a usable datacenter name; set --datacenter"
+                    ),
+                }));
+            }
+            dc
         }
     };
     for store in stores {
@@ -210,7 +221,7 @@ pub async fn run_cycle(
         }
         let retention = match &stored {
             Ok(b) => Some(
-                apply_retention(store, &cfg.retention, &b.key)
+                apply_retention(store, &cfg.retention, &b.key, &name.datacenter)
                     .await
                     .map_err(|e| e.to_string()),
             ),
@@ -240,15 +251,23 @@ pub async fn run_cycle(
     })
 }
 
-/// Lists, plans and deletes at one destination, never deleting `just_stored`. A listing that
-/// does not contain `just_stored` is not trusted (eventual consistency, a wrong prefix): nothing
-/// is deleted then.
+/// Lists, plans and deletes at one destination, over the backups of `datacenter` only, never
+/// deleting `just_stored`. A listing that does not contain `just_stored` is not trusted
+/// (eventual consistency, a wrong prefix): nothing is deleted then.
 pub async fn apply_retention(
     store: &Store,
     policy: &RetentionPolicy,
     just_stored: &str,
+    datacenter: &str,
 ) -> Result<Vec<Decision>, StorageError> {
-    let (listed, decisions) = store.plan_retention(policy).await?;
+    let (listed, decisions) = store.plan_retention(policy, datacenter).await?;
+    for d in decisions.iter().filter(|d| {
+        d.reasons
+            .iter()
+            .any(|r| r == crate::retention::FUTURE_REASON)
+    }) {
+        tracing::warn!(destination = %store.describe(), key = %d.key, "a backup is named in the future (clock skew on the host that took it?); it is kept and not counted by retention");
+    }
     if !listed.iter().any(|b| b.key == just_stored) {
         return Err(StorageError::Config(format!(
             "the listing of {} does not show the backup just stored ({just_stored}); retention skipped",

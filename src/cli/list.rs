@@ -6,8 +6,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::archive::pretty::{byte_size, tabwriter};
-use crate::config::{load_files, resolve_storage, FileArgs, StorageArgs};
-use crate::storage::{Store, StoredBackup};
+use crate::config::{load_files, resolve_storage, DatacenterArg, FileArgs, StorageArgs};
+use crate::storage::{sort_newest_first, Store, StoredBackup};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Output {
@@ -20,6 +20,8 @@ pub struct Args {
     /// Output layout.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
+    #[command(flatten)]
+    datacenter: DatacenterArg,
     #[command(flatten)]
     files: FileArgs,
     #[command(flatten)]
@@ -68,11 +70,24 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
         .stores()
         .await?
     {
-        let backups = store
+        let mut backups = store
             .list()
             .await
             .map_err(|e| anyhow::anyhow!("listing {}: {e}", store.describe()))?;
-        for b in with_meta(&store, backups).await {
+        backups.retain(|b| {
+            args.datacenter
+                .datacenter
+                .as_deref()
+                .is_none_or(|dc| b.name.datacenter == dc)
+        });
+        let mut backups = with_meta(&store, backups).await;
+        if let Some(dc) = &args.datacenter.datacenter {
+            backups.retain(|b| b.is_of(dc));
+        }
+        // Oldest first, in the one order of retention and --latest (time, then Raft index).
+        sort_newest_first(&mut backups);
+        backups.reverse();
+        for b in backups {
             let meta = b.meta.clone().unwrap_or_default();
             rows.push(Row {
                 destination: store.describe(),
@@ -93,11 +108,12 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
             v
         }
         Output::Table => {
-            let mut t = String::from("DESTINATION\tKEY\tTIME\tSIZE\tINDEX\tSHA256");
+            let mut t = String::from("DESTINATION\tDATACENTER\tKEY\tTIME\tSIZE\tINDEX\tSHA256");
             for r in &rows {
                 t.push_str(&format!(
-                    "\n{}\t{}\t{}\t{}\t{}\t{}",
+                    "\n{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     r.destination,
+                    r.datacenter,
                     r.key,
                     r.time,
                     byte_size(r.size),

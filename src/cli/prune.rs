@@ -6,14 +6,18 @@ use anyhow::anyhow;
 
 use crate::archive::pretty::tabwriter;
 use crate::config::{
-    load_files, resolve_retention, resolve_storage, FileArgs, RetentionArgs, StorageArgs,
+    load_files, resolve_retention, resolve_storage, DatacenterArg, FileArgs, RetentionArgs,
+    StorageArgs,
 };
+use crate::storage::choose_datacenter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Show what would be deleted and why, delete nothing.
     #[arg(long = "dry-run")]
     dry_run: bool,
+    #[command(flatten)]
+    datacenter: DatacenterArg,
     #[command(flatten)]
     files: FileArgs,
     #[command(flatten)]
@@ -36,8 +40,18 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
         .await?
     {
         // A listing error deletes nothing: it stops here.
+        let listed = store
+            .list()
+            .await
+            .map_err(|e| anyhow!("listing {}: {e}", store.describe()))?;
+        let Some(dc) = choose_datacenter(&listed, args.datacenter.datacenter.as_deref())
+            .map_err(|e| super::usage(anyhow!("{}: {e}", store.describe())))?
+        else {
+            out.push_str(&format!("{}: no backups\n\n", store.describe()));
+            continue;
+        };
         let (_, decisions) = store
-            .plan_retention(&policy)
+            .plan_retention(&policy, &dc)
             .await
             .map_err(|e| anyhow!("planning at {}: {e}", store.describe()))?;
         let doomed: Vec<String> = decisions
@@ -60,7 +74,7 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
                 d.reasons.join(", ")
             ));
         }
-        out.push_str(&format!("{}:\n", store.describe()));
+        out.push_str(&format!("{} (datacenter {dc}):\n", store.describe()));
         out.push_str(&String::from_utf8_lossy(&tabwriter(t.as_bytes(), 0, 2)));
         out.push('\n');
         if !args.dry_run && !doomed.is_empty() {

@@ -21,7 +21,8 @@ pub struct Args {
     /// --key or --before.
     #[arg(conflicts_with_all = ["latest", "key", "before"])]
     file: Option<PathBuf>,
-    /// The newest backup at the configured destinations.
+    /// The newest backup at the configured destinations, of the datacenter given by
+    /// --datacenter (required when backups of several datacenters are stored there).
     #[arg(long, conflicts_with_all = ["key", "before"])]
     latest: bool,
     /// The backup with this key (or file name).
@@ -49,6 +50,52 @@ pub struct Args {
     consul: ConsulArgs,
     #[command(flatten)]
     storage: StorageArgs,
+}
+
+/// The backup `sel` names across `stores`, and the index of the store holding it. `--latest`
+/// and `--before` look at one datacenter's backups only: `datacenter` if given, else the only
+/// one present; several and no choice is refused with the list.
+async fn choose_backup(
+    stores: &[crate::storage::Store],
+    sel: &Selection,
+    datacenter: Option<&str>,
+) -> anyhow::Result<(usize, crate::storage::StoredBackup)> {
+    let mut listed = Vec::new();
+    for (i, store) in stores.iter().enumerate() {
+        let backups = store
+            .list()
+            .await
+            .map_err(|e| anyhow!("listing {}: {e}", store.describe()))?;
+        listed.extend(backups.into_iter().map(|b| (i, b)));
+    }
+    let all: Vec<crate::storage::StoredBackup> = listed.iter().map(|(_, b)| b.clone()).collect();
+    let dc = match sel {
+        Selection::Key(_) => None,
+        _ => crate::storage::choose_datacenter(&all, datacenter)
+            .map_err(|e| super::usage(anyhow!("{e}")))?,
+    };
+    let candidates: Vec<crate::storage::StoredBackup> = all
+        .into_iter()
+        .filter(|b| dc.as_deref().is_none_or(|d| b.name.datacenter == d))
+        .collect();
+    let chosen = select(&candidates, sel).ok_or_else(|| {
+        anyhow!(
+            "no backup matches {sel:?}{} at {}",
+            dc.as_deref()
+                .map(|d| format!(" for datacenter {d}"))
+                .unwrap_or_default(),
+            stores
+                .iter()
+                .map(|s| s.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let (i, b) = listed
+        .into_iter()
+        .find(|(_, b)| b.key == chosen.key && b.name == chosen.name)
+        .ok_or_else(|| anyhow!("internal: chosen backup not in the listing"))?;
+    Ok((i, b))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -84,37 +131,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
     let source = match (&args.file, &selection) {
         (Some(f), _) => Source::File(f.clone()),
         (None, Some(sel)) => {
-            let mut found = None;
-            for store in &stores {
-                let listed = store
-                    .list()
-                    .await
-                    .map_err(|e| anyhow!("listing {}: {e}", store.describe()))?;
-                if let Some(b) = select(&listed, sel) {
-                    let better = found.as_ref().is_none_or(
-                        |(_, f): &(usize, crate::storage::StoredBackup)| b.name.time > f.name.time,
-                    );
-                    if better {
-                        found = Some((
-                            stores
-                                .iter()
-                                .position(|s| s.describe() == store.describe())
-                                .unwrap_or(0),
-                            b.clone(),
-                        ));
-                    }
-                }
-            }
-            let (i, backup) = found.ok_or_else(|| {
-                anyhow!(
-                    "no backup matches {sel:?} at {}",
-                    stores
-                        .iter()
-                        .map(|s| s.describe())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
+            let (i, backup) = choose_backup(&stores, sel, consul.datacenter.as_deref()).await?;
             Source::Stored {
                 store: Box::new(stores[i].clone()),
                 backup: Box::new(backup),

@@ -22,6 +22,15 @@ pub struct FileArgs {
     pub config_dir: Vec<PathBuf>,
 }
 
+/// Which datacenter's backups `list` and `prune` work on.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DatacenterArg {
+    /// Only backups of this datacenter (by name and metadata). `prune` needs it when backups
+    /// of several datacenters share the destination; otherwise the one present is used.
+    #[arg(long, value_name = "DC")]
+    pub datacenter: Option<String>,
+}
+
 /// Where backups are stored.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Storage")]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
-pub use args::{AgentArgs, FileArgs, RetentionArgs, RetryArgs, StorageArgs};
+pub use args::{AgentArgs, DatacenterArg, FileArgs, RetentionArgs, RetryArgs, StorageArgs};
 pub use file::FileConfig;
 
 use crate::consul::duration::parse_duration;

@@ -15,12 +15,13 @@ pub enum Selection {
 
 /// The chosen backup among `backups` (any order), or `None`.
 pub fn select<'a>(backups: &'a [StoredBackup], sel: &Selection) -> Option<&'a StoredBackup> {
+    // The one order of list and retention: time, then Raft index.
     let newest = |it: &mut dyn Iterator<Item = &'a StoredBackup>| {
-        it.max_by(|a, b| {
-            a.name
-                .time
-                .cmp(&b.name.time)
-                .then_with(|| a.key.cmp(&b.key))
+        it.min_by(|a, b| {
+            crate::retention::newest_first(
+                (&a.name.time, a.name.index, &a.key),
+                (&b.name.time, b.name.index, &b.key),
+            )
         })
     };
     match sel {

@@ -10,6 +10,14 @@
 //!
 //! A backup is kept if any rule keeps it. The newest backup is always kept. A policy with no
 //! rule is refused rather than read as "delete everything".
+//!
+//! Order is time, then Raft index (two backups in the same second), everywhere: here, in
+//! `list` and in `restore --latest`.
+//!
+//! A backup named more than [`FUTURE_TOLERANCE`] after `now` (the agent's clock was ahead, or
+//! a host was restored with a wrong clock) is kept and reported, but takes no part in the
+//! plan: it would otherwise stay "newest" for as long as the skew lasts, and `keep-within`,
+//! measured from the newest, would delete every real backup.
 
 use std::time::Duration;
 
@@ -28,12 +36,30 @@ pub struct RetentionPolicy {
     pub keep_within: Option<Duration>,
 }
 
+/// Backups named at most this far ahead of `now` are ordinary (clocks of two hosts differ a
+/// little); beyond it they are "in the future".
+pub const FUTURE_TOLERANCE: Duration = Duration::from_secs(300);
+
 /// A backup as retention sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub key: String,
     pub time: DateTime<Utc>,
+    /// Raft index: orders backups of the same second.
+    pub index: u64,
 }
+
+/// Newest first: time, then Raft index, then key (total, so a plan never depends on input
+/// order).
+pub fn newest_first(
+    a: (&DateTime<Utc>, u64, &str),
+    b: (&DateTime<Utc>, u64, &str),
+) -> std::cmp::Ordering {
+    b.0.cmp(a.0).then(b.1.cmp(&a.1)).then_with(|| b.2.cmp(a.2))
+}
+
+/// Reason given to a backup named in the future.
+pub const FUTURE_REASON: &str = "named in the future (clock skew?): kept, not counted";
 
 /// The verdict for one backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,13 +117,42 @@ fn year(t: &DateTime<Utc>) -> String {
     format!("{:04}", t.year())
 }
 
-/// Decides, for every backup, keep or delete. Output is newest first.
+/// Decides, for every backup, keep or delete, ignoring the clock. Output is newest first.
 pub fn plan(backups: &[Entry], policy: &RetentionPolicy) -> Result<Vec<Decision>, PolicyError> {
+    plan_at(backups, policy, None)
+}
+
+/// [`plan`] at `now`: backups named in the future (see the module docs) are kept with
+/// [`FUTURE_REASON`] and take no part. Output is newest first, future ones first of all.
+pub fn plan_at(
+    backups: &[Entry],
+    policy: &RetentionPolicy,
+    now: Option<DateTime<Utc>>,
+) -> Result<Vec<Decision>, PolicyError> {
     if policy.is_empty() {
         return Err(PolicyError::Empty);
     }
-    let mut sorted: Vec<&Entry> = backups.iter().collect();
-    sorted.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.key.cmp(&a.key)));
+    let limit = now.map(|n| n + chrono::Duration::from_std(FUTURE_TOLERANCE).unwrap_or_default());
+    let (future, present): (Vec<&Entry>, Vec<&Entry>) = backups
+        .iter()
+        .partition(|e| limit.is_some_and(|l| e.time > l));
+    let mut future: Vec<Decision> = future
+        .into_iter()
+        .map(|e| Decision {
+            key: e.key.clone(),
+            time: e.time,
+            keep: true,
+            reasons: vec![FUTURE_REASON.into()],
+        })
+        .collect();
+    future.sort_by(|a, b| newest_first((&a.time, 0, &a.key), (&b.time, 0, &b.key)));
+    let mut out = plan_present(present, policy);
+    future.append(&mut out);
+    Ok(future)
+}
+
+fn plan_present(mut sorted: Vec<&Entry>, policy: &RetentionPolicy) -> Vec<Decision> {
+    sorted.sort_by(|a, b| newest_first((&a.time, a.index, &a.key), (&b.time, b.index, &b.key)));
     let mut out: Vec<Decision> = sorted
         .iter()
         .map(|e| Decision {
@@ -108,7 +163,7 @@ pub fn plan(backups: &[Entry], policy: &RetentionPolicy) -> Result<Vec<Decision>
         })
         .collect();
     let Some(newest) = sorted.first().map(|e| e.time) else {
-        return Ok(out);
+        return out;
     };
 
     let mut keep = |i: usize, why: String| {
@@ -166,7 +221,7 @@ pub fn plan(backups: &[Entry], policy: &RetentionPolicy) -> Result<Vec<Decision>
             d.reasons.push("matches no keep rule".into());
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -190,6 +245,7 @@ mod tests {
             .map(|t| Entry {
                 key: format!("consul-dc1-{}-1.snap", t.format("%Y%m%dT%H%M%SZ")),
                 time: t,
+                index: 1,
             })
             .collect();
         v.reverse(); // plan must not depend on input order
@@ -346,6 +402,69 @@ mod tests {
         let a = plan(&h, &policy).expect("plan");
         h.reverse();
         assert_eq!(plan(&h, &policy).expect("plan"), a);
+    }
+
+    #[test]
+    fn same_second_backups_order_by_raft_index_not_by_key_text() {
+        let t = Utc
+            .with_ymd_and_hms(2026, 11, 24, 3, 0, 0)
+            .single()
+            .expect("t");
+        let e = |index: u64| Entry {
+            key: format!("consul-dc1-20261124T030000Z-{index}.snap"),
+            time: t,
+            index,
+        };
+        // As text "100" sorts before "99"; as Raft indexes 100 is newer.
+        let d = plan(
+            &[e(99), e(100)],
+            &RetentionPolicy {
+                retain: Some(1),
+                ..Default::default()
+            },
+        )
+        .expect("plan");
+        assert_eq!(d[0].key, e(100).key);
+        assert!(d[0].keep && !d[1].keep);
+    }
+
+    #[test]
+    fn a_backup_named_in_the_future_neither_pins_retention_nor_ages_out_the_rest() {
+        let mut h = history();
+        let now = Utc
+            .with_ymd_and_hms(2026, 10, 31, 0, 0, 0)
+            .single()
+            .expect("t");
+        let future = Utc
+            .with_ymd_and_hms(2027, 6, 1, 0, 0, 0)
+            .single()
+            .expect("t");
+        h.push(Entry {
+            key: "consul-dc1-20270601T000000Z-1.snap".into(),
+            time: future,
+            index: 1,
+        });
+        let policy = RetentionPolicy {
+            keep_within: Some(Duration::from_secs(12 * 3600)),
+            ..Default::default()
+        };
+        let d = plan_at(&h, &policy, Some(now)).expect("plan");
+        assert_eq!(d[0].time, future);
+        assert!(d[0].keep);
+        assert_eq!(d[0].reasons, vec![FUTURE_REASON]);
+        // Without the guard, keep-within 12h from 2027-06-01 would keep nothing else.
+        assert_eq!(d.iter().filter(|d| d.keep).count(), 8, "{d:#?}");
+        let retain = RetentionPolicy {
+            retain: Some(2),
+            ..Default::default()
+        };
+        let d = plan_at(&h, &retain, Some(now)).expect("plan");
+        assert_eq!(
+            d.iter().filter(|d| d.keep).count(),
+            3,
+            "2 real + the future one"
+        );
+        assert!(d[1].keep && d[2].keep && !d[3].keep);
     }
 
     #[test]

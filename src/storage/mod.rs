@@ -19,6 +19,7 @@ use std::io;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+
 use futures_util::stream::BoxStream;
 
 pub use atomic_file::AtomicFile;
@@ -29,7 +30,7 @@ pub use s3::{S3Config, S3Store, S3Upload};
 
 use crate::archive::{ArchiveReport, ReadOptions};
 use crate::pipeline::{stream_verified, ArchiveSink, Discard};
-use crate::retention::{plan, Decision, Entry, RetentionPolicy};
+use crate::retention::{newest_first, plan_at, Decision, Entry, RetentionPolicy};
 
 /// One stored backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,58 @@ pub struct StoredBackup {
     pub modified: Option<DateTime<Utc>>,
     /// Metadata, when read (always for local listings; for S3 after a HEAD).
     pub meta: Option<BackupMeta>,
+}
+
+impl StoredBackup {
+    /// Whether this is a backup of `datacenter`: by its name, and by its metadata when read.
+    pub fn is_of(&self, datacenter: &str) -> bool {
+        self.name.datacenter == datacenter
+            && self
+                .meta
+                .as_ref()
+                .and_then(|m| m.datacenter.as_deref())
+                .is_none_or(|d| d == datacenter)
+    }
+
+    /// As retention sees it.
+    pub fn entry(&self) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            time: self.name.time,
+            index: self.name.index,
+        }
+    }
+}
+
+/// Sorts newest first: time, then Raft index, then key (the one order of `list`, retention
+/// and `--latest`).
+pub fn sort_newest_first(backups: &mut [StoredBackup]) {
+    backups.sort_by(|a, b| {
+        newest_first(
+            (&a.name.time, a.name.index, &a.key),
+            (&b.name.time, b.name.index, &b.key),
+        )
+    });
+}
+
+/// The datacenter whose backups a command works on: `wanted` if given; otherwise the only
+/// datacenter present in `backups` (`None` when there are none). Several datacenters and no
+/// choice is an error listing them, so that nothing acts on another datacenter's backups.
+pub fn choose_datacenter(
+    backups: &[StoredBackup],
+    wanted: Option<&str>,
+) -> Result<Option<String>, StorageError> {
+    if let Some(w) = wanted {
+        return Ok(Some(w.to_string()));
+    }
+    let mut dcs: Vec<String> = backups.iter().map(|b| b.name.datacenter.clone()).collect();
+    dcs.sort();
+    dcs.dedup();
+    match dcs.len() {
+        0 => Ok(None),
+        1 => Ok(dcs.pop()),
+        _ => Err(StorageError::SeveralDatacenters(dcs)),
+    }
 }
 
 /// Storage failures. None of them carries a secret.
@@ -61,6 +114,8 @@ pub enum StorageError {
     S3 { op: String, detail: String },
     #[error("read-back of {key} failed: {detail}")]
     Readback { key: String, detail: String },
+    #[error("backups of several datacenters are stored here ({}); choose one with --datacenter", .0.join(", "))]
+    SeveralDatacenters(Vec<String>),
 }
 
 impl StorageError {
@@ -134,21 +189,23 @@ impl Store {
         })
     }
 
-    /// Lists (completely, or fails) and plans retention: every backup with its decision,
-    /// newest first. Deletes nothing.
+    /// Lists (completely, or fails) and plans retention over the backups of `datacenter`
+    /// only (backups of other datacenters sharing the prefix are never part of the plan):
+    /// every such backup with its decision, newest first. Deletes nothing.
     pub async fn plan_retention(
         &self,
         policy: &RetentionPolicy,
+        datacenter: &str,
     ) -> Result<(Vec<StoredBackup>, Vec<Decision>), StorageError> {
-        let listed = self.list().await?;
-        let entries: Vec<Entry> = listed
-            .iter()
-            .map(|b| Entry {
-                key: b.key.clone(),
-                time: b.name.time,
-            })
+        let listed: Vec<StoredBackup> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|b| b.is_of(datacenter))
             .collect();
-        let decisions = plan(&entries, policy).map_err(|e| StorageError::Config(e.to_string()))?;
+        let entries: Vec<Entry> = listed.iter().map(StoredBackup::entry).collect();
+        let decisions = plan_at(&entries, policy, Some(Utc::now()))
+            .map_err(|e| StorageError::Config(e.to_string()))?;
         Ok((listed, decisions))
     }
 
