@@ -210,13 +210,22 @@ pub async fn run_cycle(
     for (store, stored) in stores.iter().zip(stored_by_store) {
         let mut stored = stored.unwrap_or_else(|| Err("not attempted".into()));
         if let (true, Ok(b)) = (cfg.verify_readback, &stored) {
-            if let Err(e) = store
+            match store
                 .readback(&b.key, Some(&hex::encode(report.archive_sha256)))
                 .await
             {
-                // A backup that does not read back intact is no backup: remove it.
-                let _ = store.delete(std::slice::from_ref(&b.key)).await;
-                stored = Err(e.to_string());
+                Ok(_) => {}
+                Err(e @ StorageError::Readback { .. }) => {
+                    // Read and proved wrong: a backup that does not read back intact is no
+                    // backup. Remove it.
+                    let _ = store.delete(std::slice::from_ref(&b.key)).await;
+                    stored = Err(format!("{e}; the stored backup was deleted"));
+                }
+                Err(e) => {
+                    // Could not read it: nothing is known to be wrong, so keep the backup
+                    // (it verified on upload), report, and skip retention here.
+                    stored = Err(format!("{e}; the backup was kept"));
+                }
             }
         }
         let retention = match &stored {

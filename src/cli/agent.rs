@@ -128,13 +128,27 @@ async fn once(cfg: AgentConfig, cycle: CycleConfig) -> anyhow::Result<ExitCode> 
 
 /// The lines `agent --once` prints.
 pub fn summary(outcome: &CycleOutcome) -> String {
-    let mut out = format!(
-        "Saved and verified snapshot to index {} ({}, sha256 {}) in {:.1}s\n",
+    let stored = outcome
+        .destinations
+        .iter()
+        .filter(|d| d.stored.is_ok())
+        .count();
+    let total = outcome.destinations.len();
+    let what = format!(
+        "snapshot to index {} ({}, sha256 {}) in {:.1}s",
         outcome.report.meta.index,
         byte_size(outcome.report.archive_len),
         hex::encode(outcome.report.archive_sha256),
         outcome.duration.as_secs_f64()
     );
+    // The first line says what happened: saved only if some destination stored it.
+    let mut out = if stored == total {
+        format!("Saved and verified {what}\n")
+    } else if stored == 0 {
+        format!("Verified {what}, but storing it FAILED at every destination; nothing was deleted\n")
+    } else {
+        format!("Saved and verified {what} at {stored} of {total} destinations\n")
+    };
     for d in &outcome.destinations {
         match (&d.stored, &d.retention) {
             (Ok(b), Some(Ok(decisions))) => out.push_str(&format!(

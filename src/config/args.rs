@@ -77,6 +77,10 @@ pub struct StorageArgs {
     /// Parts uploaded at once (memory is about part size × (this + 1)). Default 4.
     #[arg(long = "aws-s3-concurrency", value_name = "N")]
     pub s3_concurrency: Option<usize>,
+    /// Bound on each S3 request (and each silence of a streamed body); a hung endpoint fails
+    /// the cycle after this, and the next cycle tries again. Default 5m.
+    #[arg(long = "aws-s3-request-timeout", value_name = "DURATION", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    pub s3_request_timeout: Option<Duration>,
     /// Access key ID; without it the standard AWS chain is used (env AWS_ACCESS_KEY_ID, shared
     /// profile, web identity, ECS/EC2 roles).
     #[arg(long = "aws-access-key-id", value_name = "ID")]

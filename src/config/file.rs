@@ -146,6 +146,8 @@ pub struct AwsStorage {
     pub s3_part_size: Option<String>,
     /// Ours.
     pub s3_concurrency: Option<usize>,
+    /// Ours: bound on each S3 request (Go duration).
+    pub s3_request_timeout: Option<String>,
 }
 
 /// Errors loading files.

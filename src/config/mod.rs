@@ -234,6 +234,14 @@ pub fn resolve_storage(
                 checksum: flags.s3_checksum.or(checksum),
                 part_size,
                 concurrency: flags.s3_concurrency.or(aws.s3_concurrency).unwrap_or(4),
+                request_timeout: match flags.s3_request_timeout {
+                    Some(t) => t,
+                    None => duration_key(
+                        &aws.s3_request_timeout,
+                        "snapshot_agent.aws_storage.s3_request_timeout",
+                    )?
+                    .unwrap_or(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
+                },
                 ..S3Config::default()
             };
             cfg.validate().map_err(|e| anyhow!(e))?;

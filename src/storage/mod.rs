@@ -112,8 +112,12 @@ pub enum StorageError {
     Io { context: String, source: io::Error },
     #[error("S3 {op} failed: {detail}")]
     S3 { op: String, detail: String },
+    /// The stored bytes were read and are not what was verified: the backup is damaged.
     #[error("read-back of {key} failed: {detail}")]
     Readback { key: String, detail: String },
+    /// The stored bytes could not be read back (after retries); nothing is known to be wrong.
+    #[error("read-back of {key} could not be completed: {detail}")]
+    ReadbackUnavailable { key: String, detail: String },
     #[error("backups of several datacenters are stored here ({}); choose one with --datacenter", .0.join(", "))]
     SeveralDatacenters(Vec<String>),
 }
@@ -211,30 +215,59 @@ impl Store {
 
     /// Streams a stored backup through the archive reader and checks its SHA-256 against
     /// `expected` (lowercase hex). Returns the report.
+    ///
+    /// Errors: [`StorageError::Readback`] only when bytes were read and proved wrong (invalid
+    /// archive, other digest); a failure to read (after `READBACK_TRIES` tries) is
+    /// [`StorageError::ReadbackUnavailable`], which must never lead to deleting the backup.
     pub async fn readback(
         &self,
         key: &str,
         expected: Option<&str>,
     ) -> Result<ArchiveReport, StorageError> {
-        let body = self.get(key).await?;
-        let fail = |detail: String| StorageError::Readback {
-            key: key.to_string(),
-            detail,
-        };
-        let (report, (), ()) = stream_verified(body, Discard, ReadOptions::default(), (), None)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let got = hex::encode(report.archive_sha256);
-        if let Some(want) = expected {
-            if got != want {
-                return Err(fail(format!(
-                    "archive SHA-256 {got} differs from the stored {want}"
-                )));
+        let mut last = String::new();
+        for attempt in 0..READBACK_TRIES {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
             }
+            let body = match self.get(key).await {
+                Ok(b) => b,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let report = match stream_verified(body, Discard, ReadOptions::default(), (), None).await {
+                Ok((report, (), ())) => report,
+                Err(crate::pipeline::PipelineError::Invalid(e)) => {
+                    return Err(StorageError::Readback {
+                        key: key.to_string(),
+                        detail: e.to_string(),
+                    })
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    tracing::warn!(key, attempt = attempt + 1, error = %last, "read-back interrupted; retrying");
+                    continue;
+                }
+            };
+            let got = hex::encode(report.archive_sha256);
+            return match expected {
+                Some(want) if got != want => Err(StorageError::Readback {
+                    key: key.to_string(),
+                    detail: format!("archive SHA-256 {got} differs from the stored {want}"),
+                }),
+                _ => Ok(report),
+            };
         }
-        Ok(report)
+        Err(StorageError::ReadbackUnavailable {
+            key: key.to_string(),
+            detail: format!("{READBACK_TRIES} tries, last: {last}"),
+        })
     }
 }
+
+/// Tries of a read-back before it counts as "could not be completed".
+const READBACK_TRIES: u32 = 3;
 
 /// An upload in progress to one destination.
 #[derive(Debug)]

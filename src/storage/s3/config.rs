@@ -10,6 +10,8 @@ use crate::consul::Secret;
 pub const MIN_PART_SIZE: u64 = 5 << 20;
 /// Largest object a single CopyObject may copy, in bytes (AWS limit).
 pub const MAX_SINGLE_COPY: u64 = 5 << 30;
+/// Default of `--aws-s3-request-timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Server-side encryption.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -60,6 +62,9 @@ pub struct S3Config {
     /// Objects above this size get their final metadata through a multipart copy instead of
     /// one CopyObject (AWS: 5 GiB). Lowered only by tests.
     pub max_single_copy: u64,
+    /// Bound on each S3 request attempt (connect, send, answer) and on each silence while a
+    /// body streams; a server that accepts and never answers fails the request after this.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for S3Config {
@@ -79,6 +84,7 @@ impl Default for S3Config {
             part_size: 16 << 20,
             concurrency: 4,
             max_single_copy: MAX_SINGLE_COPY,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -117,6 +123,9 @@ impl S3Config {
                 "S3 part size {} is below the 5 MiB minimum",
                 self.part_size
             ));
+        }
+        if self.request_timeout.is_zero() {
+            return Err("the S3 request timeout must be above zero".into());
         }
         if self.concurrency == 0 {
             return Err("S3 upload concurrency must be at least 1".into());
@@ -159,6 +168,16 @@ impl S3Config {
             ChecksumMode::WhenRequired => RequestChecksumCalculation::WhenRequired,
             ChecksumMode::WhenSupported => RequestChecksumCalculation::WhenSupported,
         });
+        // Nothing waits forever: each attempt, and each silence of a streamed body, is bounded;
+        // the SDK's standard retries (3 attempts) then apply to 5xx, throttling and timeouts.
+        let t = self.request_timeout;
+        loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(t.min(std::time::Duration::from_secs(30)))
+                .read_timeout(t)
+                .operation_attempt_timeout(t)
+                .build(),
+        );
         let sdk = loader.load().await;
         let conf = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(self.path_style())

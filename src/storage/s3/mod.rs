@@ -6,7 +6,8 @@ pub mod upload;
 
 use std::io;
 
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -68,13 +69,58 @@ pub(crate) async fn head_object(
     })
 }
 
-/// An SDK error as one line with its causes.
-pub(crate) fn s3_err<E: std::error::Error>(op: &str, e: E) -> StorageError {
+/// An SDK error as a sentence: the service's code and message (`InternalError: injected`)
+/// when the server answered with one, the HTTP status when it answered without a body (HEAD),
+/// else the transport failure with its causes (`timeout`, `connection reset`...).
+pub(crate) fn s3_err<E>(op: &str, e: SdkError<E, HttpResponse>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let detail = match &e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let status = se.raw().status().as_u16();
+            match (err.code(), err.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => format!("{c} (HTTP {status})"),
+                _ => format!("HTTP {status} from the S3 server"),
+            }
+        }
+        SdkError::TimeoutError(_) => {
+            "no answer within the S3 request timeout (--aws-s3-request-timeout)".to_string()
+        }
+        other => {
+            // Dispatch and response errors: the cause chain, without the SDK's debug dumps.
+            let mut s = other.to_string();
+            let mut src = std::error::Error::source(other);
+            while let Some(c) = src {
+                let text = c.to_string();
+                if !s.contains(&text) {
+                    s.push_str(": ");
+                    s.push_str(&text);
+                }
+                src = c.source();
+            }
+            s
+        }
+    };
     StorageError::S3 {
         op: op.to_string(),
-        detail: DisplayErrorContext(e).to_string(),
+        detail,
     }
 }
+
+/// A builder error (a request we could not even form) as a storage error.
+pub(crate) fn build_err(op: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::S3 {
+        op: op.to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// Bound on listing pages (1000 keys each): a server that keeps answering "truncated" is an
+/// error, not a loop.
+const MAX_PAGES: usize = 100_000;
 
 impl S3Store {
     /// Validates the settings and builds the client (no request is made).
@@ -102,16 +148,18 @@ impl S3Store {
     /// Every backup under the prefix, following continuation tokens; objects not named by our
     /// scheme are left out. Any page failing fails the whole listing.
     pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.cfg.bucket)
-            .prefix(&self.prefix)
-            .into_paginator()
-            .send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_err("ListObjectsV2", e))?;
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.cfg.bucket)
+                .prefix(&self.prefix)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| s3_err("ListObjectsV2", e))?;
             for obj in page.contents() {
                 let Some(key) = obj.key() else { continue };
                 let Some(name) = parse_key(&self.prefix, key) else {
@@ -125,9 +173,32 @@ impl S3Store {
                     meta: None,
                 });
             }
+            if page.is_truncated() != Some(true) {
+                out.sort_by(|a, b| a.key.cmp(&b.key));
+                return Ok(out);
+            }
+            // Truncated: the next page must be named, and must be a new one. Anything else
+            // would be a silently short listing, which retention must never act on.
+            match page.next_continuation_token().filter(|t| !t.is_empty()) {
+                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
+                Some(_) => {
+                    return Err(StorageError::S3 {
+                        op: "ListObjectsV2".into(),
+                        detail: "the server repeated the same continuation token; the listing is incomplete".into(),
+                    })
+                }
+                None => {
+                    return Err(StorageError::S3 {
+                        op: "ListObjectsV2".into(),
+                        detail: "the listing is truncated but has no continuation token; it is incomplete".into(),
+                    })
+                }
+            }
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        Err(StorageError::S3 {
+            op: "ListObjectsV2".into(),
+            detail: format!("more than {MAX_PAGES} pages; the listing is incomplete"),
+        })
     }
 
     /// Size and user metadata of one backup.
@@ -180,14 +251,14 @@ impl S3Store {
                     ObjectIdentifier::builder()
                         .key(k)
                         .build()
-                        .map_err(|e| s3_err("DeleteObjects", e))
+                        .map_err(|e| build_err("DeleteObjects", e))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let delete = Delete::builder()
                 .set_objects(Some(ids))
                 .quiet(true)
                 .build()
-                .map_err(|e| s3_err("DeleteObjects", e))?;
+                .map_err(|e| build_err("DeleteObjects", e))?;
             let r = self
                 .client
                 .delete_objects()
@@ -231,30 +302,18 @@ impl S3Store {
         &self,
         older_than: std::time::Duration,
     ) -> Result<usize, StorageError> {
-        let r = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.cfg.bucket)
-            .prefix(&self.prefix)
-            .send()
-            .await
-            .map_err(|e| s3_err("ListMultipartUploads", e))?;
         let cutoff =
             Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
         let mut aborted = 0;
-        for u in r.uploads() {
-            let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
-                continue;
-            };
-            let started = u.initiated().and_then(aws_time);
-            if parse_key(&self.prefix, key).is_none() || started.is_some_and(|t| t > cutoff) {
+        for (key, id, started) in self.multipart_uploads().await? {
+            if parse_key(&self.prefix, &key).is_none() || started.is_some_and(|t| t > cutoff) {
                 continue;
             }
             self.client
                 .abort_multipart_upload()
                 .bucket(&self.cfg.bucket)
-                .key(key)
-                .upload_id(id)
+                .key(&key)
+                .upload_id(&id)
                 .send()
                 .await
                 .map_err(|e| s3_err("AbortMultipartUpload", e))?;
@@ -264,19 +323,62 @@ impl S3Store {
         Ok(aborted)
     }
 
-    /// Multipart uploads in progress under the prefix (for checks that none is left behind).
+    /// Every multipart upload in progress under the prefix: (key, upload ID, initiated),
+    /// following key and upload-ID markers across pages (1000 uploads each).
+    async fn multipart_uploads(
+        &self,
+    ) -> Result<Vec<(String, String, Option<DateTime<Utc>>)>, StorageError> {
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+        for _ in 0..MAX_PAGES {
+            let r = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.cfg.bucket)
+                .prefix(&self.prefix)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await
+                .map_err(|e| s3_err("ListMultipartUploads", e))?;
+            for u in r.uploads() {
+                if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
+                    out.push((
+                        key.to_string(),
+                        id.to_string(),
+                        u.initiated().and_then(aws_time),
+                    ));
+                }
+            }
+            if r.is_truncated() != Some(true) {
+                return Ok(out);
+            }
+            let next = (
+                r.next_key_marker().filter(|k| !k.is_empty()).map(str::to_string),
+                r.next_upload_id_marker().filter(|k| !k.is_empty()).map(str::to_string),
+            );
+            if next.0.is_none() || next == (key_marker.clone(), id_marker.clone()) {
+                return Err(StorageError::S3 {
+                    op: "ListMultipartUploads".into(),
+                    detail: "the listing is truncated but names no new next marker".into(),
+                });
+            }
+            (key_marker, id_marker) = next;
+        }
+        Err(StorageError::S3 {
+            op: "ListMultipartUploads".into(),
+            detail: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// Keys of the multipart uploads in progress under the prefix (for checks that none is
+    /// left behind).
     pub async fn pending_uploads(&self) -> Result<Vec<String>, StorageError> {
-        let r = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.cfg.bucket)
-            .prefix(&self.prefix)
-            .send()
-            .await
-            .map_err(|e| s3_err("ListMultipartUploads", e))?;
-        Ok(r.uploads()
-            .iter()
-            .filter_map(|u| u.key().map(str::to_string))
+        Ok(self
+            .multipart_uploads()
+            .await?
+            .into_iter()
+            .map(|(k, _, _)| k)
             .collect())
     }
 }

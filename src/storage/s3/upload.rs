@@ -8,6 +8,13 @@
 //! with `MetadataDirective: REPLACE` right after completion (server-side; Garage does it
 //! without copying data). An archive smaller than one part is sent as one PutObject after
 //! verification, with all its metadata.
+//!
+//! Visibility rule: an object stays under a backup name only if its bytes verified **and** its
+//! digest is stored and read back by HEAD. Any failure from CompleteMultipartUpload (or the
+//! PutObject) on deletes the object again and reports the failure; the window between
+//! completion and the metadata step is the only time a verified archive without its digest
+//! can be seen, and if even the delete fails, what is left is a verified archive that
+//! `restore` checks by its SHA256SUMS (it says that no stored digest was compared).
 
 use std::io;
 use std::sync::Arc;
@@ -57,6 +64,9 @@ pub struct S3Upload {
     tasks: JoinSet<Result<CompletedPart, StorageError>>,
     done: Vec<CompletedPart>,
     permits: Arc<Semaphore>,
+    /// Set once CompleteMultipartUpload or PutObject was sent: from then on a failure must
+    /// delete the object, not just abort the upload.
+    maybe_visible: bool,
 }
 
 impl std::fmt::Debug for S3Upload {
@@ -94,6 +104,7 @@ impl S3Upload {
             tasks: JoinSet::new(),
             done: Vec::new(),
             permits,
+            maybe_visible: false,
         }
     }
 
@@ -193,6 +204,7 @@ impl S3Upload {
                 .set_metadata(Some(meta.to_map()))
                 .body(ByteStream::from(body));
             let req = with_sse!(req, self.cfg);
+            self.maybe_visible = true;
             req.set_storage_class(self.cfg.storage_class.as_deref().map(StorageClass::from))
                 .send()
                 .await
@@ -212,6 +224,7 @@ impl S3Upload {
         self.done.sort_by_key(|p| p.part_number());
         let parts = std::mem::take(&mut self.done);
         let id = self.upload_id.clone().unwrap_or_default();
+        self.maybe_visible = true;
         self.client
             .complete_multipart_upload()
             .bucket(&self.cfg.bucket)
@@ -227,6 +240,59 @@ impl S3Upload {
             .map_err(|e| s3_err("CompleteMultipartUpload", e))?;
         self.upload_id = None; // completed: nothing to abort any more
         set_metadata(&self.client, &self.cfg, &self.key, meta, expected_len).await
+    }
+
+    /// Completes the upload with `meta` and checks what the server stores: size and digest
+    /// read back by HEAD must be what was verified.
+    async fn publish(
+        &mut self,
+        meta: &BackupMeta,
+        archive_len: u64,
+    ) -> Result<StoredBackup, StorageError> {
+        self.finish(meta, archive_len).await?;
+        let stored =
+            head_object(&self.client, &self.cfg.bucket, &self.key, self.name.clone()).await?;
+        let digest = stored.meta.as_ref().and_then(|m| m.sha256.clone());
+        if stored.size != archive_len || digest != meta.sha256 {
+            return Err(StorageError::S3 {
+                op: "HeadObject".into(),
+                detail: format!(
+                    "stored object {} does not match what was verified: {} bytes (expected {archive_len}), sha256 {}",
+                    self.key,
+                    stored.size,
+                    digest.as_deref().unwrap_or("missing")
+                ),
+            });
+        }
+        Ok(stored)
+    }
+
+    /// Deletes the object (a few tries: it is what keeps a failed publish invisible).
+    async fn delete_object(&self) -> Result<(), StorageError> {
+        let mut last = None;
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+            match self
+                .client
+                .delete_object()
+                .bucket(&self.cfg.bucket)
+                .key(&self.key)
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    tracing::warn!(key = %self.key, "deleted an object whose publish failed");
+                    return Ok(());
+                }
+                Err(e) => last = Some(s3_err("DeleteObject", e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| StorageError::S3 {
+            op: "DeleteObject".into(),
+            detail: "not attempted".into(),
+        }))
     }
 
     async fn abort_upload(&mut self) {
@@ -389,22 +455,24 @@ impl ArchiveSink for S3Upload {
         let dc = self.pending.datacenter.clone().unwrap_or_default();
         let created = self.pending.created.clone().unwrap_or_default();
         let meta = BackupMeta::from_report(report, &dc, &created);
-        if let Err(e) = self.finish(&meta, report.archive_len).await {
-            self.abort_upload().await;
-            return Err(to_io(e));
+        match self.publish(&meta, report.archive_len).await {
+            Ok(stored) => Ok(stored),
+            Err(e) => {
+                self.abort_upload().await;
+                let mut msg = e.to_string();
+                if self.maybe_visible {
+                    // The visibility rule: no object under a backup name without its digest.
+                    match self.delete_object().await {
+                        Ok(()) => msg.push_str("; the object was deleted again"),
+                        Err(d) => msg.push_str(&format!(
+                            "; deleting the object failed too ({d}): {} is a verified archive without a stored digest",
+                            self.key
+                        )),
+                    }
+                }
+                Err(io::Error::other(msg))
+            }
         }
-        // What is stored must be what was verified: size and digest, read back from S3.
-        let stored = head_object(&self.client, &self.cfg.bucket, &self.key, self.name.clone())
-            .await
-            .map_err(to_io)?;
-        let digest = stored.meta.as_ref().and_then(|m| m.sha256.clone());
-        if stored.size != report.archive_len || digest != meta.sha256 {
-            return Err(io::Error::other(format!(
-                "stored object {} does not match what was verified: {} bytes (expected {}), sha256 {digest:?}",
-                self.key, stored.size, report.archive_len
-            )));
-        }
-        Ok(stored)
     }
 
     async fn abort(mut self) {
