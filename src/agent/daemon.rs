@@ -73,7 +73,9 @@ pub async fn run_until(
     schedule: Schedule,
     stop: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    let client = ConsulClient::new(&cfg.consul)?;
+    // Every coordination call ends before the session could expire under us.
+    let client = ConsulClient::new(&cfg.consul)?
+        .with_call_timeout((cfg.ha.session_ttl / 2).max(Duration::from_secs(1)));
     let stores = cfg.storage.stores().await?;
     let telemetry = Arc::new(Telemetry::new(schedule.health_window(Utc::now())));
     let notifier = Notifier::new(cfg.webhooks.clone(), cfg.webhook_timeout);

@@ -1,8 +1,9 @@
 //! Leader election through a Consul session lock (the recipe of Consul's `api/lock.go`, spec
 //! consul-http-api.md §5.4): a TTL session renewed every TTL/2, a KV lock acquired with it,
 //! standbys blocking on the key, and a monitor that declares leadership lost as soon as the key
-//! shows another session (or none). A leader that cannot renew for a whole TTL fences itself:
-//! it stops before Consul can expire the session (at up to 2 × TTL) and hand the lock over.
+//! shows another session (or none). A leader that cannot renew within 9/10 of the TTL fences
+//! itself: it stops before Consul can expire the session (no earlier than one TTL after the
+//! last renewal) and hand the lock over. Every call is bounded (see [`fence_after`]).
 
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,13 @@ impl Session {
     }
 }
 
+/// The leader fences itself this long after the last renewal Consul accepted, measured from
+/// when that request was sent: Consul expires the session no earlier than a TTL after the
+/// renewal it processed, so stepping down at 9/10 of it leaves a margin.
+pub fn fence_after(ttl: Duration) -> Duration {
+    ttl.mul_f64(0.9)
+}
+
 async fn renew_loop(client: ConsulClient, id: String, ttl: Duration, lost: CancellationToken) {
     let mut ttl = ttl;
     let mut last_ok = Instant::now();
@@ -64,9 +72,21 @@ async fn renew_loop(client: ConsulClient, id: String, ttl: Duration, lost: Cance
             () = lost.cancelled() => return,
             () = tokio::time::sleep(ttl / 2) => {}
         }
-        match client.session_renew(&id).await {
+        let sent = Instant::now();
+        // A hung Consul must not keep us leader past the fence: bound the call by it.
+        let left = fence_after(ttl)
+            .saturating_sub(last_ok.elapsed())
+            .max(Duration::from_millis(100));
+        let result = match tokio::time::timeout(left, client.session_renew(&id)).await {
+            Ok(r) => r,
+            Err(_) => Err(ConsulError::Connect {
+                addr: client.addr().to_string(),
+                detail: format!("session renew got no answer within {left:?}"),
+            }),
+        };
+        match result {
             Ok(Some(new_ttl)) => {
-                last_ok = Instant::now();
+                last_ok = sent;
                 if let Some(t) = new_ttl.filter(|t| *t > ttl) {
                     ttl = t; // Consul may raise the TTL under load; adopt it.
                 }
@@ -78,8 +98,8 @@ async fn renew_loop(client: ConsulClient, id: String, ttl: Duration, lost: Cance
             }
             Err(e) => {
                 tracing::warn!(session = %id, error = %e, "session renewal failed");
-                if last_ok.elapsed() >= ttl {
-                    tracing::warn!(session = %id, "no renewal for a whole TTL: stepping down");
+                if last_ok.elapsed() >= fence_after(ttl) {
+                    tracing::warn!(session = %id, "no renewal within the session TTL: stepping down before Consul can hand the lock to another agent");
                     lost.cancel();
                     return;
                 }

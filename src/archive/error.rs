@@ -118,6 +118,10 @@ pub enum ReadError {
     /// An entry other than `meta.json`, `state.bin` and `SHA256SUMS`.
     #[error("unexpected file {0:?} in snapshot")]
     UnexpectedFile(String),
+    /// Consul's own text for the file, plus what it means: Vault's raft snapshots seal their
+    /// checksums (`SHA256SUMS.sealed`), Consul's never do.
+    #[error("unexpected file {0:?} in snapshot (this looks like a Vault raft snapshot, not a Consul one: restore it with `vault operator raft snapshot restore`)")]
+    VaultSnapshot(String),
     /// One of the three names appears twice. Consul would hash both copies into one digest;
     /// we refuse, because no writer of Consul's ever produces it.
     #[error("duplicate entry {0:?} in snapshot")]
@@ -125,7 +129,8 @@ pub enum ReadError {
     /// One of the three names is a directory, link or device rather than a regular file.
     #[error("entry {name:?} is not a regular file (tar type {typeflag:?})")]
     NotRegular { name: String, typeflag: char },
-    /// A small entry declares a size over its bound; it is refused before a byte is buffered.
+    /// An entry declares a size over its bound (meta.json and SHA256SUMS: fixed bounds;
+    /// state.bin: meta.json's Size); it is refused before a byte of it is buffered or inflated.
     #[error("entry {name:?} declares {size} bytes, over the {limit}-byte limit for it")]
     EntryTooLarge { name: String, size: u64, limit: u64 },
     /// The SHA256SUMS check failed (spec §5.3).

@@ -210,8 +210,17 @@ impl Entries<'_> {
             } => {
                 let (kind, limit) = match name {
                     b"meta.json" => (Kind::Meta, Some(MAX_META_JSON)),
-                    b"state.bin" => (Kind::State, None),
+                    // Bounded by meta.json's Size (it comes first in Consul's layout): a
+                    // larger state.bin (a decompression bomb) is refused from its tar header,
+                    // before one byte of it is inflated.
+                    b"state.bin" => (
+                        Kind::State,
+                        self.meta.as_ref().and_then(|m| u64::try_from(m.size).ok()),
+                    ),
                     b"SHA256SUMS" => (Kind::Sums, Some(MAX_SHA256SUMS)),
+                    b"SHA256SUMS.sealed" => {
+                        return Err(ReadError::VaultSnapshot(super::gojson::lossy_like_go(name)))
+                    }
                     _ => {
                         return Err(ReadError::UnexpectedFile(super::gojson::lossy_like_go(
                             name,

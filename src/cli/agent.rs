@@ -145,7 +145,9 @@ pub fn summary(outcome: &CycleOutcome) -> String {
     let mut out = if stored == total {
         format!("Saved and verified {what}\n")
     } else if stored == 0 {
-        format!("Verified {what}, but storing it FAILED at every destination; nothing was deleted\n")
+        format!(
+            "Verified {what}, but storing it FAILED at every destination; nothing was deleted\n"
+        )
     } else {
         format!("Saved and verified {what} at {stored} of {total} destinations\n")
     };

@@ -12,7 +12,7 @@ use crate::archive::TypePolicy;
 use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
 use crate::consul::{put_snapshot, ConsulArgs, ConsulClient, RetryPolicy};
 use crate::restore::select::{parse_time, select, Selection};
-use crate::restore::{body_of, fetch_verified, summary, Source};
+use crate::restore::{body_of, checked_body, fetch_verified, summary, Source};
 use crate::retention::RetentionPolicy;
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +41,11 @@ pub struct Args {
     /// when restoring from a destination, off for a local file.
     #[arg(long = "safety-snapshot", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     safety_snapshot: Option<bool>,
+    /// How long to wait for Consul's answer once the whole snapshot is sent (Consul answers
+    /// only after applying it, minutes for a large one); 0 waits as long as it takes. While
+    /// the snapshot is being sent, --read-timeout bounds each silence instead.
+    #[arg(long = "restore-timeout", value_name = "DURATION", default_value = "30m", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    restore_timeout: std::time::Duration,
     /// Accept record types Consul CE cannot restore (Consul Enterprise snapshots).
     #[arg(long)]
     allow_unknown_types: bool,
@@ -198,6 +203,12 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let (body, len) = body_of(&prepared.path).await?;
+    // The file is re-hashed while it is sent: what Consul receives is what was verified.
+    let body = checked_body(
+        body,
+        prepared.report.archive_sha256,
+        prepared.report.archive_len,
+    );
     let bar = super::progress::bar(Some(len), "restoring");
     let counted = {
         let bar = bar.clone();
@@ -207,7 +218,8 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
             }
         })
     };
-    let result = put_snapshot(&client, counted, len).await;
+    let limit = (!args.restore_timeout.is_zero()).then_some(args.restore_timeout);
+    let result = put_snapshot(&client, counted, len, limit).await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -24,6 +24,10 @@ pub enum ConsulError {
     /// Consul answered with a non-success status; worded as the `consul` CLI words it.
     #[error("Unexpected response code: {status} ({body})")]
     Status { status: u16, body: String },
+    /// The whole snapshot was sent for a restore, and Consul did not answer in time. It may
+    /// still be applying it: a second restore now would race it.
+    #[error("Consul did not answer the restore within {waited} (--restore-timeout). It may still be restoring: do not start another restore; check for a leader (GET /v1/status/leader) and the servers (`consul operator raft list-peers`), then the data")]
+    RestorePending { waited: String },
     /// The answer could not be decoded.
     #[error("unexpected answer from Consul to {what}: {detail}")]
     Decode { what: String, detail: String },
@@ -60,6 +64,13 @@ impl ConsulError {
 #[derive(Debug, Clone)]
 pub struct ConsulClient {
     http: reqwest::Client,
+    /// The same client without a read timeout, for a restore: Consul answers a restore only
+    /// once it has applied it, minutes later for a large snapshot (bounded separately).
+    http_restore: reqwest::Client,
+    read_timeout: std::time::Duration,
+    /// Deadline of every request but the snapshot streams (set below the session TTL by the
+    /// daemon, so that no coordination call can outlive the lock it serves).
+    call_timeout: Option<std::time::Duration>,
     base: Url,
     display_addr: String,
     datacenter: Option<String>,
@@ -68,9 +79,58 @@ pub struct ConsulClient {
 impl ConsulClient {
     /// Builds the client. Errors: unreadable or invalid CA / client certificate files.
     pub fn new(cfg: &ConsulConfig) -> Result<Self, ConsulError> {
-        let mut b = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .read_timeout(cfg.read_timeout)
+        let (http, base, display_addr) = Self::build(cfg, Some(cfg.read_timeout))?;
+        let (http_restore, _, _) = Self::build(cfg, None)?;
+        Ok(ConsulClient {
+            http,
+            http_restore,
+            read_timeout: cfg.read_timeout,
+            call_timeout: None,
+            base,
+            display_addr,
+            datacenter: cfg.datacenter.clone(),
+        })
+    }
+
+    /// The same client with a deadline on every call but the snapshot streams (a blocking
+    /// query gets its wait on top).
+    pub fn with_call_timeout(mut self, d: std::time::Duration) -> Self {
+        self.call_timeout = Some(d);
+        self
+    }
+
+    /// The deadline of non-streaming calls, if any.
+    pub fn call_timeout(&self) -> Option<std::time::Duration> {
+        self.call_timeout
+    }
+
+    /// The longest silence allowed while bytes flow.
+    pub fn read_timeout(&self) -> std::time::Duration {
+        self.read_timeout
+    }
+
+    /// [`Self::request`] on the client without a read timeout (restore only).
+    pub fn restore_request(&self, path: &str) -> RequestBuilder {
+        let url = self
+            .request(Method::PUT, path, &[])
+            .build()
+            .map(|r| r.url().clone());
+        match url {
+            Ok(url) => self.http_restore.request(Method::PUT, url),
+            // Unreachable for our own paths; keep the error for send() to report.
+            Err(_) => self.request(Method::PUT, path, &[]),
+        }
+    }
+
+    fn build(
+        cfg: &ConsulConfig,
+        read_timeout: Option<std::time::Duration>,
+    ) -> Result<(reqwest::Client, Url, String), ConsulError> {
+        let mut b = reqwest::Client::builder().connect_timeout(cfg.connect_timeout);
+        if let Some(t) = read_timeout {
+            b = b.read_timeout(t);
+        }
+        let mut b = b
             .user_agent(concat!("consul-snapshot-agent/", env!("CARGO_PKG_VERSION")))
             // Consul answers plain bytes; never let a proxy env var reroute snapshot traffic
             // silently. (HTTP(S)_PROXY is honoured by curl but not by the consul CLI either.)
@@ -133,12 +193,7 @@ impl ConsulClient {
         };
         b = configure_tls(b, cfg)?;
         let http = b.build().map_err(|e| ConsulError::Setup(e.to_string()))?;
-        Ok(ConsulClient {
-            http,
-            base,
-            display_addr,
-            datacenter: cfg.datacenter.clone(),
-        })
+        Ok((http, base, display_addr))
     }
 
     /// The address, for messages (no secrets in it).
@@ -169,7 +224,11 @@ impl ConsulClient {
             })
             .collect();
         url.set_query((!parts.is_empty()).then(|| parts.join("&")).as_deref());
-        self.http.request(method, url)
+        let req = self.http.request(method, url);
+        match self.call_timeout {
+            Some(t) if path != "/v1/snapshot" => req.timeout(t),
+            _ => req,
+        }
     }
 
     /// Sends `req`; a non-success status becomes [`ConsulError::Status`] with Consul's body.
@@ -207,18 +266,28 @@ impl ConsulClient {
     }
 }
 
-/// Reads a non-success response into [`ConsulError::Status`] (body trimmed, bounded).
-pub async fn status_error(resp: Response) -> ConsulError {
+/// Bytes of an error body read at most: Consul's error texts are one line; a proxy's HTML page
+/// or a hostile server's endless body is not read further.
+pub const MAX_ERROR_BODY: usize = 4096;
+
+/// Reads a non-success response into [`ConsulError::Status`]: at most [`MAX_ERROR_BODY`] bytes
+/// of its body, trimmed; the rest is never read.
+pub async fn status_error(mut resp: Response) -> ConsulError {
     let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
-    let mut body = body.trim().to_string();
-    if body.len() > 4096 {
-        body.truncate(
-            body.char_indices()
-                .take_while(|(i, _)| *i < 4096)
-                .last()
-                .map_or(0, |(i, c)| i + c.len_utf8()),
-        );
+    let mut raw = Vec::new();
+    let mut cut = false;
+    // Each chunk is bounded by the read timeout; the loop by the byte budget.
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        raw.extend_from_slice(&chunk);
+        if raw.len() > MAX_ERROR_BODY {
+            raw.truncate(MAX_ERROR_BODY);
+            cut = true;
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let mut body = text.trim().trim_end_matches('\u{FFFD}').to_string();
+    if cut {
         body.push('…');
     }
     if body.is_empty() {

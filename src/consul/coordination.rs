@@ -122,8 +122,12 @@ impl ConsulClient {
         if consistent {
             q.push(("consistent", ""));
         }
-        let resp = self
-            .request(Method::GET, &format!("/v1/kv/{key}"), &q)
+        let mut req = self.request(Method::GET, &format!("/v1/kv/{key}"), &q);
+        if let Some(t) = self.call_timeout() {
+            // A blocking query answers after up to `wait` (+1/16 jitter, spec §1.3).
+            req = req.timeout(wait + wait / 16 + t);
+        }
+        let resp = req
             .send()
             .await
             .map_err(|e| ConsulError::from_transport(self.addr(), &e))?;

@@ -112,15 +112,70 @@ fn transfer_error(e: &reqwest::Error) -> String {
 
 /// `PUT /v1/snapshot` (restore), streaming `body` of `len` bytes. Never `?stale` (Consul
 /// refuses it). Consul's errors come back as [`ConsulError::Status`] with its text.
+///
+/// Two limits, because Consul answers a restore only after applying it: while the body is
+/// being sent, the client's read timeout bounds each silence (Consul not reading); once it
+/// is sent, `restore_timeout` bounds the wait for the answer (`None`: no bound). When that
+/// expires the error says Consul may still be restoring ([`ConsulError::RestorePending`]).
 pub async fn put_snapshot(
     client: &ConsulClient,
     body: impl futures_util::Stream<Item = io::Result<Bytes>> + Send + Sync + 'static,
     len: u64,
+    restore_timeout: Option<Duration>,
 ) -> Result<(), ConsulError> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let started = std::time::Instant::now();
+    let last_progress = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicBool::new(false));
+    let body = {
+        let (last_progress, sent) = (last_progress.clone(), sent.clone());
+        let millis = move || started.elapsed().as_millis() as u64;
+        body.map(move |c| {
+            last_progress.store(millis(), Ordering::Relaxed);
+            c
+        })
+        .chain(futures_util::stream::poll_fn(move |_| {
+            sent.store(true, Ordering::Relaxed);
+            std::task::Poll::Ready(None)
+        }))
+    };
     let req = client
-        .request(Method::PUT, "/v1/snapshot", &[])
+        .restore_request("/v1/snapshot")
         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
         .header(reqwest::header::CONTENT_LENGTH, len)
         .body(reqwest::Body::wrap_stream(body));
-    client.send(req).await.map(drop)
+    let send = client.send(req);
+    tokio::pin!(send);
+    let idle = client.read_timeout();
+    let mut sent_at: Option<std::time::Instant> = None;
+    loop {
+        tokio::select! {
+            r = &mut send => return r.map(drop),
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if !sent.load(Ordering::Relaxed) {
+            let since = started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(last_progress.load(Ordering::Relaxed)));
+            if since > idle {
+                return Err(ConsulError::Connect {
+                    addr: client.addr().to_string(),
+                    detail: format!(
+                        "Consul stopped reading the snapshot for {} while it was being sent (--read-timeout); nothing was restored",
+                        super::duration::format_go_duration(idle)
+                    ),
+                });
+            }
+            continue;
+        }
+        let at = *sent_at.get_or_insert_with(std::time::Instant::now);
+        if let Some(limit) = restore_timeout {
+            if at.elapsed() > limit {
+                return Err(ConsulError::RestorePending {
+                    waited: super::duration::format_go_duration(limit),
+                });
+            }
+        }
+    }
 }

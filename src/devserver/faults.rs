@@ -27,4 +27,12 @@ pub struct Faults {
     pub rate_bytes_per_sec: Option<u64>,
     /// The body stops after this many bytes and the connection stays open, silent.
     pub stall_after: Option<u64>,
+    /// Status of the `snapshot_error` answers (default 500; 429 and 503 are what an
+    /// overloaded Consul or a proxy in front of it sends).
+    pub snapshot_error_status: Option<u16>,
+    /// `PUT /v1/snapshot` reads and verifies the whole body, then waits this long before
+    /// answering (Consul answers a restore only once it has applied it).
+    pub restore_delay_ms: Option<u64>,
+    /// `PUT /v1/session/renew/...` accepts the request and never answers (a hung server).
+    pub stall_session_renew: bool,
 }

@@ -150,6 +150,9 @@ pub async fn renew(
     {
         return r.into_response();
     }
+    if s.faults().stall_session_renew {
+        futures_util::future::pending::<()>().await;
+    }
     match s.mutate(|c| c.session_renew(&id, now())) {
         Some(sess) => json_resp(&s, s.index(), &json!([Cluster::session_json(&sess)])),
         None => text(

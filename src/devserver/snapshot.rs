@@ -205,7 +205,11 @@ pub async fn save(
         return no_leader();
     }
     if let Some(msg) = s.take_snapshot_error() {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, msg);
+        let status = faults
+            .snapshot_error_status
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return text(status, msg);
     }
     let (path, meta) = match s.store.archive().await {
         Ok(a) => a,
@@ -362,6 +366,9 @@ pub async fn restore(
             return text(StatusCode::INTERNAL_SERVER_ERROR, msg);
         }
     };
+    if let Some(ms) = s.faults().restore_delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     // Raft applies a user restore at max(last index, snapshot index) + 1.
     let applied_index = s.mutate(|c| {
         c.index = c.index.max(report.meta.index) + 1;

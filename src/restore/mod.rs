@@ -150,6 +150,72 @@ pub fn summary(p: &Prepared, source: &str) -> String {
     s
 }
 
+/// `body` passed through while its SHA-256 and length are computed again; the last chunk is
+/// held back until the end, and released only if both match `expected_sha256` and
+/// `expected_len`. Otherwise the stream ends in an error instead, so the receiver (Consul)
+/// never gets a complete archive that differs from the one verified.
+pub fn checked_body<S>(
+    body: S,
+    expected_sha256: [u8; 32],
+    expected_len: u64,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + Sync + 'static
+where
+    S: futures_util::Stream<Item = io::Result<Bytes>> + Send + Sync + Unpin + 'static,
+{
+    use sha2::{Digest, Sha256};
+    struct St<S> {
+        body: S,
+        held: Option<Bytes>,
+        hash: Sha256,
+        len: u64,
+        done: bool,
+    }
+    futures_util::stream::unfold(
+        St {
+            body,
+            held: None,
+            hash: Sha256::new(),
+            len: 0,
+            done: false,
+        },
+        move |mut st| async move {
+            if st.done {
+                return None;
+            }
+            loop {
+                match st.body.next().await {
+                    Some(Ok(chunk)) => {
+                        st.hash.update(&chunk);
+                        st.len += chunk.len() as u64;
+                        if let Some(prev) = st.held.replace(chunk) {
+                            return Some((Ok(prev), st));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        st.done = true;
+                        return Some((Err(e), st));
+                    }
+                    None => {
+                        st.done = true;
+                        let digest: [u8; 32] = std::mem::take(&mut st.hash).finalize().into();
+                        if digest != expected_sha256 || st.len != expected_len {
+                            return Some((
+                                Err(io::Error::other(format!(
+                                    "the file changed after verification ({} bytes, sha256 {}); the restore was stopped before its last bytes",
+                                    st.len,
+                                    hex::encode(digest)
+                                ))),
+                                st,
+                            ));
+                        }
+                        return st.held.take().map(|last| (Ok(last), st));
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// The verified file as a byte stream, and its length.
 pub async fn body_of(
     path: &Path,
@@ -160,4 +226,50 @@ pub async fn body_of(
         tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024),
         len,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + Sync + Unpin {
+        futures_util::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    async fn collect(
+        s: impl futures_util::Stream<Item = io::Result<Bytes>>,
+    ) -> (Vec<u8>, Option<String>) {
+        let mut out = Vec::new();
+        futures_util::pin_mut!(s);
+        while let Some(c) = s.next().await {
+            match c {
+                Ok(c) => out.extend_from_slice(&c),
+                Err(e) => return (out, Some(e.to_string())),
+            }
+        }
+        (out, None)
+    }
+
+    #[tokio::test]
+    async fn checked_body_sends_the_verified_bytes_and_withholds_the_end_of_others() {
+        let good: [u8; 32] = Sha256::digest(b"abcdef").into();
+        let (out, err) = collect(checked_body(chunks(&[b"ab", b"cd", b"ef"]), good, 6)).await;
+        assert_eq!((out.as_slice(), err), (&b"abcdef"[..], None));
+        // Same length, other bytes: the last chunk never goes out.
+        let (out, err) = collect(checked_body(chunks(&[b"ab", b"cd", b"eX"]), good, 6)).await;
+        assert_eq!(out, b"abcd");
+        assert!(err.expect("error").contains("changed after verification"));
+        // Longer: refused too.
+        let (out, err) = collect(checked_body(chunks(&[b"abcdef", b"g"]), good, 6)).await;
+        assert_eq!(out, b"abcdef");
+        assert!(err.is_some());
+    }
 }

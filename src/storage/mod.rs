@@ -236,7 +236,9 @@ impl Store {
                     continue;
                 }
             };
-            let report = match stream_verified(body, Discard, ReadOptions::default(), (), None).await {
+            let report = match stream_verified(body, Discard, ReadOptions::default(), (), None)
+                .await
+            {
                 Ok((report, (), ())) => report,
                 Err(crate::pipeline::PipelineError::Invalid(e)) => {
                     return Err(StorageError::Readback {

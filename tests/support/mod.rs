@@ -106,3 +106,4 @@ pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         .output()
         .expect("spawn consul-snapshot-agent")
 }
+pub mod s3proxy;

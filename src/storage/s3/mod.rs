@@ -181,18 +181,18 @@ impl S3Store {
             // would be a silently short listing, which retention must never act on.
             match page.next_continuation_token().filter(|t| !t.is_empty()) {
                 Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
-                Some(_) => {
-                    return Err(StorageError::S3 {
-                        op: "ListObjectsV2".into(),
-                        detail: "the server repeated the same continuation token; the listing is incomplete".into(),
-                    })
-                }
-                None => {
-                    return Err(StorageError::S3 {
-                        op: "ListObjectsV2".into(),
-                        detail: "the listing is truncated but has no continuation token; it is incomplete".into(),
-                    })
-                }
+                Some(_) => return Err(StorageError::S3 {
+                    op: "ListObjectsV2".into(),
+                    detail:
+                        "the server repeated the same continuation token; the listing is incomplete"
+                            .into(),
+                }),
+                None => return Err(StorageError::S3 {
+                    op: "ListObjectsV2".into(),
+                    detail:
+                        "the listing is truncated but has no continuation token; it is incomplete"
+                            .into(),
+                }),
             }
         }
         Err(StorageError::S3 {
@@ -354,8 +354,12 @@ impl S3Store {
                 return Ok(out);
             }
             let next = (
-                r.next_key_marker().filter(|k| !k.is_empty()).map(str::to_string),
-                r.next_upload_id_marker().filter(|k| !k.is_empty()).map(str::to_string),
+                r.next_key_marker()
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_string),
+                r.next_upload_id_marker()
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_string),
             );
             if next.0.is_none() || next == (key_marker.clone(), id_marker.clone()) {
                 return Err(StorageError::S3 {
