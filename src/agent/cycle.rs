@@ -17,7 +17,8 @@ use crate::pipeline::{stream_verified, FanOut, PipelineError};
 use crate::retention::{Decision, RetentionPolicy};
 use crate::storage::{BackupMeta, BackupName, StorageError, Store, StoredBackup};
 
-/// Multipart uploads of ours older than this are aborted at the start of a cycle.
+/// Multipart uploads and `.partial` files of ours older than this are removed at the start of
+/// a cycle (younger ones may belong to a writer at work).
 pub const STALE_UPLOAD_AGE: Duration = Duration::from_secs(6 * 3600);
 
 /// What a cycle does.
@@ -143,10 +144,12 @@ pub async fn run_cycle(
         }
     };
     for store in stores {
-        if let Store::S3(s3) = store {
-            if let Err(e) = s3.abort_stale_uploads(STALE_UPLOAD_AGE).await {
-                tracing::warn!(destination = %store.describe(), error = %e, "could not sweep stale multipart uploads");
-            }
+        let swept = match store {
+            Store::S3(s3) => s3.abort_stale_uploads(STALE_UPLOAD_AGE).await,
+            Store::Local(l) => l.sweep_partials(STALE_UPLOAD_AGE).await,
+        };
+        if let Err(e) = swept {
+            tracing::warn!(destination = %store.describe(), error = %e, "could not sweep leftovers of interrupted uploads");
         }
     }
     let download = get_snapshot(client, cfg.stale, cfg.retry)

@@ -129,14 +129,23 @@ pub async fn put_snapshot(
     let last_progress = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicBool::new(false));
     let body = {
-        let (last_progress, sent) = (last_progress.clone(), sent.clone());
+        let (last_progress, sent, sent_end) = (last_progress.clone(), sent.clone(), sent.clone());
         let millis = move || started.elapsed().as_millis() as u64;
+        let mut total = 0u64;
+        // With a Content-Length, hyper stops polling once `len` bytes went out: count them
+        // rather than wait for the end of the stream.
         body.map(move |c| {
             last_progress.store(millis(), Ordering::Relaxed);
+            if let Ok(chunk) = &c {
+                total += chunk.len() as u64;
+                if total >= len {
+                    sent.store(true, Ordering::Relaxed);
+                }
+            }
             c
         })
         .chain(futures_util::stream::poll_fn(move |_| {
-            sent.store(true, Ordering::Relaxed);
+            sent_end.store(true, Ordering::Relaxed);
             std::task::Poll::Ready(None)
         }))
     };

@@ -30,6 +30,9 @@ pub struct Faults {
     /// Status of the `snapshot_error` answers (default 500; 429 and 503 are what an
     /// overloaded Consul or a proxy in front of it sends).
     pub snapshot_error_status: Option<u16>,
+    /// The `snapshot_error` answer's body goes on with this many more bytes, streamed (an
+    /// error page of any size); what the client pulls is counted.
+    pub snapshot_error_padding: Option<u64>,
     /// `PUT /v1/snapshot` reads and verifies the whole body, then waits this long before
     /// answering (Consul answers a restore only once it has applied it).
     pub restore_delay_ms: Option<u64>,

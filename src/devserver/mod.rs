@@ -110,6 +110,8 @@ pub struct Shared {
     faults: Mutex<Faults>,
     store: SnapshotStore,
     restores: Mutex<Vec<RestoreRecord>>,
+    /// Bytes of error bodies (`snapshot_error_padding`) the client actually pulled.
+    pub error_body_sent: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -209,6 +211,7 @@ impl DevServer {
             faults: Mutex::new(Faults::default()),
             store,
             restores: Mutex::new(Vec::new()),
+            error_body_sent: std::sync::atomic::AtomicU64::new(0),
         });
         let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
@@ -281,6 +284,13 @@ impl DevServer {
     /// Replaces the fault switches.
     pub fn set_faults(&self, f: Faults) {
         self.shared.set_faults(f);
+    }
+
+    /// Bytes of padded error bodies the clients pulled so far.
+    pub fn error_body_sent(&self) -> u64 {
+        self.shared
+            .error_body_sent
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every successful restore so far.

@@ -209,6 +209,9 @@ pub async fn save(
             .snapshot_error_status
             .and_then(|c| StatusCode::from_u16(c).ok())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Some(pad) = faults.snapshot_error_padding {
+            return (status, Body::from_stream(padded(s.clone(), msg, pad))).into_response();
+        }
         return text(status, msg);
     }
     let (path, meta) = match s.store.archive().await {
@@ -240,6 +243,25 @@ pub async fn save(
         HeaderValue::from_static("application/x-gzip"),
     );
     r
+}
+
+/// `msg` followed by `pad` bytes of filler in 64 KiB chunks, counting what is pulled.
+fn padded(s: Arc<Shared>, msg: String, pad: u64) -> impl Stream<Item = io::Result<Bytes>> + Send {
+    const CHUNK: u64 = 64 * 1024;
+    let head = futures_util::stream::once(async move { Ok::<Bytes, io::Error>(Bytes::from(msg)) });
+    let filler = futures_util::stream::unfold(pad, move |left| {
+        let s = s.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let n = left.min(CHUNK);
+            s.error_body_sent
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            Some((Ok(Bytes::from(vec![b'x'; n as usize])), left - n))
+        }
+    });
+    head.chain(filler)
 }
 
 struct FaultState<S> {

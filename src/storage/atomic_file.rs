@@ -25,11 +25,25 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates (or truncates a leftover) `<path><suffix>` with mode 0600.
     pub async fn create(path: &Path, suffix: &str) -> io::Result<Self> {
+        Self::open(path, suffix, false).await
+    }
+
+    /// Creates `<path><suffix>` with mode 0600 only if it does not exist, so that two writers
+    /// never share one temporary file (the second fails with `AlreadyExists`).
+    pub async fn create_new(path: &Path, suffix: &str) -> io::Result<Self> {
+        Self::open(path, suffix, true).await
+    }
+
+    async fn open(path: &Path, suffix: &str, exclusive: bool) -> io::Result<Self> {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(suffix);
         let tmp = PathBuf::from(tmp);
         let mut opts = tokio::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        if exclusive {
+            opts.write(true).create_new(true);
+        } else {
+            opts.write(true).create(true).truncate(true);
+        }
         #[cfg(unix)]
         opts.mode(0o600);
         let file = opts

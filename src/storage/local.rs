@@ -145,6 +145,48 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Removes `<name>.partial` files of our naming scheme last modified more than
+    /// `older_than` ago: what a crash (or SIGKILL, or power loss) mid-write leaves. Younger ones
+    /// may belong to a writer still at work and are left alone. Returns how many were removed.
+    pub async fn sweep_partials(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<usize, StorageError> {
+        let listing = |e| StorageError::io(format!("listing {}", self.dir.display()), e);
+        let mut rd = tokio::fs::read_dir(&self.dir).await.map_err(listing)?;
+        let mut removed = 0;
+        while let Some(entry) = rd.next_entry().await.map_err(listing)? {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Some(base) = name.strip_suffix(PARTIAL) else {
+                continue;
+            };
+            if parse_name(base).is_none() {
+                continue;
+            }
+            let Ok(md) = entry.metadata().await else {
+                continue;
+            };
+            let old = md
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > older_than);
+            if md.is_file() && old {
+                match tokio::fs::remove_file(entry.path()).await {
+                    Ok(()) => {
+                        tracing::info!(file = %name, "removed a partial backup left by an interrupted write");
+                        removed += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io(format!("removing {name}"), e)),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Starts writing the backup `name`.
     pub async fn begin(
         &self,
@@ -153,7 +195,9 @@ impl LocalStore {
     ) -> Result<LocalUpload, StorageError> {
         let key = format_name(name);
         let path = self.dir.join(&key);
-        let file = AtomicFile::create(&path, PARTIAL)
+        // Exclusive: a second writer of the same name (another agent, a clock step) fails
+        // instead of writing into the first one's file.
+        let file = AtomicFile::create_new(&path, PARTIAL)
             .await
             .map_err(|e| StorageError::io(format!("creating {key}{PARTIAL}"), e))?;
         Ok(LocalUpload {

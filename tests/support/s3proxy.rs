@@ -274,8 +274,10 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
     let headers = resp.headers().clone();
     let bytes = resp.bytes().await.unwrap_or_default();
     let mut out_headers = HeaderMap::new();
+    let head = parts.method == Method::HEAD;
     for (k, v) in &headers {
-        if k != "content-length" && k != "transfer-encoding" && k != "connection" {
+        // The body is re-framed here, but a HEAD answer's length is the object's.
+        if (k != "content-length" || head) && k != "transfer-encoding" && k != "connection" {
             out_headers.insert(k, v.clone());
         }
     }
