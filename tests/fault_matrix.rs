@@ -906,3 +906,105 @@ fn a_failing_safety_snapshot_stops_the_restore() {
         "exit 1; no PUT /v1/snapshot",
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Archive
+
+/// A gzip'd tar with the given entries, in order, each from a reader of known length.
+fn tar_gz(entries: Vec<(&str, u64, Box<dyn std::io::Read>)>) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    for (name, len, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(len);
+        h.set_mode(0o600);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).expect("append");
+    }
+    b.into_inner().expect("tar").finish().expect("gzip")
+}
+
+/// Counts the bytes a reader hands out.
+struct Counting<R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_state_bin_larger_than_meta_json_declares_is_refused_from_its_header() {
+    use std::io::Read;
+    let meta = br#"{"Version":1,"ID":"2-1000-1","Index":1000,"Term":2,"Peers":null,"Configuration":{"Servers":[]},"ConfigurationIndex":0,"Size":4096}"#;
+    let state_len: u64 = 1 << 30;
+    let archive = tar_gz(vec![
+        ("meta.json", meta.len() as u64, Box::new(&meta[..])),
+        (
+            "state.bin",
+            state_len,
+            Box::new(std::io::repeat(0).take(state_len)),
+        ),
+        ("SHA256SUMS", 0, Box::new(std::io::empty())),
+    ]);
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let source = Counting {
+        inner: &archive[..],
+        read: read.clone(),
+    };
+    let err = consul_snapshot_agent::archive::read_archive(
+        source,
+        consul_snapshot_agent::archive::ReadOptions::default(),
+        &mut (),
+    )
+    .expect_err("a bomb must be refused");
+    let msg = err.to_string();
+    assert!(msg.contains("state.bin") && msg.contains("4096"), "{msg}");
+    let pulled = read.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        pulled * 4 < archive.len() as u64,
+        "read {pulled} of {} compressed bytes before refusing",
+        archive.len()
+    );
+    record(
+        "state.bin of 1 GiB where meta.json declares 4 KiB (a decompression bomb)",
+        "refused at state.bin's tar header",
+        &format!(
+            "'{msg:.60}…'; {} KiB of {} KiB compressed read",
+            pulled >> 10,
+            archive.len() >> 10
+        ),
+    );
+}
+
+#[test]
+fn a_vault_raft_snapshot_is_refused_as_consul_refuses_it_with_a_hint() {
+    let meta = br#"{"Version":1,"ID":"x","Index":1,"Term":1,"Size":0}"#;
+    let archive = tar_gz(vec![
+        ("meta.json", meta.len() as u64, Box::new(&meta[..])),
+        ("state.bin", 0, Box::new(std::io::empty())),
+        ("SHA256SUMS.sealed", 3, Box::new(&b"abc"[..])),
+    ]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("vault.snap");
+    std::fs::write(&file, archive).expect("write");
+    let out = run_cli_env(&["verify", &file.to_string_lossy()], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        t.contains("unexpected file \"SHA256SUMS.sealed\" in snapshot"),
+        "{t}"
+    );
+    assert!(t.contains("Vault raft snapshot"), "{t}");
+    record(
+        "A Vault raft snapshot (SHA256SUMS.sealed)",
+        "refused with Consul's text and a Vault hint",
+        "exit 1; 'unexpected file \"SHA256SUMS.sealed\" … looks like a Vault raft snapshot'",
+    );
+}

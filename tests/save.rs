@@ -405,3 +405,36 @@ fn a_unix_socket_address_works() {
     assert!(file.exists());
     drop(consul);
 }
+
+#[test]
+fn a_connection_closed_before_the_answer_is_not_called_a_connect_failure() {
+    use std::io::Read;
+    // A server that accepts, reads the request, and closes without answering.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut c, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+        }
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("s.snap");
+    let out = run_cli_env(
+        &[
+            "save",
+            "--http-addr",
+            &addr,
+            "--retries",
+            "0",
+            file.to_str().expect("p"),
+        ],
+        &[],
+    );
+    let _ = server.join();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(err.contains("closed before its answer arrived"), "{err}");
+    assert!(!err.contains("error connecting"), "{err}");
+    assert_nothing_left(dir.path(), &file);
+}

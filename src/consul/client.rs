@@ -21,6 +21,13 @@ pub enum ConsulError {
     /// No HTTP answer: connection refused, TLS failure, timeout.
     #[error("error connecting to Consul agent at {addr}: {detail}")]
     Connect { addr: String, detail: String },
+    /// A transfer stopped moving for longer than the read timeout.
+    #[error("the transfer to the Consul agent at {addr} stalled: {detail}")]
+    Stalled { addr: String, detail: String },
+    /// Connected and sent the request, but the connection closed before Consul's answer
+    /// (its headers) arrived: a transfer cut short, not a failure to connect.
+    #[error("the snapshot transfer failed: the connection to the Consul agent at {addr} was closed before its answer arrived: {detail}")]
+    Cut { addr: String, detail: String },
     /// Consul answered with a non-success status; worded as the `consul` CLI words it.
     #[error("Unexpected response code: {status} ({body})")]
     Status { status: u16, body: String },
@@ -37,7 +44,7 @@ impl ConsulError {
     /// Whether retrying may help: no connection, or a 5xx / 429 answer.
     pub fn is_transient(&self) -> bool {
         match self {
-            ConsulError::Connect { .. } => true,
+            ConsulError::Connect { .. } | ConsulError::Cut { .. } => true,
             ConsulError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
@@ -53,9 +60,22 @@ impl ConsulError {
             detail.push_str(&s.to_string());
             src = s.source();
         }
-        ConsulError::Connect {
-            addr: addr.to_string(),
-            detail,
+        // hyper's "connection closed before message completed": we were connected.
+        let cut = !e.is_connect()
+            && !e.is_timeout()
+            && (detail.contains("closed before message completed")
+                || detail.contains("connection reset")
+                || detail.contains("IncompleteMessage"));
+        if cut {
+            ConsulError::Cut {
+                addr: addr.to_string(),
+                detail,
+            }
+        } else {
+            ConsulError::Connect {
+                addr: addr.to_string(),
+                detail,
+            }
         }
     }
 }

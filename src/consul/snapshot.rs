@@ -168,7 +168,7 @@ pub async fn put_snapshot(
                 .elapsed()
                 .saturating_sub(Duration::from_millis(last_progress.load(Ordering::Relaxed)));
             if since > idle {
-                return Err(ConsulError::Connect {
+                return Err(ConsulError::Stalled {
                     addr: client.addr().to_string(),
                     detail: format!(
                         "Consul stopped reading the snapshot for {} while it was being sent (--read-timeout); nothing was restored",

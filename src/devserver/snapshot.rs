@@ -298,6 +298,10 @@ where
                 }
                 if f.drop_after == Some(st.sent) {
                     st.done = true;
+                    // Pending first, so that hyper flushes the headers and the bytes so far
+                    // before the connection drops: "after N bytes of the body" whatever the
+                    // timing (otherwise the client may see no answer at all).
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     return Some((
                         Err(io::Error::new(
                             io::ErrorKind::ConnectionAborted,
