@@ -1008,3 +1008,84 @@ fn a_vault_raft_snapshot_is_refused_as_consul_refuses_it_with_a_hint() {
         "exit 1; 'unexpected file \"SHA256SUMS.sealed\" … looks like a Vault raft snapshot'",
     );
 }
+
+#[test]
+fn a_hung_s3_endpoint_fails_each_cycle_in_bounded_time_and_the_leader_tries_again() {
+    use support::agent::AgentProcess;
+    let consul = consul_with(64 << 10, "dc1");
+    let hole = Blackhole::start();
+    let s3 = s3_target();
+    let args: Vec<String> = [
+        "--http-addr",
+        &consul.addr(),
+        "--aws-s3-bucket",
+        "bkt",
+        "--aws-s3-endpoint",
+        &hole.endpoint,
+        "--aws-s3-region",
+        "garage",
+        "--aws-s3-request-timeout",
+        "1s",
+        "--interval",
+        "2s",
+        "--max-failures",
+        "10",
+        "--metrics-addr",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let env = vec![
+        ("AWS_ACCESS_KEY_ID".to_string(), s3.key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), s3.secret.clone()),
+    ];
+    let mut agent = AgentProcess::start(&args, &env);
+    let failed_twice = support::agent::wait_until(Duration::from_secs(90), || {
+        agent
+            .log()
+            .matches("Snapshot failed at this destination")
+            .count()
+            >= 2
+    });
+    let log = agent.log();
+    assert!(failed_twice, "two cycles failed and were retried: {log}");
+    assert!(log.contains("S3 request timeout"), "{log}");
+    assert!(!log.contains("giving up leadership"), "{log}");
+    assert!(!log.contains("lost leadership"), "still the leader: {log}");
+    let status = agent.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit: {status:?}"
+    );
+    record(
+        "Daemon: S3 endpoint never answers (request timeout 1s, interval 2s)",
+        "each cycle fails in bounded time; the leader keeps the lock and tries again",
+        "2+ cycles failed with 'no answer within the S3 request timeout', still leader, clean SIGTERM",
+    );
+}
+
+#[test]
+fn leader_lost_mid_stream_stores_nothing_and_deletes_nothing() {
+    let consul = consul_with(2 << 20, "dc1");
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = local_once(&consul, dir.path(), &["--retain", "1"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let before = snaps(dir.path());
+    next_second();
+    // Consul cuts the stream when its leader goes away mid-snapshot.
+    consul.faults(Faults {
+        drop_after: Some(300_000),
+        ..Faults::default()
+    });
+    let out = local_once(&consul, dir.path(), &["--retain", "1"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(t.contains("transfer failed"), "{}", describe(&out));
+    assert_eq!(snaps(dir.path()), before, "nothing stored, nothing deleted");
+    record(
+        "Consul's stream cut mid-snapshot (leader lost)",
+        "exit 1, nothing stored, nothing deleted",
+        "exit 1 'snapshot transfer failed'; old backup intact",
+    );
+}
