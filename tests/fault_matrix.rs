@@ -192,12 +192,11 @@ fn s3_endpoint_that_never_answers_fails_the_cycle_in_bounded_time() {
         "the local copy is stored and said so: {}",
         describe(&out)
     );
-    let stored: Vec<_> = std::fs::read_dir(local.path())
-        .expect("dir")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
-        .collect();
-    assert_eq!(stored.len(), 1, "local destination independent of S3");
+    assert_eq!(
+        snaps(local.path()).len(),
+        1,
+        "local destination independent of S3"
+    );
     record(
         "S3 endpoint accepts, never answers (request timeout 1s)",
         "cycle fails in bounded time, exit 1, local copy stored",
@@ -383,12 +382,7 @@ fn datacenters_sharing_a_destination_keep_their_own_backups() {
         }
     }
     let s3_keys = f.keys();
-    let local_keys: Vec<String> = std::fs::read_dir(local.path())
-        .expect("dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".snap"))
-        .collect();
+    let local_keys = snaps(local.path());
     for keys in [&s3_keys, &local_keys] {
         let count = |dc: &str| {
             keys.iter()
@@ -450,12 +444,7 @@ fn datacenters_sharing_a_destination_keep_their_own_backups() {
         &[],
     );
     assert!(out.status.success(), "{}", describe(&out));
-    let left: Vec<String> = std::fs::read_dir(local.path())
-        .expect("dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".snap"))
-        .collect();
+    let left = snaps(local.path());
     assert_eq!(left.iter().filter(|k| k.contains("consul-dc1-")).count(), 2);
     assert_eq!(left.iter().filter(|k| k.contains("consul-dc2-")).count(), 1);
     record(
