@@ -9,7 +9,7 @@ use crate::config::{
     load_files, resolve_retention, resolve_storage, DatacenterArg, FileArgs, RetentionArgs,
     StorageArgs,
 };
-use crate::storage::choose_datacenter;
+use crate::storage::{choose_datacenter, plan_listed};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -50,9 +50,7 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
             out.push_str(&format!("{}: no backups\n\n", store.describe()));
             continue;
         };
-        let (_, decisions) = store
-            .plan_retention(&policy, &dc)
-            .await
+        let (_, decisions) = plan_listed(listed, &policy, &dc)
             .map_err(|e| anyhow!("planning at {}: {e}", store.describe()))?;
         let doomed: Vec<String> = decisions
             .iter()

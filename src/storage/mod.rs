@@ -99,6 +99,22 @@ pub fn choose_datacenter(
     }
 }
 
+/// Plans retention over a complete listing: only the backups of `datacenter` take part
+/// (backups of other datacenters sharing the prefix are never in the plan). Returns those
+/// backups and every decision, newest first. Pure but for the clock (`now`, for backups named
+/// in the future).
+pub fn plan_listed(
+    listed: Vec<StoredBackup>,
+    policy: &RetentionPolicy,
+    datacenter: &str,
+) -> Result<(Vec<StoredBackup>, Vec<Decision>), StorageError> {
+    let ours: Vec<StoredBackup> = listed.into_iter().filter(|b| b.is_of(datacenter)).collect();
+    let entries: Vec<Entry> = ours.iter().map(StoredBackup::entry).collect();
+    let decisions = plan_at(&entries, policy, Some(Utc::now()))
+        .map_err(|e| StorageError::Config(e.to_string()))?;
+    Ok((ours, decisions))
+}
+
 /// Storage failures. None of them carries a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -194,23 +210,13 @@ impl Store {
     }
 
     /// Lists (completely, or fails) and plans retention over the backups of `datacenter`
-    /// only (backups of other datacenters sharing the prefix are never part of the plan):
-    /// every such backup with its decision, newest first. Deletes nothing.
+    /// only; see [`plan_listed`]. Deletes nothing.
     pub async fn plan_retention(
         &self,
         policy: &RetentionPolicy,
         datacenter: &str,
     ) -> Result<(Vec<StoredBackup>, Vec<Decision>), StorageError> {
-        let listed: Vec<StoredBackup> = self
-            .list()
-            .await?
-            .into_iter()
-            .filter(|b| b.is_of(datacenter))
-            .collect();
-        let entries: Vec<Entry> = listed.iter().map(StoredBackup::entry).collect();
-        let decisions = plan_at(&entries, policy, Some(Utc::now()))
-            .map_err(|e| StorageError::Config(e.to_string()))?;
-        Ok((listed, decisions))
+        plan_listed(self.list().await?, policy, datacenter)
     }
 
     /// Streams a stored backup through the archive reader and checks its SHA-256 against
