@@ -86,9 +86,7 @@ where
                 _ => format!("HTTP {status} from the S3 server"),
             }
         }
-        SdkError::TimeoutError(_) => {
-            "no answer within the S3 request timeout (--aws-s3-request-timeout)".to_string()
-        }
+        SdkError::TimeoutError(_) => TIMED_OUT.to_string(),
         other => {
             // Dispatch and response errors: the cause chain, without the SDK's debug dumps.
             let mut s = other.to_string();
@@ -101,7 +99,14 @@ where
                 }
                 src = c.source();
             }
-            s
+            // The read and connect timeouts surface as dispatch failures: say which limit.
+            let timed_out = matches!(other, SdkError::DispatchFailure(d) if d.is_timeout())
+                || s.contains("timed out");
+            if timed_out {
+                format!("{TIMED_OUT} ({s})")
+            } else {
+                s
+            }
         }
     };
     StorageError::S3 {
@@ -117,6 +122,9 @@ pub(crate) fn build_err(op: &str, e: impl std::fmt::Display) -> StorageError {
         detail: e.to_string(),
     }
 }
+
+/// What a request that hit `--aws-s3-request-timeout` (or its read/connect parts) says.
+const TIMED_OUT: &str = "no answer within the S3 request timeout (--aws-s3-request-timeout)";
 
 /// Bound on listing pages (1000 keys each): a server that keeps answering "truncated" is an
 /// error, not a loop.

@@ -465,7 +465,7 @@ impl ArchiveSink for S3Upload {
                     match self.delete_object().await {
                         Ok(()) => msg.push_str("; the object was deleted again"),
                         Err(d) => msg.push_str(&format!(
-                            "; deleting the object failed too ({d}): {} is a verified archive without a stored digest",
+                            "; deleting the object failed too ({d}): if it was stored, {} is a verified archive without a stored digest",
                             self.key
                         )),
                     }
