@@ -22,5 +22,6 @@ pub mod devserver;
 pub mod pipeline;
 pub mod restore;
 pub mod retention;
+pub mod retry;
 pub mod schedule;
 pub mod storage;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::Retryable;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
@@ -16,8 +17,13 @@ use super::registration::{Registration, ALIVE_TTL};
 use super::telemetry::{self, Role, Telemetry};
 use crate::config::AgentConfig;
 use crate::consul::ConsulClient;
+use crate::retry::RetryPolicy;
 use crate::schedule::Schedule;
 use crate::storage::Store;
+
+/// Back-off of the service registration at start-up (retried until it works or a stop).
+const REGISTER_RETRY: RetryPolicy =
+    RetryPolicy::new(0, Duration::from_secs(1), Duration::from_secs(30));
 
 /// SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -99,17 +105,14 @@ pub async fn run_until(
         lock_key = %cfg.ha.lock_key,
         "Snapshot agent running"
     );
-    // Register, retrying while Consul is unreachable.
-    let mut delay = Duration::from_secs(1);
-    loop {
-        match reg.register(&client).await {
-            Ok(()) => break,
-            Err(e) => tracing::warn!(error = %e, "service registration failed; retrying"),
-        }
-        if !pause(delay, &stop).await {
-            return Ok(ExitCode::SUCCESS);
-        }
-        delay = (delay * 2).min(Duration::from_secs(30));
+    // Register, retrying (back-off with jitter, at most 30 s apart) while Consul is
+    // unreachable, until it works or the agent is stopped.
+    let register = (|| reg.register(&client))
+        .retry(REGISTER_RETRY.backoff().without_max_times())
+        .notify(|e, _| tracing::warn!(error = %e, "service registration failed; retrying"));
+    tokio::select! {
+        () = stop.cancelled() => return Ok(ExitCode::SUCCESS),
+        r = register => r?,
     }
     let heartbeat = {
         let (client, reg, stop) = (client.clone(), reg.clone(), stop.clone());

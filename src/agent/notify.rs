@@ -3,14 +3,18 @@
 //! Webhook URLs often embed credentials (Slack, Teams), so logs name only their host.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use backon::Retryable;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use url::Url;
 
-/// Attempts per event and URL.
-const ATTEMPTS: u32 = 3;
+use crate::retry::RetryPolicy;
+
+/// Deliveries per notification: 3 attempts, 200 ms then 400 ms apart (plus jitter).
+const DELIVERY_RETRY: RetryPolicy =
+    RetryPolicy::new(2, Duration::from_millis(200), Duration::from_secs(2));
 
 /// The JSON body.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -118,23 +122,26 @@ impl Notifier {
             let (client, url, ev, budget) =
                 (self.client.clone(), url.clone(), ev.clone(), self.timeout);
             pending.push(tokio::spawn(async move {
-                let deadline = Instant::now() + budget;
-                for attempt in 0..ATTEMPTS {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
+                let deliver = || async {
+                    match client.post(url.clone()).json(&ev).send().await {
+                        Ok(r) if r.status().is_success() => Ok(()),
+                        Ok(r) => Err(format!("refused with HTTP {}", r.status().as_u16())),
+                        Err(e) => Err(e.without_url().to_string()),
                     }
-                    match tokio::time::timeout(left, client.post(url.clone()).json(&ev).send()).await {
-                        Ok(Ok(r)) if r.status().is_success() => return,
-                        Ok(Ok(r)) => tracing::warn!(webhook = %host_of(&url), status = r.status().as_u16(), event = ev.event, "webhook refused the notification"),
-                        Ok(Err(e)) => tracing::warn!(webhook = %host_of(&url), error = %e.without_url(), event = ev.event, "webhook delivery failed"),
-                        Err(_) => tracing::warn!(webhook = %host_of(&url), event = ev.event, "webhook delivery timed out"),
-                    }
-                    if attempt + 1 < ATTEMPTS {
-                        tokio::time::sleep(Duration::from_millis(200 << attempt).min(deadline.saturating_duration_since(Instant::now()))).await;
-                    }
+                };
+                // Retried with back-off, and bounded as a whole by the webhook timeout.
+                let delivered = tokio::time::timeout(
+                    budget,
+                    deliver
+                        .retry(DELIVERY_RETRY.backoff())
+                        .notify(|e, _| tracing::warn!(webhook = %host_of(&url), error = %e, event = ev.event, "webhook delivery failed")),
+                )
+                .await;
+                match delivered {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => tracing::warn!(webhook = %host_of(&url), event = ev.event, "webhook notification dropped after retries"),
+                    Err(_) => tracing::warn!(webhook = %host_of(&url), event = ev.event, "webhook notification dropped: no delivery within the webhook timeout"),
                 }
-                tracing::warn!(webhook = %host_of(&url), event = ev.event, "webhook notification dropped after retries");
             }));
         }
     }

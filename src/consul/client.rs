@@ -4,10 +4,8 @@
 //! The token travels only in the `X-Consul-Token` header, marked sensitive so that HTTP layers
 //! never print it; it is never put in a URL, so no error (which may quote the URL) can carry it.
 
-use std::time::Duration;
-
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response};
 use url::Url;
 
 use super::config::{Address, ConsulConfig};
@@ -370,14 +368,4 @@ pub struct AgentSelf {
     pub datacenter: String,
     pub node_name: String,
     pub version: String,
-}
-
-/// Exponential back-off delays: `base`, `2×base`, ... capped at `max`.
-pub fn backoff(base: Duration, attempt: u32, max: Duration) -> Duration {
-    base.saturating_mul(1u32 << attempt.min(16)).min(max)
-}
-
-/// Whether `status` is worth retrying.
-pub fn retryable_status(status: StatusCode) -> bool {
-    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }

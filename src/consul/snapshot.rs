@@ -10,28 +10,11 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::Method;
 
-use super::client::{backoff, ConsulClient, ConsulError};
+use backon::Retryable;
 
-/// How often and how patiently to retry before the first byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub retries: u32,
-    /// First back-off delay; doubled each retry.
-    pub base: Duration,
-    /// Longest back-off delay.
-    pub max: Duration,
-}
+use super::client::{ConsulClient, ConsulError};
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            retries: 3,
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-        }
-    }
-}
+pub use crate::retry::RetryPolicy;
 
 /// An open snapshot download.
 pub struct SnapshotDownload {
@@ -60,42 +43,32 @@ pub async fn get_snapshot(
     retry: RetryPolicy,
 ) -> Result<SnapshotDownload, ConsulError> {
     let query: &[(&str, &str)] = if stale { &[("stale", "")] } else { &[] };
-    let mut attempt = 0;
-    loop {
-        match client
-            .send(client.request(Method::GET, "/v1/snapshot", query))
-            .await
-        {
-            Ok(resp) => {
-                let header = |name: &str| {
-                    resp.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                let index = header("X-Consul-Index").and_then(|v| v.parse().ok());
-                let known_leader = header("X-Consul-KnownLeader").map(|v| v == "true");
-                let content_length = resp.content_length();
-                let body = resp
-                    .bytes_stream()
-                    .map_err(|e| io::Error::other(transfer_error(&e)))
-                    .boxed();
-                return Ok(SnapshotDownload {
-                    index,
-                    known_leader,
-                    content_length,
-                    body,
-                });
-            }
-            Err(e) if e.is_transient() && attempt < retry.retries => {
-                let delay = backoff(retry.base, attempt, retry.max);
-                tracing::warn!(error = %e, attempt = attempt + 1, retry_in = ?delay, "snapshot request failed, retrying");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let resp = (|| client.send(client.request(Method::GET, "/v1/snapshot", query)))
+        .retry(retry.backoff())
+        .when(ConsulError::is_transient)
+        .notify(|e, delay| {
+            tracing::warn!(error = %e, retry_in = ?delay, "snapshot request failed, retrying")
+        })
+        .await?;
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let index = header("X-Consul-Index").and_then(|v| v.parse().ok());
+    let known_leader = header("X-Consul-KnownLeader").map(|v| v == "true");
+    let content_length = resp.content_length();
+    let body = resp
+        .bytes_stream()
+        .map_err(|e| io::Error::other(transfer_error(&e)))
+        .boxed();
+    Ok(SnapshotDownload {
+        index,
+        known_leader,
+        content_length,
+        body,
+    })
 }
 
 /// A body error with its cause chain (e.g. "error decoding response body: operation timed out").

@@ -223,59 +223,56 @@ impl Store {
     /// `expected` (lowercase hex). Returns the report.
     ///
     /// Errors: [`StorageError::Readback`] only when bytes were read and proved wrong (invalid
-    /// archive, other digest); a failure to read (after `READBACK_TRIES` tries) is
+    /// archive, other digest); a failure to read (after 3 tries) is
     /// [`StorageError::ReadbackUnavailable`], which must never lead to deleting the backup.
     pub async fn readback(
         &self,
         key: &str,
         expected: Option<&str>,
     ) -> Result<ArchiveReport, StorageError> {
-        let mut last = String::new();
-        for attempt in 0..READBACK_TRIES {
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
-            }
-            let body = match self.get(key).await {
-                Ok(b) => b,
-                Err(e) => {
-                    last = e.to_string();
-                    continue;
-                }
-            };
-            let report = match stream_verified(body, Discard, ReadOptions::default(), (), None)
-                .await
-            {
-                Ok((report, (), ())) => report,
-                Err(crate::pipeline::PipelineError::Invalid(e)) => {
-                    return Err(StorageError::Readback {
-                        key: key.to_string(),
-                        detail: e.to_string(),
-                    })
-                }
-                Err(e) => {
-                    last = e.to_string();
-                    tracing::warn!(key, attempt = attempt + 1, error = %last, "read-back interrupted; retrying");
-                    continue;
-                }
-            };
-            let got = hex::encode(report.archive_sha256);
-            return match expected {
-                Some(want) if got != want => Err(StorageError::Readback {
-                    key: key.to_string(),
-                    detail: format!("archive SHA-256 {got} differs from the stored {want}"),
-                }),
-                _ => Ok(report),
-            };
-        }
-        Err(StorageError::ReadbackUnavailable {
+        use backon::Retryable;
+        let unavailable = |detail: String| StorageError::ReadbackUnavailable {
             key: key.to_string(),
-            detail: format!("{READBACK_TRIES} tries, last: {last}"),
-        })
+            detail,
+        };
+        let read = || async {
+            let body = self
+                .get(key)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            match stream_verified(body, Discard, ReadOptions::default(), (), None).await {
+                Ok((report, (), ())) => Ok(report),
+                Err(crate::pipeline::PipelineError::Invalid(e)) => Err(StorageError::Readback {
+                    key: key.to_string(),
+                    detail: e.to_string(),
+                }),
+                Err(e) => Err(unavailable(e.to_string())),
+            }
+        };
+        // Only a failure to read is retried; bytes proved wrong are final.
+        let report = read
+            .retry(READBACK_RETRY.backoff())
+            .when(|e| matches!(e, StorageError::ReadbackUnavailable { .. }))
+            .notify(|e, _| tracing::warn!(key, error = %e, "read-back interrupted; retrying"))
+            .await?;
+        let got = hex::encode(report.archive_sha256);
+        match expected {
+            Some(want) if got != want => Err(StorageError::Readback {
+                key: key.to_string(),
+                detail: format!("archive SHA-256 {got} differs from the stored {want}"),
+            }),
+            _ => Ok(report),
+        }
     }
 }
 
-/// Tries of a read-back before it counts as "could not be completed".
-const READBACK_TRIES: u32 = 3;
+/// A read-back that could not read the bytes: 3 attempts before it counts as "could not be
+/// completed".
+const READBACK_RETRY: crate::retry::RetryPolicy = crate::retry::RetryPolicy::new(
+    2,
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(5),
+);
 
 /// An upload in progress to one destination.
 #[derive(Debug)]

@@ -37,6 +37,13 @@ use crate::storage::{StorageError, StoredBackup};
 
 const CONTENT_TYPE: &str = "application/gzip";
 
+/// Deleting an object whose publish failed: 3 attempts (on top of the SDK's own retries).
+const UNPUBLISH_RETRY: crate::retry::RetryPolicy = crate::retry::RetryPolicy::new(
+    2,
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_secs(2),
+);
+
 /// Adds the configured server-side encryption to a request builder (each S3 operation has its
 /// own builder type, hence a macro).
 macro_rules! with_sse {
@@ -269,30 +276,19 @@ impl S3Upload {
 
     /// Deletes the object (a few tries: it is what keeps a failed publish invisible).
     async fn delete_object(&self) -> Result<(), StorageError> {
-        let mut last = None;
-        for attempt in 0..3u32 {
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-            }
-            match self
-                .client
+        use backon::Retryable;
+        let delete = || async {
+            self.client
                 .delete_object()
                 .bucket(&self.cfg.bucket)
                 .key(&self.key)
                 .send()
                 .await
-            {
-                Ok(_) => {
-                    tracing::warn!(key = %self.key, "deleted an object whose publish failed");
-                    return Ok(());
-                }
-                Err(e) => last = Some(s3_err("DeleteObject", e)),
-            }
-        }
-        Err(last.unwrap_or_else(|| StorageError::S3 {
-            op: "DeleteObject".into(),
-            detail: "not attempted".into(),
-        }))
+                .map_err(|e| s3_err("DeleteObject", e))
+        };
+        delete.retry(UNPUBLISH_RETRY.backoff()).await?;
+        tracing::warn!(key = %self.key, "deleted an object whose publish failed");
+        Ok(())
     }
 
     async fn abort_upload(&mut self) {
