@@ -6,8 +6,10 @@
 //! * [`pipeline`]: one pass from a source to a sink with verification alongside;
 //! * [`storage`]: destinations that publish atomically, backup naming and metadata;
 //! * [`retention`]: which backups to keep, as a pure function;
-//! * [`schedule`]: when to run next (interval or cron, jitter), as a pure function;
-//! * [`agent`]: the backup cycle (and, to come, the daemon around it);
+//! * [`schedule`]: when to run next (interval, crontab(5), jitter), as a pure function;
+//! * [`retry`]: the one retry policy (exponential back-off with jitter);
+//! * [`agent`]: the backup cycle and the daemon around it (leader election, registration,
+//!   telemetry, webhooks);
 //! * [`restore`]: choose, fetch, verify and push a backup back into Consul;
 //! * [`devserver`]: the Consul API test server (a test double, not Consul);
 //! * [`config`]: defaults < files < environment < flags, resolved once;

@@ -149,7 +149,7 @@ pub async fn run_cycle(
             Store::Local(l) => l.sweep_partials(STALE_UPLOAD_AGE).await,
         };
         if let Err(e) = swept {
-            tracing::warn!(destination = %store.describe(), error = %e, "could not sweep leftovers of interrupted uploads");
+            tracing::warn!(destination = %store.to_string(), error = %e, "could not sweep leftovers of interrupted uploads");
         }
     }
     let download = get_snapshot(client, cfg.stale, cfg.retry)
@@ -241,14 +241,14 @@ pub async fn run_cycle(
         };
         match &stored {
             Ok(b) => {
-                tracing::info!(destination = %store.describe(), key = %b.key, bytes = b.size, "snapshot stored")
+                tracing::info!(destination = %store.to_string(), key = %b.key, bytes = b.size, "snapshot stored")
             }
             Err(e) => {
-                tracing::error!(destination = %store.describe(), error = %e, "storing the snapshot failed")
+                tracing::error!(destination = %store.to_string(), error = %e, "storing the snapshot failed")
             }
         }
         destinations.push(DestinationOutcome {
-            destination: store.describe(),
+            destination: store.to_string(),
             stored,
             retention,
         });
@@ -278,13 +278,13 @@ pub async fn apply_retention(
             .iter()
             .any(|r| r == crate::retention::FUTURE_REASON)
     }) {
-        tracing::warn!(destination = %store.describe(), key = %d.key, "a backup is named in the future (clock skew on the host that took it?); it is kept and not counted by retention");
+        tracing::warn!(destination = %store.to_string(), key = %d.key, "a backup is named in the future (clock skew on the host that took it?); it is kept and not counted by retention");
     }
     if !listed.iter().any(|b| b.key == just_stored) {
-        return Err(StorageError::Config(format!(
-            "the listing of {} does not show the backup just stored ({just_stored}); retention skipped",
-            store.describe()
-        )));
+        return Err(StorageError::UntrustedListing {
+            destination: store.to_string(),
+            why: format!("it does not show the backup just stored ({just_stored})"),
+        });
     }
     let doomed: Vec<String> = decisions
         .iter()
@@ -293,7 +293,7 @@ pub async fn apply_retention(
         .collect();
     if !doomed.is_empty() {
         store.delete(&doomed).await?;
-        tracing::info!(destination = %store.describe(), deleted = doomed.len(), "retention applied");
+        tracing::info!(destination = %store.to_string(), deleted = doomed.len(), "retention applied");
     }
     Ok(decisions)
 }

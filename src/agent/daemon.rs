@@ -99,8 +99,8 @@ pub async fn run_until(
         deregister_after: cfg.ha.deregister_after,
     };
     tracing::info!(
-        schedule = %schedule.describe(),
-        destinations = %stores.iter().map(Store::describe).collect::<Vec<_>>().join(", "),
+        schedule = %schedule.to_string(),
+        destinations = %stores.iter().map(Store::to_string).collect::<Vec<_>>().join(", "),
         service_id = %reg.service_id,
         lock_key = %cfg.ha.lock_key,
         "Snapshot agent running"

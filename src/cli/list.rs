@@ -73,7 +73,7 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
         let mut backups = store
             .list()
             .await
-            .map_err(|e| anyhow::anyhow!("listing {}: {e}", store.describe()))?;
+            .map_err(|e| anyhow::anyhow!("listing {}: {e}", store))?;
         backups.retain(|b| {
             args.datacenter
                 .datacenter
@@ -90,7 +90,7 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
         for b in backups {
             let meta = b.meta.clone().unwrap_or_default();
             rows.push(Row {
-                destination: store.describe(),
+                destination: store.to_string(),
                 key: b.key,
                 time: b.name.time.to_rfc3339(),
                 datacenter: b.name.datacenter,

@@ -43,15 +43,15 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
         let listed = store
             .list()
             .await
-            .map_err(|e| anyhow!("listing {}: {e}", store.describe()))?;
+            .map_err(|e| anyhow!("listing {}: {e}", store))?;
         let Some(dc) = choose_datacenter(&listed, args.datacenter.datacenter.as_deref())
-            .map_err(|e| super::usage(anyhow!("{}: {e}", store.describe())))?
+            .map_err(|e| super::usage(anyhow!("{}: {e}", store)))?
         else {
-            out.push_str(&format!("{}: no backups\n\n", store.describe()));
+            out.push_str(&format!("{}: no backups\n\n", store));
             continue;
         };
-        let (_, decisions) = plan_listed(listed, &policy, &dc)
-            .map_err(|e| anyhow!("planning at {}: {e}", store.describe()))?;
+        let (_, decisions) =
+            plan_listed(listed, &policy, &dc).map_err(|e| anyhow!("planning at {}: {e}", store))?;
         let doomed: Vec<String> = decisions
             .iter()
             .filter(|d| !d.keep)
@@ -72,14 +72,14 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
                 d.reasons.join(", ")
             ));
         }
-        out.push_str(&format!("{} (datacenter {dc}):\n", store.describe()));
+        out.push_str(&format!("{} (datacenter {dc}):\n", store));
         out.push_str(&String::from_utf8_lossy(&tabwriter(t.as_bytes(), 0, 2)));
         out.push('\n');
         if !args.dry_run && !doomed.is_empty() {
             store
                 .delete(&doomed)
                 .await
-                .map_err(|e| anyhow!("deleting at {}: {e}", store.describe()))?;
+                .map_err(|e| anyhow!("deleting at {}: {e}", store))?;
         }
         out.push_str(&format!(
             "{} kept, {} {}\n\n",

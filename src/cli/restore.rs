@@ -70,7 +70,7 @@ async fn choose_backup(
         let backups = store
             .list()
             .await
-            .map_err(|e| anyhow!("listing {}: {e}", store.describe()))?;
+            .map_err(|e| anyhow!("listing {}: {e}", store))?;
         listed.extend(backups.into_iter().map(|b| (i, b)));
     }
     let all: Vec<crate::storage::StoredBackup> = listed.iter().map(|(_, b)| b.clone()).collect();
@@ -91,7 +91,7 @@ async fn choose_backup(
                 .unwrap_or_default(),
             stores
                 .iter()
-                .map(|s| s.describe())
+                .map(|s| s.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -148,7 +148,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
     let mut out = std::io::stdout();
-    let _ = write!(out, "{}", summary(&prepared, &source.describe()));
+    let _ = write!(out, "{}", summary(&prepared, &source.to_string()));
     let _ = out.flush();
     if args.dry_run {
         let _ = writeln!(

@@ -13,12 +13,12 @@ use super::http::{
     authorize, json as json_resp, json_body, now, parse_go_duration, text, ApiError, Need, Params,
 };
 use super::state::{Check, CheckStatus, Service};
-use super::Shared;
+use super::AppState;
 
 /// The leader's RPC address this single-node double reports.
 const LEADER: &str = "127.0.0.1:8300";
 
-pub async fn leader(State(s): State<Arc<Shared>>) -> Response {
+pub async fn leader(State(s): State<Arc<AppState>>) -> Response {
     let v = if s.faults().no_leader {
         json!("")
     } else {
@@ -27,12 +27,12 @@ pub async fn leader(State(s): State<Arc<Shared>>) -> Response {
     json_resp(&s, s.index(), &v)
 }
 
-pub async fn peers(State(s): State<Arc<Shared>>) -> Response {
+pub async fn peers(State(s): State<Arc<AppState>>) -> Response {
     json_resp(&s, s.index(), &json!([LEADER]))
 }
 
 pub async fn agent_self(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Query(q): Query<Params>,
     h: HeaderMap,
 ) -> Response {
@@ -122,7 +122,7 @@ fn parse_check(
 }
 
 pub async fn service_register(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Query(q): Query<Params>,
     h: HeaderMap,
     body: Bytes,
@@ -180,7 +180,7 @@ pub async fn service_register(
 }
 
 pub async fn service_deregister(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<Params>,
     h: HeaderMap,
@@ -193,7 +193,7 @@ pub async fn service_deregister(
 }
 
 pub async fn services(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Query(q): Query<Params>,
     h: HeaderMap,
 ) -> Response {
@@ -212,7 +212,7 @@ pub async fn services(
 }
 
 pub async fn checks(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Query(q): Query<Params>,
     h: HeaderMap,
 ) -> Response {
@@ -239,7 +239,7 @@ pub async fn checks(
 }
 
 pub async fn check_register(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Query(q): Query<Params>,
     h: HeaderMap,
     body: Bytes,
@@ -273,7 +273,7 @@ pub async fn check_register(
 }
 
 pub async fn check_deregister(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<Params>,
     h: HeaderMap,
@@ -286,7 +286,7 @@ pub async fn check_deregister(
 }
 
 pub async fn check_update(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path((action, id)): Path<(String, String)>,
     Query(q): Query<Params>,
     h: HeaderMap,
@@ -323,7 +323,7 @@ pub async fn check_update(
 pub type Registered = (String, Vec<(String, String, &'static str)>);
 
 /// Registrations by service ID, for assertions without HTTP.
-pub fn registered(s: &Shared) -> BTreeMap<String, Registered> {
+pub fn registered(s: &AppState) -> BTreeMap<String, Registered> {
     let t = now();
     let c = s.cluster();
     c.services

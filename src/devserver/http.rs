@@ -12,13 +12,13 @@ use axum::Router;
 use serde_json::Value;
 
 use super::state::Cluster;
-use super::{agent, kv, session, snapshot, Shared};
+use super::{agent, kv, session, snapshot, AppState};
 
 /// Query parameters; presence flags (`?stale`) map to an empty string.
 pub type Params = HashMap<String, String>;
 
 /// The routes Consul serves that an agent uses, plus `/_testserver/faults`.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(shared: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
         .route("/v1/status/leader", get(agent::leader))
@@ -93,7 +93,7 @@ pub fn no_leader() -> Response {
 }
 
 /// A JSON answer with Consul's query-meta headers; `X-Consul-Index` is never 0.
-pub fn json(shared: &Shared, index: u64, value: &Value) -> Response {
+pub fn json(shared: &AppState, index: u64, value: &Value) -> Response {
     let mut r = (StatusCode::OK, value.to_string()).into_response();
     let h = r.headers_mut();
     h.insert("Content-Type", HeaderValue::from_static("application/json"));
@@ -102,7 +102,7 @@ pub fn json(shared: &Shared, index: u64, value: &Value) -> Response {
 }
 
 /// `X-Consul-Index`, `X-Consul-LastContact`, `X-Consul-KnownLeader`, default ACL policy.
-pub fn meta_headers(shared: &Shared, h: &mut HeaderMap, index: u64) {
+pub fn meta_headers(shared: &AppState, h: &mut HeaderMap, index: u64) {
     let leader = !shared.faults().no_leader;
     h.insert("X-Consul-Index", HeaderValue::from(index.max(1)));
     h.insert("X-Consul-LastContact", HeaderValue::from_static("0"));
@@ -150,7 +150,7 @@ fn token_of<'a>(headers: &'a HeaderMap, q: &'a Params) -> Option<&'a str> {
 
 /// ACL enforcement with Consul's 403 texts.
 pub fn authorize(
-    shared: &Shared,
+    shared: &AppState,
     headers: &HeaderMap,
     q: &Params,
     need: Need,
@@ -186,7 +186,7 @@ pub fn authorize(
 }
 
 /// Answers 500 `No cluster leader` for consistent requests while the no-leader fault is on.
-pub fn require_leader(shared: &Shared, q: &Params) -> Result<(), ApiError> {
+pub fn require_leader(shared: &AppState, q: &Params) -> Result<(), ApiError> {
     if shared.faults().no_leader && !q.contains_key("stale") {
         return Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -215,7 +215,7 @@ pub fn blocking_params(q: &Params) -> Result<(Option<u64>, Duration), ApiError> 
 /// Runs `compute` until its index passes `min_index` or `wait` elapses; a timeout returns the
 /// unchanged result with 200, as Consul does.
 pub async fn blocking<T>(
-    shared: &Shared,
+    shared: &AppState,
     min_index: Option<u64>,
     wait: Duration,
     mut compute: impl FnMut(&Cluster) -> (u64, T),

@@ -14,13 +14,13 @@ use super::http::{
     text, Need, Params,
 };
 use super::state::{Cluster, KvOp, KvWrite};
-use super::Shared;
+use super::AppState;
 
 /// Largest value accepted, in bytes (Consul's default `kv_max_value_size`).
 pub const MAX_VALUE: usize = 512 * 1024;
 
 pub async fn get(
-    s: State<Arc<Shared>>,
+    s: State<Arc<AppState>>,
     Path(key): Path<String>,
     q: Query<Params>,
     h: HeaderMap,
@@ -28,12 +28,12 @@ pub async fn get(
     read(s, key, q, h).await
 }
 
-pub async fn get_root(s: State<Arc<Shared>>, q: Query<Params>, h: HeaderMap) -> Response {
+pub async fn get_root(s: State<Arc<AppState>>, q: Query<Params>, h: HeaderMap) -> Response {
     read(s, String::new(), q, h).await
 }
 
 async fn read(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     key: String,
     Query(q): Query<Params>,
     h: HeaderMap,
@@ -49,7 +49,7 @@ async fn read(
     let keys_only = q.contains_key("keys");
     let (index, found) = blocking(&s, min, wait, |c: &Cluster| {
         if recurse || keys_only {
-            let matched: Vec<(&String, &super::state::KvEntry)> =
+            let matched: Vec<(&String, &super::state::StoredKv)> =
                 c.kv.range(key.clone()..)
                     .take_while(|(k, _)| k.starts_with(&key))
                     .collect();
@@ -93,7 +93,7 @@ async fn read(
 }
 
 pub async fn put(
-    s: State<Arc<Shared>>,
+    s: State<Arc<AppState>>,
     Path(key): Path<String>,
     q: Query<Params>,
     h: HeaderMap,
@@ -103,7 +103,7 @@ pub async fn put(
 }
 
 pub async fn put_root(
-    s: State<Arc<Shared>>,
+    s: State<Arc<AppState>>,
     q: Query<Params>,
     h: HeaderMap,
     body: Bytes,
@@ -112,7 +112,7 @@ pub async fn put_root(
 }
 
 async fn write(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     key: String,
     Query(q): Query<Params>,
     h: HeaderMap,
@@ -166,7 +166,7 @@ async fn write(
 }
 
 pub async fn delete(
-    s: State<Arc<Shared>>,
+    s: State<Arc<AppState>>,
     Path(key): Path<String>,
     q: Query<Params>,
     h: HeaderMap,
@@ -174,12 +174,12 @@ pub async fn delete(
     remove(s, key, q, h).await
 }
 
-pub async fn delete_root(s: State<Arc<Shared>>, q: Query<Params>, h: HeaderMap) -> Response {
+pub async fn delete_root(s: State<Arc<AppState>>, q: Query<Params>, h: HeaderMap) -> Response {
     remove(s, String::new(), q, h).await
 }
 
 async fn remove(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     key: String,
     Query(q): Query<Params>,
     h: HeaderMap,

@@ -102,7 +102,7 @@ impl Default for DevServerConfig {
 }
 
 /// State shared by the handlers.
-pub struct Shared {
+pub struct AppState {
     pub cfg: DevServerConfig,
     cluster: Mutex<Cluster>,
     /// Carries the Raft index after every change; blocking queries wait on it.
@@ -119,7 +119,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Shared {
+impl AppState {
     /// The cluster state, locked. Keep the guard short.
     pub fn cluster(&self) -> MutexGuard<'_, Cluster> {
         lock(&self.cluster)
@@ -179,7 +179,7 @@ impl Shared {
 pub struct DevServer {
     addr: SocketAddr,
     scheme: &'static str,
-    shared: Arc<Shared>,
+    shared: Arc<AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<()>>,
     _tmp: Option<tempfile::TempDir>,
@@ -204,7 +204,7 @@ impl DevServer {
         let store = SnapshotStore::init(&dir, &cfg.snapshot).await?;
         let index = store.index().await;
         let (changes, _) = watch::channel(index);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(AppState {
             cfg: cfg.clone(),
             cluster: Mutex::new(Cluster::new(index)),
             changes,
@@ -277,7 +277,7 @@ impl DevServer {
     }
 
     /// The handlers' shared state, for assertions.
-    pub fn shared(&self) -> &Arc<Shared> {
+    pub fn shared(&self) -> &Arc<AppState> {
         &self.shared
     }
 

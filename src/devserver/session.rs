@@ -14,7 +14,7 @@ use super::http::{
     require_leader, text, Need, Params,
 };
 use super::state::{Behavior, Cluster, Session};
-use super::Shared;
+use super::AppState;
 
 const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
 const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -28,7 +28,7 @@ fn field<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 pub async fn create(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Query(q): Query<Params>,
     h: HeaderMap,
     body: Bytes,
@@ -140,7 +140,7 @@ pub async fn create(
 }
 
 pub async fn renew(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<Params>,
     h: HeaderMap,
@@ -163,7 +163,7 @@ pub async fn renew(
 }
 
 pub async fn destroy(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<Params>,
     h: HeaderMap,
@@ -178,7 +178,7 @@ pub async fn destroy(
 }
 
 pub async fn info(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<Params>,
     h: HeaderMap,
@@ -203,7 +203,11 @@ pub async fn info(
     json_resp(&s, index, &v)
 }
 
-pub async fn list(State(s): State<Arc<Shared>>, Query(q): Query<Params>, h: HeaderMap) -> Response {
+pub async fn list(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<Params>,
+    h: HeaderMap,
+) -> Response {
     if let Err(r) = authorize(&s, &h, &q, Need::Read).and_then(|()| require_leader(&s, &q)) {
         return r.into_response();
     }

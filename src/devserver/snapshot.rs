@@ -19,7 +19,7 @@ use tokio_util::io::ReaderStream;
 
 use super::faults::Faults;
 use super::http::{authorize, meta_headers, no_leader, text, Need, Params};
-use super::{Shared, SnapshotSource};
+use super::{AppState, SnapshotSource};
 use crate::archive::synth::SynthSpec;
 use crate::archive::{
     read_archive, write_archive, ReadOptions, RecordInfo, RecordVisitor, SnapshotMeta, WriteOptions,
@@ -193,7 +193,7 @@ impl RecordVisitor for StateCopy {
 
 /// `GET /v1/snapshot`.
 pub async fn save(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Query(q): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
@@ -246,7 +246,7 @@ pub async fn save(
 }
 
 /// `msg` followed by `pad` bytes of filler in 64 KiB chunks, counting what is pulled.
-fn padded(s: Arc<Shared>, msg: String, pad: u64) -> impl Stream<Item = io::Result<Bytes>> + Send {
+fn padded(s: Arc<AppState>, msg: String, pad: u64) -> impl Stream<Item = io::Result<Bytes>> + Send {
     const CHUNK: u64 = 64 * 1024;
     let head = futures_util::stream::once(async move { Ok::<Bytes, io::Error>(Bytes::from(msg)) });
     let filler = futures_util::stream::unfold(pad, move |left| {
@@ -343,7 +343,7 @@ where
 
 /// `PUT /v1/snapshot`: verify like Consul, then make the archive the current state.
 pub async fn restore(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Query(q): Query<Params>,
     headers: HeaderMap,
     body: Body,
@@ -417,12 +417,12 @@ pub async fn restore(
 }
 
 /// `GET /_testserver/faults`.
-pub async fn get_faults(State(s): State<Arc<Shared>>) -> Json<Faults> {
+pub async fn get_faults(State(s): State<Arc<AppState>>) -> Json<Faults> {
     Json(s.faults())
 }
 
 /// `PUT /_testserver/faults` with a complete [`Faults`] object (any content type).
-pub async fn put_faults(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+pub async fn put_faults(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
     match serde_json::from_slice::<Faults>(&body) {
         Ok(f) => {
             s.set_faults(f);

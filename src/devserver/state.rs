@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 /// Longest lock-delay Consul applies.
 pub const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
 
-/// One KV entry.
+/// One KV entry as the test server stores it (the client side of the wire is
+/// `consul::coordination::KvEntry`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KvEntry {
+pub struct StoredKv {
     pub value: Option<Vec<u8>>,
     pub flags: u64,
     pub lock_index: u64,
@@ -111,7 +112,7 @@ pub struct Cluster {
     pub index: u64,
     /// Highest index of any KV change, deletions included (`X-Consul-Index` of KV listings).
     pub kv_index: u64,
-    pub kv: BTreeMap<String, KvEntry>,
+    pub kv: BTreeMap<String, StoredKv>,
     pub sessions: HashMap<String, Session>,
     pub lock_delays: HashMap<String, Instant>,
     pub services: BTreeMap<String, Service>,
@@ -184,7 +185,7 @@ impl Cluster {
         let index = self.bump();
         let value = (!value.is_empty()).then_some(value);
         let entry = match (existing, &op) {
-            (None, op) => KvEntry {
+            (None, op) => StoredKv {
                 value,
                 flags: flags.unwrap_or(0),
                 lock_index: u64::from(matches!(op, KvOp::Acquire(_))),
@@ -367,7 +368,7 @@ impl Cluster {
     }
 
     /// JSON of a KV entry, in Consul's field order.
-    pub fn kv_json(key: &str, e: &KvEntry) -> Value {
+    pub fn kv_json(key: &str, e: &StoredKv) -> Value {
         use base64::Engine;
         let mut v = json!({
             "LockIndex": e.lock_index,

@@ -27,16 +27,6 @@ pub enum Source {
     },
 }
 
-impl Source {
-    /// For messages.
-    pub fn describe(&self) -> String {
-        match self {
-            Source::File(p) => p.display().to_string(),
-            Source::Stored { store, backup } => format!("{} {}", store.describe(), backup.key),
-        }
-    }
-}
-
 /// Restore failures before anything is sent to Consul.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -60,7 +50,7 @@ pub struct Prepared {
 
 /// Fetches and verifies `source` into a temporary file.
 pub async fn fetch_verified(source: &Source, types: TypePolicy) -> Result<Prepared, RestoreError> {
-    let what = source.describe();
+    let what = source.to_string();
     let fetch_err = |detail: String| RestoreError::Fetch {
         what: what.clone(),
         detail,
@@ -226,6 +216,16 @@ pub async fn body_of(
         tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024),
         len,
     ))
+}
+
+/// The file's path, or `destination key`, for messages.
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Stored { store, backup } => write!(f, "{store} {}", backup.key),
+        }
+    }
 }
 
 #[cfg(test)]

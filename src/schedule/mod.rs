@@ -157,16 +157,6 @@ impl Schedule {
             },
         }
     }
-
-    /// For messages and `--print-config`.
-    pub fn describe(&self) -> String {
-        match self {
-            Schedule::Interval(i) => format!("every {}", humantime::format_duration(*i)),
-            Schedule::Crontab { expr, zone, .. } | Schedule::Cron { expr, zone, .. } => {
-                format!("cron {expr:?} ({zone})")
-            }
-        }
-    }
 }
 
 /// The first run of `tab` in `zone` strictly after `from`. Local times that do not exist (the
@@ -195,6 +185,18 @@ fn crontab_after(tab: &Crontab, zone: &Tz, from: DateTime<Utc>) -> Option<DateTi
         cursor = cand;
     }
     None
+}
+
+/// `every 1h` or `cron "0 3 * * *" (UTC)`, for messages.
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Interval(i) => write!(f, "every {}", humantime::format_duration(*i)),
+            Schedule::Crontab { expr, zone, .. } | Schedule::Cron { expr, zone, .. } => {
+                write!(f, "cron {expr:?} ({zone})")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -110,8 +110,7 @@ pub fn plan_listed(
 ) -> Result<(Vec<StoredBackup>, Vec<Decision>), StorageError> {
     let ours: Vec<StoredBackup> = listed.into_iter().filter(|b| b.is_of(datacenter)).collect();
     let entries: Vec<Entry> = ours.iter().map(StoredBackup::entry).collect();
-    let decisions = plan_at(&entries, policy, Some(Utc::now()))
-        .map_err(|e| StorageError::Config(e.to_string()))?;
+    let decisions = plan_at(&entries, policy, Some(Utc::now())).map_err(StorageError::Policy)?;
     Ok((ours, decisions))
 }
 
@@ -120,6 +119,13 @@ pub fn plan_listed(
 pub enum StorageError {
     #[error("invalid storage settings: {0}")]
     Config(String),
+    /// The retention policy cannot be applied (it keeps nothing explicitly).
+    #[error("{0}")]
+    Policy(crate::retention::PolicyError),
+    /// A listing that is complete but not to be trusted for deletions (it lacks what was just
+    /// stored: eventual consistency, a wrong prefix). Nothing is deleted.
+    #[error("the listing of {destination} cannot be trusted: {why}; retention skipped")]
+    UntrustedListing { destination: String, why: String },
     #[error("no backup {0:?}")]
     NotFound(String),
     #[error("{0:?} is not a backup of this agent (its name does not match the naming scheme)")]
@@ -153,14 +159,6 @@ pub enum Store {
 }
 
 impl Store {
-    /// `local:/path` or `s3://bucket/prefix/`.
-    pub fn describe(&self) -> String {
-        match self {
-            Store::Local(l) => format!("local:{}", l.dir().display()),
-            Store::S3(s) => s.describe(),
-        }
-    }
-
     /// Every backup of ours, by key; see the module contract.
     pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
         match self {
@@ -302,6 +300,16 @@ impl ArchiveSink for Upload {
         match self {
             Upload::Local(u) => u.abort().await,
             Upload::S3(u) => u.abort().await,
+        }
+    }
+}
+
+/// `local:/path` or `s3://bucket/prefix/`, for messages.
+impl std::fmt::Display for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Local(l) => write!(f, "local:{}", l.dir().display()),
+            Store::S3(s) => s.fmt(f),
         }
     }
 }

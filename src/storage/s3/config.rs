@@ -136,11 +136,6 @@ impl S3Config {
         Ok(())
     }
 
-    /// `s3://bucket/prefix`, for messages.
-    pub fn describe(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.normalized_prefix())
-    }
-
     /// Builds the client.
     pub async fn client(&self) -> aws_sdk_s3::Client {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
@@ -183,6 +178,13 @@ impl S3Config {
             .force_path_style(self.path_style())
             .build();
         aws_sdk_s3::Client::from_conf(conf)
+    }
+}
+
+/// `s3://bucket/prefix/`, for messages (no credentials).
+impl std::fmt::Display for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.normalized_prefix())
     }
 }
 

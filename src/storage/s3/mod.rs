@@ -143,11 +143,6 @@ impl S3Store {
         })
     }
 
-    /// `s3://bucket/prefix`.
-    pub fn describe(&self) -> String {
-        self.cfg.describe()
-    }
-
     /// The key of a backup.
     pub fn key_for(&self, name: &BackupName) -> String {
         format_key(&self.prefix, name)
@@ -392,5 +387,12 @@ impl S3Store {
             .into_iter()
             .map(|(k, _, _)| k)
             .collect())
+    }
+}
+
+/// `s3://bucket/prefix/`, for messages.
+impl std::fmt::Display for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.cfg.fmt(f)
     }
 }
