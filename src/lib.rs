@@ -11,7 +11,8 @@
 //! * [`agent`]: the backup cycle and the daemon around it (leader election, registration,
 //!   telemetry, webhooks);
 //! * [`restore`]: choose, fetch, verify and push a backup back into Consul;
-//! * [`devserver`]: the Consul API test server (a test double, not Consul);
+//! * `devserver` (cargo feature `dev`): the Consul API test server (a test double, not
+//!   Consul);
 //! * [`config`]: defaults < files < environment < flags, resolved once;
 //! * [`cli`]: the command line that composes them.
 
@@ -20,6 +21,7 @@ pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod consul;
+#[cfg(feature = "dev")]
 pub mod devserver;
 pub mod pipeline;
 pub mod restore;

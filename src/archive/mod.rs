@@ -18,6 +18,7 @@ pub mod reader;
 pub mod state;
 pub mod stats;
 pub mod sums;
+#[cfg(feature = "dev")]
 pub mod synth;
 pub mod tar;
 pub mod types;

@@ -7,8 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod agent;
+#[cfg(feature = "dev")]
 mod dev;
+#[cfg(feature = "dev")]
 mod dev_server;
+#[cfg(feature = "dev")]
 mod generate;
 mod inspect;
 mod list;
@@ -61,6 +64,7 @@ enum Command {
     /// The archive has Consul's exact layout and a deterministic state (catalog nodes, a
     /// session, KV entries, tombstones, indexes, autopilot, chunking state). It is not taken
     /// from any Consul cluster.
+    #[cfg(feature = "dev")]
     Generate(generate::Args),
     /// Save a snapshot from Consul to FILE, verified while it streams.
     ///
@@ -68,7 +72,7 @@ enum Command {
     /// and rename to FILE only after the archive verified; otherwise nothing is left behind.
     /// Connection options follow the consul CLI (--http-addr, --token-file, --ca-file...) and
     /// its environment variables (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_CACERT...).
-    Save(save::Args),
+    Save(Box<save::Args>),
     /// Back up Consul: snapshot, verify while streaming, store, apply retention.
     ///
     /// With --once: one cycle, then exit (for cron or a Kubernetes CronJob). Destinations:
@@ -90,12 +94,14 @@ enum Command {
     Restore(Box<restore::Args>),
     /// A one-command demo: the Consul API test server plus the agent backing it up to a local
     /// directory every few seconds, with retention rotating old backups. Ctrl-C stops both.
+    #[cfg(feature = "dev")]
     Dev(dev::Args),
     /// Run the Consul API test server: a test double of Consul's HTTP API, not Consul.
     ///
     /// Serves snapshot save/restore, status, agent info, sessions, KV locks and service
     /// registration with TTL checks, from a synthetic state; faults (no leader, 403, truncated
     /// or slow bodies...) are switched with PUT /_testserver/faults while it runs.
+    #[cfg(feature = "dev")]
     DevServer(dev_server::Args),
 }
 
@@ -117,6 +123,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     match &cli.command {
         // The agent initialises logging itself, once its configuration file is read.
         Command::Agent(_) => {}
+        #[cfg(feature = "dev")]
         Command::DevServer(_) | Command::Dev(_) => {
             logging::init(level.unwrap_or(logging::Level::Info), json)
         }
@@ -125,10 +132,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     match cli.command {
         Command::Verify(a) => verify::run(a),
         Command::Inspect(a) => inspect::run(a),
+        #[cfg(feature = "dev")]
         Command::Generate(a) => generate::run(a),
-        Command::Save(a) => save::run(a),
+        Command::Save(a) => save::run(*a),
+        #[cfg(feature = "dev")]
         Command::DevServer(a) => dev_server::run(a),
         Command::Agent(a) => agent::run(*a, level, json),
+        #[cfg(feature = "dev")]
         Command::Dev(a) => dev::run(a),
         Command::Restore(a) => restore::run(*a),
         Command::List(a) => list::run(*a),

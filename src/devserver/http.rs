@@ -2,60 +2,17 @@
 //! headers and error mapping (spec consul-http-api.md §1), blocking queries.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::Router;
 use serde_json::Value;
 
 use super::state::Cluster;
-use super::{agent, kv, session, snapshot, AppState};
+use super::AppState;
 
 /// Query parameters; presence flags (`?stale`) map to an empty string.
 pub type Params = HashMap<String, String>;
-
-/// The routes Consul serves that an agent uses, plus `/_testserver/faults`.
-pub fn router(shared: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
-        .route("/v1/status/leader", get(agent::leader))
-        .route("/v1/status/peers", get(agent::peers))
-        .route("/v1/agent/self", get(agent::agent_self))
-        .route("/v1/agent/services", get(agent::services))
-        .route("/v1/agent/checks", get(agent::checks))
-        .route("/v1/agent/service/register", put(agent::service_register))
-        .route(
-            "/v1/agent/service/deregister/{id}",
-            put(agent::service_deregister),
-        )
-        .route("/v1/agent/check/register", put(agent::check_register))
-        .route(
-            "/v1/agent/check/deregister/{id}",
-            put(agent::check_deregister),
-        )
-        .route("/v1/agent/check/{action}/{id}", put(agent::check_update))
-        .route("/v1/session/create", put(session::create))
-        .route("/v1/session/renew/{id}", put(session::renew))
-        .route("/v1/session/destroy/{id}", put(session::destroy))
-        .route("/v1/session/info/{id}", get(session::info))
-        .route("/v1/session/list", get(session::list))
-        .route(
-            "/v1/kv/",
-            get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
-        )
-        .route(
-            "/v1/kv/{*key}",
-            get(kv::get).put(kv::put).delete(kv::delete),
-        )
-        .route(
-            "/_testserver/faults",
-            get(snapshot::get_faults).put(snapshot::put_faults),
-        )
-        .with_state(shared)
-}
 
 /// A plain-text error answer, as Consul sends errors.
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response {

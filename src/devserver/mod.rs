@@ -24,6 +24,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::routing::{get, put};
+use axum::Router;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -215,7 +217,7 @@ impl DevServer {
         });
         let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
-        let app = http::router(shared.clone());
+        let app = router(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let (serve, scheme) = match &cfg.tls {
             None => (
@@ -235,7 +237,7 @@ impl DevServer {
         if let Some(path) = &cfg.unix_socket {
             let _ = std::fs::remove_file(path);
             let unix = tokio::net::UnixListener::bind(path)?;
-            let app = http::router(shared.clone());
+            let app = router(shared.clone());
             tasks.push(tokio::spawn(async move {
                 let _ = axum::serve(unix, app).await;
             }));
@@ -367,4 +369,44 @@ async fn serve_tls(
                     .await;
         });
     }
+}
+
+/// The routes Consul serves that an agent uses, plus `/_testserver/faults`.
+pub fn router(shared: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
+        .route("/v1/status/leader", get(agent::leader))
+        .route("/v1/status/peers", get(agent::peers))
+        .route("/v1/agent/self", get(agent::agent_self))
+        .route("/v1/agent/services", get(agent::services))
+        .route("/v1/agent/checks", get(agent::checks))
+        .route("/v1/agent/service/register", put(agent::service_register))
+        .route(
+            "/v1/agent/service/deregister/{id}",
+            put(agent::service_deregister),
+        )
+        .route("/v1/agent/check/register", put(agent::check_register))
+        .route(
+            "/v1/agent/check/deregister/{id}",
+            put(agent::check_deregister),
+        )
+        .route("/v1/agent/check/{action}/{id}", put(agent::check_update))
+        .route("/v1/session/create", put(session::create))
+        .route("/v1/session/renew/{id}", put(session::renew))
+        .route("/v1/session/destroy/{id}", put(session::destroy))
+        .route("/v1/session/info/{id}", get(session::info))
+        .route("/v1/session/list", get(session::list))
+        .route(
+            "/v1/kv/",
+            get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
+        )
+        .route(
+            "/v1/kv/{*key}",
+            get(kv::get).put(kv::put).delete(kv::delete),
+        )
+        .route(
+            "/_testserver/faults",
+            get(snapshot::get_faults).put(snapshot::put_faults),
+        )
+        .with_state(shared)
 }
