@@ -122,36 +122,8 @@ pub async fn run_cycle(
         return Err(CycleError::NoDestination);
     }
     let started = Instant::now();
-    let datacenter = match &cfg.datacenter {
-        Some(dc) => dc.clone(),
-        None => {
-            let dc = client
-                .agent_self()
-                .await
-                .map_err(CycleError::AgentSelf)?
-                .datacenter;
-            // A nameless datacenter would make nameless backups, and retention over them
-            // could not tell datacenters apart: refuse.
-            if !crate::storage::naming::valid_datacenter(&dc) {
-                return Err(CycleError::AgentSelf(ConsulError::Decode {
-                    what: "/v1/agent/self".into(),
-                    detail: format!(
-                        "Config.Datacenter is {dc:?}, not a usable datacenter name; set --datacenter"
-                    ),
-                }));
-            }
-            dc
-        }
-    };
-    for store in stores {
-        let swept = match store {
-            Store::S3(s3) => s3.abort_stale_uploads(STALE_UPLOAD_AGE).await,
-            Store::Local(l) => l.sweep_partials(STALE_UPLOAD_AGE).await,
-        };
-        if let Err(e) = swept {
-            tracing::warn!(destination = %store.to_string(), error = %e, "could not sweep leftovers of interrupted uploads");
-        }
-    }
+    let datacenter = datacenter_of(client, cfg).await?;
+    sweep_leftovers(stores).await;
     let download = get_snapshot(client, cfg.stale, cfg.retry)
         .await
         .map_err(CycleError::Request)?;
@@ -166,27 +138,10 @@ pub async fn run_cycle(
         created: Some(now.to_rfc3339()),
         ..Default::default()
     };
-    let mut uploads = Vec::new();
-    let mut failed_early = Vec::new();
-    for (i, store) in stores.iter().enumerate() {
-        match store.begin(&name, pending.clone()).await {
-            Ok(u) => uploads.push((i, u)),
-            Err(e) => failed_early.push((i, e.to_string())),
-        }
-    }
-    if uploads.is_empty() {
-        let why = failed_early
-            .iter()
-            .map(|(_, e)| e.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(CycleError::Store(why));
-    }
-    let order: Vec<usize> = uploads.iter().map(|(i, _)| *i).collect();
-    let sinks = FanOut::new(uploads.into_iter().map(|(_, u)| u).collect());
+    let (order, uploads, failed_early) = begin_uploads(stores, &name, &pending).await?;
     let (report, stats, results) = stream_verified(
         download.body,
-        sinks,
+        FanOut::new(uploads),
         ReadOptions { types: cfg.types },
         InspectStats::new(None),
         cancel,
@@ -201,6 +156,7 @@ pub async fn run_cycle(
     if download.index.is_some_and(|i| i != report.meta.index) {
         tracing::warn!(header = ?download.index, meta = report.meta.index, "X-Consul-Index differs from the snapshot's meta.json index");
     }
+    // Results come back in upload order; put them (and early failures) back by destination.
     let mut stored_by_store: Vec<Option<Result<StoredBackup, String>>> =
         (0..stores.len()).map(|_| None).collect();
     for (i, r) in order.into_iter().zip(results) {
@@ -211,47 +167,8 @@ pub async fn run_cycle(
     }
     let mut destinations = Vec::new();
     for (store, stored) in stores.iter().zip(stored_by_store) {
-        let mut stored = stored.unwrap_or_else(|| Err("not attempted".into()));
-        if let (true, Ok(b)) = (cfg.verify_readback, &stored) {
-            match store
-                .readback(&b.key, Some(&hex::encode(report.archive_sha256)))
-                .await
-            {
-                Ok(_) => {}
-                Err(e @ StorageError::Readback { .. }) => {
-                    // Read and proved wrong: a backup that does not read back intact is no
-                    // backup. Remove it.
-                    let _ = store.delete(std::slice::from_ref(&b.key)).await;
-                    stored = Err(format!("{e}; the stored backup was deleted"));
-                }
-                Err(e) => {
-                    // Could not read it: nothing is known to be wrong, so keep the backup
-                    // (it verified on upload), report, and skip retention here.
-                    stored = Err(format!("{e}; the backup was kept"));
-                }
-            }
-        }
-        let retention = match &stored {
-            Ok(b) => Some(
-                apply_retention(store, &cfg.retention, &b.key, &name.datacenter)
-                    .await
-                    .map_err(|e| e.to_string()),
-            ),
-            Err(_) => None,
-        };
-        match &stored {
-            Ok(b) => {
-                tracing::info!(destination = %store.to_string(), key = %b.key, bytes = b.size, "snapshot stored")
-            }
-            Err(e) => {
-                tracing::error!(destination = %store.to_string(), error = %e, "storing the snapshot failed")
-            }
-        }
-        destinations.push(DestinationOutcome {
-            destination: store.to_string(),
-            stored,
-            retention,
-        });
+        let stored = stored.unwrap_or_else(|| Err("not attempted".into()));
+        destinations.push(finish_destination(store, stored, cfg, &report, &name).await);
     }
     let stats = stats.into_report(&report.meta);
     Ok(CycleOutcome {
@@ -261,6 +178,126 @@ pub async fn run_cycle(
         destinations,
         duration: started.elapsed(),
     })
+}
+
+/// The datacenter backups are named after: the configured one, else the agent's own from
+/// `/v1/agent/self`. A nameless datacenter would make nameless backups, and retention over
+/// them could not tell datacenters apart: refused.
+async fn datacenter_of(client: &ConsulClient, cfg: &CycleConfig) -> Result<String, CycleError> {
+    if let Some(dc) = &cfg.datacenter {
+        return Ok(dc.clone());
+    }
+    let dc = client
+        .agent_self()
+        .await
+        .map_err(CycleError::AgentSelf)?
+        .datacenter;
+    if !crate::storage::naming::valid_datacenter(&dc) {
+        return Err(CycleError::AgentSelf(ConsulError::Decode {
+            what: "/v1/agent/self".into(),
+            detail: format!(
+                "Config.Datacenter is {dc:?}, not a usable datacenter name; set --datacenter"
+            ),
+        }));
+    }
+    Ok(dc)
+}
+
+/// Removes what interrupted uploads left (stale multipart uploads, old `.partial` files).
+/// Failures are logged, never fatal: they only cost space.
+async fn sweep_leftovers(stores: &[Store]) {
+    for store in stores {
+        let swept = match store {
+            Store::S3(s3) => s3.abort_stale_uploads(STALE_UPLOAD_AGE).await,
+            Store::Local(l) => l.sweep_partials(STALE_UPLOAD_AGE).await,
+        };
+        if let Err(e) = swept {
+            tracing::warn!(destination = %store, error = %e, "could not sweep leftovers of interrupted uploads");
+        }
+    }
+}
+
+/// Uploads begun, by destination index: (indexes of the started ones, their uploads, the
+/// failures to start). No destination able to start is a [`CycleError::Store`].
+#[allow(clippy::type_complexity)]
+async fn begin_uploads(
+    stores: &[Store],
+    name: &BackupName,
+    pending: &BackupMeta,
+) -> Result<
+    (
+        Vec<usize>,
+        Vec<crate::storage::Upload>,
+        Vec<(usize, String)>,
+    ),
+    CycleError,
+> {
+    let (mut order, mut uploads, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, store) in stores.iter().enumerate() {
+        match store.begin(name, pending.clone()).await {
+            Ok(u) => {
+                order.push(i);
+                uploads.push(u);
+            }
+            Err(e) => failed.push((i, e.to_string())),
+        }
+    }
+    if uploads.is_empty() {
+        let why: Vec<&str> = failed.iter().map(|(_, e)| e.as_str()).collect();
+        return Err(CycleError::Store(why.join("; ")));
+    }
+    Ok((order, uploads, failed))
+}
+
+/// After the store at one destination: the optional read-back, then retention (only if the
+/// backup is stored and read back), and the log line.
+async fn finish_destination(
+    store: &Store,
+    mut stored: Result<StoredBackup, String>,
+    cfg: &CycleConfig,
+    report: &ArchiveReport,
+    name: &BackupName,
+) -> DestinationOutcome {
+    if let (true, Ok(b)) = (cfg.verify_readback, &stored) {
+        match store
+            .readback(&b.key, Some(&hex::encode(report.archive_sha256)))
+            .await
+        {
+            Ok(_) => {}
+            Err(e @ StorageError::Readback { .. }) => {
+                // Read and proved wrong: a backup that does not read back intact is no
+                // backup. Remove it.
+                let _ = store.delete(std::slice::from_ref(&b.key)).await;
+                stored = Err(format!("{e}; the stored backup was deleted"));
+            }
+            Err(e) => {
+                // Could not read it: nothing is known to be wrong, so keep the backup (it
+                // verified on upload), report, and skip retention here.
+                stored = Err(format!("{e}; the backup was kept"));
+            }
+        }
+    }
+    let retention = match &stored {
+        Ok(b) => Some(
+            apply_retention(store, &cfg.retention, &b.key, &name.datacenter)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        Err(_) => None,
+    };
+    match &stored {
+        Ok(b) => {
+            tracing::info!(destination = %store, key = %b.key, bytes = b.size, "snapshot stored")
+        }
+        Err(e) => {
+            tracing::error!(destination = %store, error = %e, "storing the snapshot failed")
+        }
+    }
+    DestinationOutcome {
+        destination: store.to_string(),
+        stored,
+        retention,
+    }
 }
 
 /// Lists, plans and deletes at one destination, over the backups of `datacenter` only, never
@@ -278,7 +315,7 @@ pub async fn apply_retention(
             .iter()
             .any(|r| r == crate::retention::FUTURE_REASON)
     }) {
-        tracing::warn!(destination = %store.to_string(), key = %d.key, "a backup is named in the future (clock skew on the host that took it?); it is kept and not counted by retention");
+        tracing::warn!(destination = %store, key = %d.key, "a backup is named in the future (clock skew on the host that took it?); it is kept and not counted by retention");
     }
     if !listed.iter().any(|b| b.key == just_stored) {
         return Err(StorageError::UntrustedListing {
@@ -293,7 +330,7 @@ pub async fn apply_retention(
         .collect();
     if !doomed.is_empty() {
         store.delete(&doomed).await?;
-        tracing::info!(destination = %store.to_string(), deleted = doomed.len(), "retention applied");
+        tracing::info!(destination = %store, deleted = doomed.len(), "retention applied");
     }
     Ok(decisions)
 }

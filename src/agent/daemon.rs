@@ -114,41 +114,12 @@ pub async fn run_until(
         () = stop.cancelled() => return Ok(ExitCode::SUCCESS),
         r = register => r?,
     }
-    let heartbeat = {
-        let (client, reg, stop) = (client.clone(), reg.clone(), stop.clone());
-        tokio::spawn(async move {
-            while pause(ALIVE_TTL / 3, &stop).await {
-                if let Err(e) = reg.heartbeat(&client).await {
-                    tracing::warn!(error = %e, "alive check update failed");
-                }
-            }
-        })
-    };
+    let heartbeat = spawn_heartbeat(client.clone(), reg.clone(), stop.clone());
 
     let mut session: Option<Session> = None;
     while !stop.is_cancelled() {
-        let s = match session.take() {
-            Some(s) if !s.lost.is_cancelled() => s,
-            old => {
-                if let Some(old) = old {
-                    old.destroy(&client).await;
-                }
-                match Session::create(
-                    &client,
-                    &format!("consul-snapshot-agent {}", reg.service_id),
-                    cfg.ha.session_ttl,
-                    cfg.ha.lock_delay,
-                )
-                .await
-                {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "session creation failed; retrying");
-                        pause(Duration::from_secs(2), &stop).await;
-                        continue;
-                    }
-                }
-            }
+        let Some(s) = live_session(session.take(), &client, &reg, &cfg, &stop).await else {
+            continue;
         };
         telemetry.role(Role::Standby);
         let holder =
@@ -162,9 +133,17 @@ pub async fn run_until(
             continue;
         }
         tracing::info!(lock_key = %cfg.ha.lock_key, "Obtained leadership");
-        let end = lead(
-            &client, &stores, &cycle, &cfg, &schedule, &reg, &telemetry, &notifier, &s, &stop,
-        )
+        let end = Leader {
+            client: &client,
+            stores: &stores,
+            cycle: &cycle,
+            cfg: &cfg,
+            schedule: &schedule,
+            reg: &reg,
+            telemetry: &telemetry,
+            notifier: &notifier,
+        }
+        .lead(&s, &stop)
         .await;
         telemetry.role(Role::Standby);
         if let Err(e) = reg.remove_saving_check(&client).await {
@@ -183,20 +162,71 @@ pub async fn run_until(
         session = Some(s);
     }
 
-    // Clean shutdown: release, destroy, deregister.
+    shut_down(&client, &cfg, &reg, session, heartbeat, &notifier).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps the "alive" TTL check passing until `stop`.
+fn spawn_heartbeat(
+    client: ConsulClient,
+    reg: Registration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while pause(ALIVE_TTL / 3, &stop).await {
+            if let Err(e) = reg.heartbeat(&client).await {
+                tracing::warn!(error = %e, "alive check update failed");
+            }
+        }
+    })
+}
+
+/// `current` if it is still alive; otherwise destroys it and creates a new session (`None`
+/// after a failure, once a short pause has passed, so the caller loops).
+async fn live_session(
+    current: Option<Session>,
+    client: &ConsulClient,
+    reg: &Registration,
+    cfg: &AgentConfig,
+    stop: &CancellationToken,
+) -> Option<Session> {
+    match current {
+        Some(s) if !s.lost.is_cancelled() => return Some(s),
+        Some(old) => old.destroy(client).await,
+        None => {}
+    }
+    let name = format!("consul-snapshot-agent {}", reg.service_id);
+    match Session::create(client, &name, cfg.ha.session_ttl, cfg.ha.lock_delay).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "session creation failed; retrying");
+            pause(Duration::from_secs(2), stop).await;
+            None
+        }
+    }
+}
+
+/// Clean shutdown: release the lock, destroy the session, flush webhooks, deregister.
+async fn shut_down(
+    client: &ConsulClient,
+    cfg: &AgentConfig,
+    reg: &Registration,
+    session: Option<Session>,
+    heartbeat: tokio::task::JoinHandle<()>,
+    notifier: &Notifier,
+) {
     if let Some(s) = session {
         let _ = client.kv_release(&cfg.ha.lock_key, &s.id).await;
-        s.destroy(&client).await;
+        s.destroy(client).await;
     }
     heartbeat.abort();
     notifier.flush(cfg.webhook_timeout).await;
-    match reg.deregister(&client).await {
+    match reg.deregister(client).await {
         Ok(()) => tracing::info!(service_id = %reg.service_id, "deregistered"),
         Err(e) => {
             tracing::warn!(error = %e, "deregistration failed; the service will be reaped after deregister_after")
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 enum LeadEnd {
@@ -208,127 +238,141 @@ enum LeadEnd {
     Stopped,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn lead(
-    client: &ConsulClient,
-    stores: &[Store],
-    cycle: &CycleConfig,
-    cfg: &AgentConfig,
-    schedule: &Schedule,
-    reg: &Registration,
-    telemetry: &Telemetry,
-    notifier: &Notifier,
-    session: &Session,
-    stop: &CancellationToken,
-) -> LeadEnd {
-    let leadership = CancellationToken::new();
-    let watcher = monitor(
-        client.clone(),
-        cfg.ha.lock_key.clone(),
-        session.id.clone(),
-        leadership.clone(),
-    );
-    let linker = {
-        let (l, lost, stop) = (leadership.clone(), session.lost.clone(), stop.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                () = lost.cancelled() => {}
-                () = stop.cancelled() => {}
-                () = l.cancelled() => {}
-            }
-            l.cancel();
-        })
-    };
-    telemetry.role(Role::Leader);
-    let check_ttl = schedule.health_window(Utc::now()) + Duration::from_secs(30);
-    if let Err(e) = reg.add_saving_check(client, check_ttl).await {
-        tracing::warn!(error = %e, "registering the leader check failed");
-    }
-    let mut last_start = None;
-    let mut failures = 0u32;
-    let end = loop {
-        let Some(next) = schedule.next(last_start, Utc::now(), cfg.jitter, draw()) else {
-            tracing::warn!("the schedule has no future run");
-            leadership.cancelled().await;
-            break LeadEnd::Lost;
-        };
-        let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-        if !pause(wait, &leadership).await {
-            break if stop.is_cancelled() {
-                LeadEnd::Stopped
-            } else {
-                LeadEnd::Lost
-            };
-        }
-        last_start = Some(Utc::now());
-        telemetry.attempt();
-        notifier.send(Event::new("start"));
-        let result = run_cycle(client, stores, cycle, Some(&leadership)).await;
-        if !matches!(result, Err(CycleError::Cancelled)) {
-            notifier.send(Event::for_result(&result));
-        }
-        let (ok, output) = match &result {
-            Ok(o) => {
-                telemetry.outcome(o);
-                for d in &o.destinations {
-                    match &d.stored {
-                        Ok(b) => {
-                            tracing::info!(destination = %d.destination, key = %b.key, index = o.report.meta.index, deleted = d.deleted(), "Saved snapshot")
-                        }
-                        Err(e) => {
-                            tracing::error!(destination = %d.destination, error = %e, "Snapshot failed at this destination")
-                        }
-                    }
+/// What a leader works with: the parts of the agent a cycle and its reporting need.
+struct Leader<'a> {
+    client: &'a ConsulClient,
+    stores: &'a [Store],
+    cycle: &'a CycleConfig,
+    cfg: &'a AgentConfig,
+    schedule: &'a Schedule,
+    reg: &'a Registration,
+    telemetry: &'a Telemetry,
+    notifier: &'a Notifier,
+}
+
+impl Leader<'_> {
+    /// Runs cycles on the schedule while `session` holds the lock, until the lock or session
+    /// is lost, `stop` fires, or `max_failures` consecutive failures.
+    async fn lead(&self, session: &Session, stop: &CancellationToken) -> LeadEnd {
+        let Leader {
+            client,
+            stores,
+            cycle,
+            cfg,
+            schedule,
+            reg,
+            telemetry,
+            notifier,
+        } = *self;
+        let leadership = CancellationToken::new();
+        let watcher = monitor(
+            client.clone(),
+            cfg.ha.lock_key.clone(),
+            session.id.clone(),
+            leadership.clone(),
+        );
+        let linker = {
+            let (l, lost, stop) = (leadership.clone(), session.lost.clone(), stop.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = lost.cancelled() => {}
+                    () = stop.cancelled() => {}
+                    () = l.cancelled() => {}
                 }
-                (
-                    o.all_ok(),
-                    format!(
-                        "snapshot index {} stored at {} destination(s)",
-                        o.report.meta.index,
-                        o.destinations.iter().filter(|d| d.stored.is_ok()).count()
-                    ),
-                )
-            }
-            Err(CycleError::Cancelled) => {
-                let why = if stop.is_cancelled() {
-                    "shutting down"
-                } else {
-                    "leadership lost"
-                };
-                tracing::warn!("snapshot cancelled ({why}); the upload in flight was aborted and nothing was stored");
+                l.cancel();
+            })
+        };
+        telemetry.role(Role::Leader);
+        let check_ttl = schedule.health_window(Utc::now()) + Duration::from_secs(30);
+        if let Err(e) = reg.add_saving_check(client, check_ttl).await {
+            tracing::warn!(error = %e, "registering the leader check failed");
+        }
+        let mut last_start = None;
+        let mut failures = 0u32;
+        let end = loop {
+            let Some(next) = schedule.next(last_start, Utc::now(), cfg.jitter, draw()) else {
+                tracing::warn!("the schedule has no future run");
+                leadership.cancelled().await;
+                break LeadEnd::Lost;
+            };
+            let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            if !pause(wait, &leadership).await {
                 break if stop.is_cancelled() {
                     LeadEnd::Stopped
                 } else {
                     LeadEnd::Lost
                 };
             }
-            Err(e) => {
-                telemetry.failure(e.reason(), &e.to_string());
-                tracing::error!(error = %e, "Snapshot failed (will retry at next interval)");
-                (false, e.to_string())
+            last_start = Some(Utc::now());
+            telemetry.attempt();
+            notifier.send(Event::new("start"));
+            let result = run_cycle(client, stores, cycle, Some(&leadership)).await;
+            if !matches!(result, Err(CycleError::Cancelled)) {
+                notifier.send(Event::for_result(&result));
+            }
+            let (ok, output) = match &result {
+                Ok(o) => {
+                    telemetry.outcome(o);
+                    for d in &o.destinations {
+                        match &d.stored {
+                            Ok(b) => {
+                                tracing::info!(destination = %d.destination, key = %b.key, index = o.report.meta.index, deleted = d.deleted(), "Saved snapshot")
+                            }
+                            Err(e) => {
+                                tracing::error!(destination = %d.destination, error = %e, "Snapshot failed at this destination")
+                            }
+                        }
+                    }
+                    (
+                        o.all_ok(),
+                        format!(
+                            "snapshot index {} stored at {} destination(s)",
+                            o.report.meta.index,
+                            o.destinations.iter().filter(|d| d.stored.is_ok()).count()
+                        ),
+                    )
+                }
+                Err(CycleError::Cancelled) => {
+                    let why = if stop.is_cancelled() {
+                        "shutting down"
+                    } else {
+                        "leadership lost"
+                    };
+                    tracing::warn!("snapshot cancelled ({why}); the upload in flight was aborted and nothing was stored");
+                    break if stop.is_cancelled() {
+                        LeadEnd::Stopped
+                    } else {
+                        LeadEnd::Lost
+                    };
+                }
+                Err(e) => {
+                    telemetry.failure(e.reason(), &e.to_string());
+                    tracing::error!(error = %e, "Snapshot failed (will retry at next interval)");
+                    (false, e.to_string())
+                }
+            };
+            if let Err(e) = reg.report(client, ok, &output).await {
+                tracing::debug!(error = %e, "leader check update failed");
+            }
+            failures = if ok { 0 } else { failures + 1 };
+            if failures >= cfg.ha.max_failures {
+                tracing::warn!(failures, "giving up leadership after consecutive failures");
+                break LeadEnd::GaveUp;
+            }
+            if leadership.is_cancelled() {
+                break if stop.is_cancelled() {
+                    LeadEnd::Stopped
+                } else {
+                    LeadEnd::Lost
+                };
             }
         };
-        if let Err(e) = reg.report(client, ok, &output).await {
-            tracing::debug!(error = %e, "leader check update failed");
+        leadership.cancel();
+        watcher.abort();
+        linker.abort();
+        if matches!(end, LeadEnd::Lost) {
+            tracing::warn!("lost leadership; back to standby");
         }
-        failures = if ok { 0 } else { failures + 1 };
-        if failures >= cfg.ha.max_failures {
-            tracing::warn!(failures, "giving up leadership after consecutive failures");
-            break LeadEnd::GaveUp;
-        }
-        if leadership.is_cancelled() {
-            break if stop.is_cancelled() {
-                LeadEnd::Stopped
-            } else {
-                LeadEnd::Lost
-            };
-        }
-    };
-    leadership.cancel();
-    watcher.abort();
-    linker.abort();
-    if matches!(end, LeadEnd::Lost) {
-        tracing::warn!("lost leadership; back to standby");
+        end
     }
-    end
 }

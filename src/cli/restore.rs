@@ -172,38 +172,59 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         .safety_snapshot
         .unwrap_or(matches!(source, Source::Stored { .. }));
     if safety {
-        if stores.is_empty() {
-            bail!("--safety-snapshot needs a destination (--local-path or --aws-s3-bucket)");
-        }
-        let cfg = CycleConfig {
-            stale: false,
-            retry: RetryPolicy::default(),
-            datacenter: consul.datacenter.clone(),
-            types: TypePolicy::AnyBelowFlag,
-            verify_readback: false,
-            // A safety snapshot never triggers deletions.
-            retention: RetentionPolicy {
-                retain: Some(0),
-                ..RetentionPolicy::default()
-            },
-        };
-        let o = run_cycle(&client, &stores, &cfg, None)
-            .await
-            .map_err(|e| anyhow!("safety snapshot failed, nothing restored: {e}"))?;
-        if !o.all_ok() {
-            bail!(
-                "safety snapshot failed at a destination, nothing restored: {}",
-                super::agent::summary(&o).trim()
-            );
-        }
+        let index = safety_snapshot(&client, &stores, consul.datacenter.clone()).await?;
         let _ = writeln!(
             out,
-            "Safety snapshot of the current state: index {} saved.",
-            o.report.meta.index
+            "Safety snapshot of the current state: index {index} saved."
         );
     }
+    let limit = (!args.restore_timeout.is_zero()).then_some(args.restore_timeout);
+    send(&client, &prepared, limit).await?;
+    let _ = writeln!(out, "Restored snapshot");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Saves the current state at every destination before it is replaced (never deleting
+/// anything: retain 0). Any failure stops the restore. Returns the snapshot's Raft index.
+async fn safety_snapshot(
+    client: &ConsulClient,
+    stores: &[crate::storage::Store],
+    datacenter: Option<String>,
+) -> anyhow::Result<u64> {
+    if stores.is_empty() {
+        bail!("--safety-snapshot needs a destination (--local-path or --aws-s3-bucket)");
+    }
+    let cfg = CycleConfig {
+        stale: false,
+        retry: RetryPolicy::default(),
+        datacenter,
+        types: TypePolicy::AnyBelowFlag,
+        verify_readback: false,
+        retention: RetentionPolicy {
+            retain: Some(0),
+            ..RetentionPolicy::default()
+        },
+    };
+    let o = run_cycle(client, stores, &cfg, None)
+        .await
+        .map_err(|e| anyhow!("safety snapshot failed, nothing restored: {e}"))?;
+    if !o.all_ok() {
+        bail!(
+            "safety snapshot failed at a destination, nothing restored: {}",
+            super::agent::summary(&o).trim()
+        );
+    }
+    Ok(o.report.meta.index)
+}
+
+/// Streams the verified file to `PUT /v1/snapshot`, re-hashed on the way (what Consul
+/// receives is what was verified), with a progress bar.
+async fn send(
+    client: &ConsulClient,
+    prepared: &crate::restore::Prepared,
+    restore_timeout: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
     let (body, len) = body_of(&prepared.path).await?;
-    // The file is re-hashed while it is sent: what Consul receives is what was verified.
     let body = checked_body(
         body,
         prepared.report.archive_sha256,
@@ -218,12 +239,9 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
             }
         })
     };
-    let limit = (!args.restore_timeout.is_zero()).then_some(args.restore_timeout);
-    let result = put_snapshot(&client, counted, len, limit).await;
+    let result = put_snapshot(client, counted, len, restore_timeout).await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    result.map_err(|e| anyhow!("Error restoring snapshot: {e}"))?;
-    let _ = writeln!(out, "Restored snapshot");
-    Ok(ExitCode::SUCCESS)
+    result.map_err(|e| anyhow!("Error restoring snapshot: {e}"))
 }
