@@ -1,5 +1,43 @@
 //! consul-snapshot-agent: takes, verifies, stores and restores HashiCorp Consul snapshots.
 //!
+//! # Architecture in one page
+//!
+//! **The pipeline, from GET to commit** ([`agent::run_cycle`], [`pipeline::stream_verified`]):
+//!
+//! ```text
+//! GET /v1/snapshot ──► chunks (Bytes) ──┬──► FanOut ──► each destination's upload (write)
+//!   (consul::get_snapshot,              │
+//!    retried before the first byte)     └──► bounded queue ──► archive::read_archive
+//!                                              (VERIFY_QUEUE)    gzip → tar → SHA256SUMS,
+//!                                                                meta.json, state.bin records
+//! verified?  yes ──► every upload commits (local: fsync + rename; S3: CompleteMultipartUpload,
+//!                    metadata, HEAD check) ──► optional read-back ──► retention per destination
+//!            no  ──► every upload aborts (temp file removed, AbortMultipartUpload): nothing
+//!                    is visible, nothing is deleted
+//! ```
+//!
+//! The bytes are read once. The slowest of the source, the verifier and the destinations sets
+//! the pace; memory is the queues' size, never the archive's. Restore runs the same pipeline
+//! from a stored backup into a private temporary file, then streams that file to
+//! `PUT /v1/snapshot`, re-hashing it on the way.
+//!
+//! **The storage interface** ([`storage::Store`]): a destination lists its backups (complete or
+//! an error), heads one (size, stored digest), opens one for reading, deletes, sweeps the
+//! leftovers of interrupted uploads, and begins an upload: an [`pipeline::ArchiveSink`] whose
+//! `commit` is called only after verification and whose `abort` leaves nothing. Naming
+//! ([`storage::naming`]) is the only way a key becomes a backup: objects it does not parse are
+//! never listed nor deleted. Retention ([`retention::plan_at`]) is a pure function over a
+//! listing of one datacenter's backups.
+//!
+//! **Threads.** The tokio runtime ([`cli`]: one worker per core, at least 2) drives the HTTP
+//! source, the uploads (S3 parts in flight at most `concurrency`) and the coordination with
+//! Consul (session renewal, lock monitor, registration heartbeat, metrics server). The archive
+//! verifier runs on the blocking pool as two threads: the *inflater* (reads the compressed
+//! bytes, hashes them, inflates) and the *parser* (tar, per-entry SHA-256, state.bin records),
+//! exchanging a fixed number of 256 KiB buffers ([`archive::read_archive`]).
+//!
+//! # Modules
+//!
 //! The folders follow the pipeline:
 //! * [`archive`]: the snapshot format (pure, synchronous: bytes in, typed results out);
 //! * [`consul`]: the Consul HTTP client;

@@ -1,7 +1,7 @@
 //! The command-line layer of the configuration: what was typed, validated only for shape.
 //! Flag names are those of Consul Enterprise's `consul snapshot agent` (`-local-path`,
 //! `-aws-s3-bucket`, `-interval`...), with `--`. Every option is optional here; defaults,
-//! files and the environment are layered in by [`super::resolve`].
+//! files and the environment are layered in by [`super::resolve_agent`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Configuration, resolved once: defaults < files (Consul Enterprise's `snapshot_agent` JSON or
-//! TOML, [`file`]) < environment (`CONSUL_*`, `AWS_*`) < flags ([`args`]). Nothing downstream
+//! TOML, [`mod@file`]) < environment (`CONSUL_*`, `AWS_*`) < flags ([`args`]). Nothing downstream
 //! reads the environment or the files again.
 
 pub mod args;
