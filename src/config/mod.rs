@@ -28,7 +28,16 @@ pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 /// Reads an environment variable (injected for tests).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// Parses `123`, `64KiB`, `100MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB`, all binary).
+/// Parses a size in bytes: `512`, `64KiB`, `100MiB`, `1GiB` (binary), `5MB`, `1GB` (decimal:
+/// what the units mean), and the single letters `K`, `M`, `G` as binary (as `dd` and most
+/// tools read them). Case-insensitive; a space before the unit is allowed.
+///
+/// ```
+/// use consul_snapshot_agent::config::{format_size, parse_size};
+/// assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+/// assert_eq!(parse_size("16MB"), Ok(16_000_000));
+/// assert_eq!(parse_size(&format_size(5632 << 10)), Ok(5632 << 10));
+/// ```
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -38,13 +47,31 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("not a size: {s:?} (try 100MiB)"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+        "k" | "kib" => 1 << 10,
+        "kb" => 1_000,
+        "m" | "mib" => 1 << 20,
+        "mb" => 1_000_000,
+        "g" | "gib" => 1 << 30,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {s:?} (B, KiB, MiB, GiB, KB, MB, GB)"
+            ))
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+/// Formats a size so that [`parse_size`] reads it back exactly: the largest binary unit that
+/// divides it (`16MiB`, `5632KiB`), else bytes.
+pub fn format_size(n: u64) -> String {
+    for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if n != 0 && n % scale == 0 {
+            return format!("{}{unit}", n / scale);
+        }
+    }
+    n.to_string()
 }
 
 fn nonempty(v: &Option<String>) -> Option<String> {
@@ -484,6 +511,27 @@ mod tests {
         assert_eq!(parse_size("100MiB"), Ok(100 << 20));
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert!(parse_size("1TB").is_err());
+    }
+
+    #[test]
+    fn sizes_mean_their_units_and_print_back_exactly() {
+        assert_eq!(parse_size("5MB"), Ok(5_000_000));
+        assert_eq!(parse_size("5mib"), Ok(5 << 20));
+        assert_eq!(parse_size("64 KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("2KB"), Ok(2000));
+        for n in [
+            0u64,
+            1,
+            1000,
+            5_000_000,
+            5632 << 10,
+            16 << 20,
+            3 << 30,
+            (1 << 20) + 1,
+        ] {
+            assert_eq!(parse_size(&format_size(n)), Ok(n), "{}", format_size(n));
+        }
+        assert_eq!(format_size(5632 << 10), "5632KiB");
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub fn effective(c: &AgentConfig) -> Value {
             "s3_kms_key": match &s.encryption { Encryption::Kms(Some(k)) => k.clone(), _ => String::new() },
             "s3_storage_class": s.storage_class.clone().unwrap_or_default(),
             "s3_checksum": match s.checksum_mode() { ChecksumMode::WhenRequired => "when_required", ChecksumMode::WhenSupported => "when_supported" },
-            "s3_part_size": format!("{}MiB", s.part_size >> 20), "s3_concurrency": s.concurrency,
+            "s3_part_size": crate::config::format_size(s.part_size), "s3_concurrency": s.concurrency,
             "s3_request_timeout": format_go_duration(s.request_timeout),
             "access_key_id": s.access_key_id.clone().unwrap_or_default(),
             "secret_access_key": secret(s.secret_access_key.is_some()),
