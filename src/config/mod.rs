@@ -67,7 +67,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// divides it (`16MiB`, `5632KiB`), else bytes.
 pub fn format_size(n: u64) -> String {
     for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if n != 0 && n % scale == 0 {
+        if n != 0 && n.is_multiple_of(scale) {
             return format!("{}{unit}", n / scale);
         }
     }
