@@ -11,7 +11,7 @@ use consul_snapshot_agent::archive::synth::SynthSpec;
 use consul_snapshot_agent::devserver::{AclTokens, DevServerConfig, Faults, SnapshotSource};
 use consul_snapshot_agent::storage::naming::parse_name;
 use support::agent::{wait_until, AgentProcess};
-use support::{describe, run_cli_env, TestConsul};
+use support::{describe, metric, run_cli_env, scrape, TestConsul};
 
 const LOCK: &str = "consul-snapshot/lock";
 
@@ -374,34 +374,6 @@ fn the_enterprise_json_config_loads_and_prints_redacted() {
         err.contains("snapshot_agent.snapshot") && err.contains("max_failure"),
         "{err}"
     );
-}
-
-fn scrape(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return (0, String::new());
-    };
-    let _ = s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    );
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    let code = buf
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        code,
-        buf.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
-    )
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[test]

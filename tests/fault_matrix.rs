@@ -17,7 +17,7 @@ use consul_snapshot_agent::devserver::{DevServerConfig, Faults, SnapshotSource};
 use consul_snapshot_agent::storage::{S3Config, S3Store};
 use support::garage::{s3_target, S3Target};
 use support::s3proxy::{Action, Blackhole, Op, Rule, S3Proxy};
-use support::{describe, run_cli_env, TestConsul};
+use support::{describe, metric, run_cli_env, scrape, TestConsul};
 
 /// Appends one row of the printed table.
 fn record(scenario: &str, expected: &str, observed: &str) {
@@ -1004,6 +1004,10 @@ fn a_hung_s3_endpoint_fails_each_cycle_in_bounded_time_and_the_leader_tries_agai
     let consul = consul_with(64 << 10, "dc1");
     let hole = Blackhole::start();
     let s3 = s3_target();
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
     let args: Vec<String> = [
         "--http-addr",
         &consul.addr(),
@@ -1020,7 +1024,7 @@ fn a_hung_s3_endpoint_fails_each_cycle_in_bounded_time_and_the_leader_tries_agai
         "--max-failures",
         "10",
         "--metrics-addr",
-        "",
+        &metrics,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -1042,6 +1046,27 @@ fn a_hung_s3_endpoint_fails_each_cycle_in_bounded_time_and_the_leader_tries_agai
     assert!(log.contains("S3 request timeout"), "{log}");
     assert!(!log.contains("giving up leadership"), "{log}");
     assert!(!log.contains("lost leadership"), "still the leader: {log}");
+    // Reported where operators look: the failures metric, the leader gauge, and the
+    // "Saving Snapshots" check in Consul.
+    let (_, text) = scrape(&metrics, "/metrics");
+    assert!(
+        metric(&text, "consul_snapshot_failures_total") >= 2.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "consul_snapshot_leader"), 1.0, "{text}");
+    let (_, checks) = scrape(&consul.addr(), "/v1/agent/checks");
+    let checks: serde_json::Value = serde_json::from_str(&checks).expect("checks json");
+    let saving = checks
+        .as_object()
+        .expect("checks")
+        .values()
+        .find(|c| {
+            c["Name"]
+                .as_str()
+                .is_some_and(|n| n.contains("Saving Snapshots"))
+        })
+        .expect("the leader's check");
+    assert_eq!(saving["Status"], "critical", "{saving}");
     let status = agent.terminate(Duration::from_secs(20));
     assert!(
         status.is_some_and(|s| s.success()),
@@ -1050,7 +1075,7 @@ fn a_hung_s3_endpoint_fails_each_cycle_in_bounded_time_and_the_leader_tries_agai
     record(
         "Daemon: S3 endpoint never answers (request timeout 1s, interval 2s)",
         "each cycle fails in bounded time; the leader keeps the lock and tries again",
-        "2+ cycles failed with 'no answer within the S3 request timeout', still leader, clean SIGTERM",
+        "2+ cycles failed ('no answer within the S3 request timeout'); failures metric >= 2, still leader, check critical; clean SIGTERM",
     );
 }
 

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod garage;
+pub mod s3proxy;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -106,4 +107,34 @@ pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         .output()
         .expect("spawn consul-snapshot-agent")
 }
-pub mod s3proxy;
+
+/// `GET path` on `addr` (a loopback server of the test): status and body; `(0, "")` when
+/// nothing answers. The server closes the connection (`Connection: close`), which bounds it.
+pub fn scrape(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    let _ = s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    let code = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        code,
+        buf.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
+    )
+}
+
+/// The sum of the samples of metric `name` in a Prometheus text exposition.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
