@@ -10,13 +10,12 @@ use consul_snapshot_agent::devserver::{AclTokens, DevServerConfig, Faults, TlsFi
 use support::{describe, run_cli_env, TestConsul};
 
 fn save(consul: &TestConsul, file: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "save",
-        "--http-addr",
-        &*Box::leak(consul.addr().into_boxed_str()),
-        "--retries",
-        "0",
-    ];
+    save_at(&consul.addr(), file, extra)
+}
+
+/// `save FILE` from the Consul at `addr`, without retries.
+fn save_at(addr: &str, file: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["save", "--http-addr", addr, "--retries", "0"];
     args.extend_from_slice(extra);
     args.push(file.to_str().expect("path"));
     run_cli_env(&args, &[])
@@ -266,17 +265,7 @@ fn the_token_never_appears_in_output_even_at_trace_level() {
     assert!(all.contains("403 (ACL not found)"), "{all}");
     assert!(!all.contains(TOKEN), "token leaked:\n{all}");
 
-    let anon = run_cli_env(
-        &[
-            "save",
-            "--http-addr",
-            &addr,
-            "--retries",
-            "0",
-            file.to_str().expect("p"),
-        ],
-        &[],
-    );
+    let anon = save_at(&addr, &file, &[]);
     assert!(String::from_utf8_lossy(&anon.stderr).contains("403 (Permission denied"));
 }
 
@@ -420,17 +409,7 @@ fn a_connection_closed_before_the_answer_is_not_called_a_connect_failure() {
     });
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("s.snap");
-    let out = run_cli_env(
-        &[
-            "save",
-            "--http-addr",
-            &addr,
-            "--retries",
-            "0",
-            file.to_str().expect("p"),
-        ],
-        &[],
-    );
+    let out = save_at(&addr, &file, &[]);
     let _ = server.join();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));

@@ -1,9 +1,10 @@
 //! A fault-injecting HTTP proxy in front of a real S3 server (Garage, or a plain-HTTP
 //! `S3_ENDPOINT` such as MinIO), started by a test on a free loopback port and stopped when
 //! dropped. Requests pass through unchanged (the Host header included, so SigV4 signatures stay
-//! valid) unless a [`Rule`] matches: then the proxy answers an S3 error, never answers, cuts
-//! the response after its headers, or truncates a listing. Every request's operation is
-//! recorded, so tests can assert what the agent did (e.g. that it deleted an object).
+//! valid) unless a [`Rule`] matches: then the proxy answers an S3 error, cuts the response after
+//! its headers, or truncates a listing. A server that never answers is [`Blackhole`]. Every
+//! request's operation is recorded, so tests can assert what the agent did (e.g. that it
+//! deleted an object).
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
@@ -67,8 +68,6 @@ pub enum Action {
         code: &'static str,
         message: &'static str,
     },
-    /// Accept the request and never answer (until the client gives up).
-    Hang,
     /// Forward, send the answer's status and headers and this many body bytes, then cut the
     /// connection.
     CutAfter(usize),
@@ -163,7 +162,7 @@ impl S3Proxy {
                     })
                     .await;
             });
-            // Hung handlers are dropped with the runtime.
+            // Handlers still running (a client that never hung up) end with the runtime.
             rt.shutdown_timeout(Duration::from_millis(100));
         });
         S3Proxy {
@@ -200,8 +199,8 @@ impl Drop for S3Proxy {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        // Graceful shutdown waits for connections; a hung one would block, so do not join
-        // for long: the thread ends with the runtime.
+        // Graceful shutdown waits for open connections; a client that keeps one open must not
+        // hold the test up: wait at most 5 s, then leave the thread to end with the process.
         if let Some(t) = self.thread.take() {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
             while !t.is_finished() && std::time::Instant::now() < deadline {
@@ -247,16 +246,13 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    match &action {
-        Some(Action::Error {
-            status,
-            code,
-            message,
-        }) => return xml_error(*status, code, message, parts.method == Method::HEAD),
-        Some(Action::Hang) => {
-            futures_util::future::pending::<()>().await;
-        }
-        _ => {}
+    if let Some(Action::Error {
+        status,
+        code,
+        message,
+    }) = &action
+    {
+        return xml_error(*status, code, message, parts.method == Method::HEAD);
     }
     // Forward as received.
     let url = format!("{}{}", st.upstream, parts.uri);
