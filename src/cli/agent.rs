@@ -12,8 +12,8 @@ use crate::agent::{run_cycle, CycleConfig, CycleOutcome};
 use crate::archive::pretty::byte_size;
 use crate::archive::TypePolicy;
 use crate::config::RetryArgs;
-use crate::config::{resolve_agent, AgentArgs, AgentConfig, FileArgs, RetentionArgs, StorageArgs};
-use crate::consul::{ConsulArgs, ConsulClient};
+use crate::config::{resolve_agent, AgentConfig, AgentOptions, FileArgs};
+use crate::consul::ConsulClient;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,13 +37,7 @@ pub struct Args {
     #[command(flatten)]
     files: FileArgs,
     #[command(flatten)]
-    agent: AgentArgs,
-    #[command(flatten)]
-    consul: ConsulArgs,
-    #[command(flatten)]
-    storage: StorageArgs,
-    #[command(flatten)]
-    retention: RetentionArgs,
+    options: AgentOptions,
 }
 
 impl Args {
@@ -66,23 +60,14 @@ impl Args {
 
 pub fn run(args: Args, level: Option<Level>, json: bool) -> anyhow::Result<ExitCode> {
     let env = |k: &str| std::env::var(k).ok();
-    let cfg = resolve_agent(
-        &args.files,
-        &args.consul,
-        &args.storage,
-        &args.retention,
-        &args.agent,
-        args.once,
-        &env,
-    )
-    .map_err(super::usage)?;
+    let cfg = resolve_agent(&args.files, &args.options, args.once, &env).map_err(super::usage)?;
     let file_level = cfg.log_level.as_deref().and_then(Level::parse);
     super::logging::init(
         level.or(file_level).unwrap_or(Level::Info),
         json || cfg.log_json,
     );
     if args.print_config {
-        let mut out = serde_json::to_vec_pretty(&crate::config::print::effective(&cfg))?;
+        let mut out = serde_json::to_vec_pretty(&crate::config::print::effective(&cfg)?)?;
         out.push(b'\n');
         return Ok(super::output::stdout(&out)?.unwrap_or(ExitCode::SUCCESS));
     }

@@ -81,6 +81,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         log_json: false,
         webhooks: Vec::new(),
         webhook_timeout: Duration::from_secs(10),
+        effective: crate::config::AgentOptions::default(),
     };
     let cycle = CycleConfig {
         stale: false,

@@ -6,9 +6,9 @@ use anyhow::anyhow;
 
 use crate::archive::pretty::tabwriter;
 use crate::config::{
-    load_files, resolve_retention, resolve_storage, DatacenterArg, FileArgs, RetentionArgs,
-    StorageArgs,
+    load_files, resolve_retention, resolve_storage, DatacenterArg, FileArgs, StorageArgs,
 };
+use crate::retention::RetentionPolicy;
 use crate::storage::{choose_datacenter, plan_listed};
 
 #[derive(Debug, clap::Args)]
@@ -23,7 +23,7 @@ pub struct Args {
     #[command(flatten)]
     storage: StorageArgs,
     #[command(flatten)]
-    retention: RetentionArgs,
+    retention: RetentionPolicy,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -33,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 async fn prune(args: Args) -> anyhow::Result<ExitCode> {
     let file = load_files(&args.files).map_err(super::usage)?;
     let env = |k: &str| std::env::var(k).ok();
-    let policy = resolve_retention(&args.retention, &file).map_err(super::usage)?;
+    let policy = resolve_retention(&args.retention, &file);
     let mut out = String::new();
     for store in resolve_storage(&args.storage, &file, &env)?
         .stores()

@@ -1,154 +1,14 @@
-//! The configuration file: Consul Enterprise's `snapshot_agent` JSON schema (spec
+//! Loading configuration files: Consul Enterprise's `snapshot_agent` JSON schema (spec
 //! consul-http-api.md §8.2), so an existing Enterprise config loads unchanged, plus a few keys
-//! of our own (marked "ours"). TOML files with the same keys are accepted too. Unknown keys are
-//! errors that name their path (`snapshot_agent.snapshot.intervall`).
+//! of our own; TOML files with the same keys are accepted too. The schema itself is the option
+//! structs of [`super::options`]. Unknown keys are errors that name their path
+//! (`snapshot_agent.snapshot.intervall`), and no error shows a secret.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A whole file: `{"snapshot_agent": {...}}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub snapshot_agent: Option<AgentSection>,
-}
-
-/// `snapshot_agent`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentSection {
-    pub http_addr: Option<String>,
-    pub token: Option<String>,
-    pub datacenter: Option<String>,
-    pub ca_file: Option<String>,
-    pub ca_path: Option<String>,
-    pub cert_file: Option<String>,
-    pub key_file: Option<String>,
-    /// Enterprise licensing; not needed here, accepted and ignored.
-    pub license_path: Option<String>,
-    pub tls_server_name: Option<String>,
-    pub login: Option<Login>,
-    pub log: Option<Log>,
-    pub snapshot: Option<SnapshotSection>,
-    pub local_storage: Option<LocalStorage>,
-    pub aws_storage: Option<AwsStorage>,
-    pub azure_blob_storage: Option<BTreeMap<String, Value>>,
-    pub google_storage: Option<BTreeMap<String, Value>>,
-    /// Ours: address of the /metrics and /health listener.
-    pub metrics_addr: Option<String>,
-    /// Ours: webhook notifications.
-    pub notify: Option<Notify>,
-}
-
-/// `snapshot_agent.notify` (ours).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Notify {
-    /// URLs that receive a JSON POST on cycle start, success and failure.
-    pub webhooks: Option<Vec<String>>,
-    /// Bound on each delivery, retries included (Go duration). Default 10s.
-    pub timeout: Option<String>,
-}
-
-/// `snapshot_agent.login` (Enterprise auth-method login; not supported, must stay empty).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Login {
-    pub auth_method: Option<String>,
-    pub bearer_token: Option<String>,
-    pub bearer_token_file: Option<String>,
-    pub meta: Option<BTreeMap<String, String>>,
-}
-
-/// `snapshot_agent.log`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Log {
-    pub level: Option<String>,
-    pub enable_syslog: Option<bool>,
-    pub syslog_facility: Option<String>,
-    /// Ours: JSON log lines.
-    pub json: Option<bool>,
-}
-
-/// `snapshot_agent.snapshot`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotSection {
-    /// Go duration; `"0"` = one snapshot, then exit.
-    pub interval: Option<String>,
-    pub retain: Option<u32>,
-    pub stale: Option<bool>,
-    pub service: Option<String>,
-    pub deregister_after: Option<String>,
-    pub lock_key: Option<String>,
-    pub max_failures: Option<u32>,
-    /// Enterprise's scratch space; snapshots stream here, so it is accepted and unused.
-    pub local_scratch_path: Option<String>,
-    /// Ours: cron expression instead of `interval`.
-    pub cron: Option<String>,
-    /// Ours: IANA zone for `cron` (default UTC).
-    pub cron_zone: Option<String>,
-    /// Ours: random delay added to each run, at most this long.
-    pub jitter: Option<String>,
-    /// Ours: restic-style retention rules.
-    pub keep_last: Option<u32>,
-    pub keep_hourly: Option<u32>,
-    pub keep_daily: Option<u32>,
-    pub keep_weekly: Option<u32>,
-    pub keep_monthly: Option<u32>,
-    pub keep_yearly: Option<u32>,
-    pub keep_within: Option<String>,
-    /// Ours: TTL of the leader-election session.
-    pub session_ttl: Option<String>,
-    /// Ours: lock-delay of that session.
-    pub lock_delay: Option<String>,
-    /// Ours: stream each stored backup back through the verifier.
-    pub verify_readback: Option<bool>,
-}
-
-/// `snapshot_agent.local_storage`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalStorage {
-    pub path: Option<String>,
-}
-
-/// `snapshot_agent.aws_storage`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AwsStorage {
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub session_token: Option<String>,
-    pub iam_endpoint: Option<String>,
-    pub role_arn: Option<String>,
-    pub role_session_name: Option<String>,
-    pub web_identity_token_file: Option<String>,
-    pub sts_endpoint: Option<String>,
-    pub s3_region: Option<String>,
-    pub s3_bucket: Option<String>,
-    pub s3_key_prefix: Option<String>,
-    pub s3_server_side_encryption: Option<bool>,
-    pub s3_static_snapshot_name: Option<String>,
-    pub s3_force_path_style: Option<bool>,
-    pub s3_endpoint: Option<String>,
-    pub s3_enable_kms: Option<bool>,
-    pub s3_kms_key: Option<String>,
-    /// Ours.
-    pub s3_storage_class: Option<String>,
-    /// Ours: `when_required` or `when_supported`.
-    pub s3_checksum: Option<String>,
-    /// Ours: e.g. `"16MiB"`.
-    pub s3_part_size: Option<String>,
-    /// Ours.
-    pub s3_concurrency: Option<usize>,
-    /// Ours: bound on each S3 request (Go duration).
-    pub s3_request_timeout: Option<String>,
-}
+pub use super::options::FileConfig;
 
 /// Errors loading files.
 #[derive(Debug, thiserror::Error)]
@@ -341,20 +201,80 @@ fn json_key_before(before: &str) -> (Option<String>, Option<String>) {
 
 /// Decodes with the path of the first offending key in the error. The reason of a
 /// secret-bearing key is not shown: serde quotes the offending value.
-pub fn parse_value(v: Value, origin: &str) -> Result<FileConfig, FileError> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let key = e.path().to_string();
-        let reason = if is_secret_key(&key) {
-            "invalid value (not shown: this key holds a secret)".to_string()
-        } else {
-            e.into_inner().to_string()
-        };
-        FileError::Key {
-            path: origin.to_string(),
-            key,
-            reason,
+///
+/// An empty string means "not set" (Enterprise's documented example file is full of them),
+/// except for `s3_key_prefix`, where it means the bucket's root.
+pub fn parse_value(mut v: Value, origin: &str) -> Result<FileConfig, FileError> {
+    drop_empty(&mut v);
+    let err = match serde_path_to_error::deserialize::<_, FileConfig>(v.clone()) {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    let mut key = err.path().to_string();
+    let reason = err.into_inner().to_string();
+    // serde's `flatten` (a section made of several option structs) reports the section, not
+    // the key: find the key whose removal changes the outcome.
+    let section = lookup(&v, &key).and_then(Value::as_object).cloned();
+    let mut secret = is_secret_key(&key);
+    if let Some(map) = section {
+        let culprit = map.keys().find(|k| {
+            let mut without = v.clone();
+            if let Some(Value::Object(m)) = lookup_mut(&mut without, &key) {
+                m.remove(*k);
+            }
+            match serde_path_to_error::deserialize::<_, FileConfig>(without) {
+                Ok(_) => true,
+                Err(e) => e.path().to_string() != key || e.into_inner().to_string() != reason,
+            }
+        });
+        match culprit {
+            Some(k) => {
+                key = if key == "." {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                }
+            }
+            // Not found: treat the message as possibly quoting any value of the section.
+            None => secret |= map.keys().any(|k| is_secret_key(k)),
         }
+        secret |= is_secret_key(&key);
+    }
+    let reason = if secret {
+        "invalid value (not shown: this key holds a secret)".to_string()
+    } else {
+        reason
+    };
+    Err(FileError::Key {
+        path: origin.to_string(),
+        key,
+        reason,
     })
+}
+
+/// Removes `""` values (and nulls) from objects, recursively.
+fn drop_empty(v: &mut Value) {
+    if let Value::Object(m) = v {
+        m.retain(|k, v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty() || k == "s3_key_prefix",
+            _ => true,
+        });
+        m.values_mut().for_each(drop_empty);
+    }
+}
+
+/// The value at a serde_path_to_error path (`a.b.c`, `.` for the root).
+fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(v, |v, seg| v.get(seg))
+}
+
+fn lookup_mut<'a>(v: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    path.split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(v, |v, seg| v.get_mut(seg))
 }
 
 fn merge(into: &mut Value, from: Value) {
@@ -409,15 +329,14 @@ mod tests {
             .expect("parse");
         let a = c.snapshot_agent.expect("section");
         assert_eq!(
-            a.snapshot.as_ref().and_then(|s| s.interval.as_deref()),
-            Some("1h")
+            a.snapshot.interval,
+            Some(std::time::Duration::from_secs(3600))
         );
         assert_eq!(
-            a.aws_storage
-                .as_ref()
-                .and_then(|s| s.s3_key_prefix.as_deref()),
+            a.aws_storage.s3_key_prefix.as_deref(),
             Some("consul-snapshot")
         );
+        assert_eq!(a.consul.token, None, "an empty string is not set");
     }
 
     #[test]
@@ -431,6 +350,10 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("intervall"), "{msg}");
+        // A key of a section built from several structs (serde's flatten) is still named.
+        let v = serde_json::json!({"snapshot_agent": {"snapshot": {"keep_daily": "x"}}});
+        let msg = parse_value(v, "c.json").expect_err("type").to_string();
+        assert!(msg.contains("snapshot_agent.snapshot.keep_daily"), "{msg}");
         let v = serde_json::json!({"snapshot_agent": {"retain": 3}});
         assert!(parse_value(v, "b.json")
             .expect_err("misplaced")
@@ -454,8 +377,11 @@ mod tests {
         std::fs::write(dir.path().join("other.json"), r#"{"unrelated": true}"#).expect("w");
         std::fs::write(dir.path().join("notes.txt"), "ignored").expect("w");
         let c = load(&[], &[dir.path().to_path_buf()]).expect("load");
-        let s = c.snapshot_agent.and_then(|a| a.snapshot).expect("snapshot");
-        assert_eq!((s.interval.as_deref(), s.retain), (Some("10m"), Some(5)));
+        let s = c.snapshot_agent.map(|a| a.snapshot).expect("snapshot");
+        assert_eq!(
+            (s.interval, s.retention.retain),
+            (Some(std::time::Duration::from_secs(600)), Some(5))
+        );
         let none = tempfile::tempdir().expect("tmp");
         std::fs::write(none.path().join("x.json"), "{}").expect("w");
         assert!(matches!(

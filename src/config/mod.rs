@@ -1,10 +1,13 @@
 //! Configuration, resolved once: defaults < files (Consul Enterprise's `snapshot_agent` JSON or
-//! TOML, [`mod@file`]) < environment (`CONSUL_*`, `AWS_*`) < flags ([`args`]). Nothing downstream
+//! TOML, [`mod@file`]) < environment (`CONSUL_*`, `AWS_*`) < flags. Each section is one typed
+//! struct ([`options`]) that all four layers fill and `--print-config` writes back; the
+//! resolver here turns the merged layers into what the agent runs with. Nothing downstream
 //! reads the environment or the files again.
 
-pub mod args;
 pub mod file;
+pub mod options;
 pub mod print;
+pub mod values;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,14 +15,18 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
-pub use args::{AgentArgs, DatacenterArg, FileArgs, RetentionArgs, RetryArgs, StorageArgs};
-pub use file::FileConfig;
+use conflate::Merge;
 
-use crate::consul::duration::parse_duration;
-use crate::consul::{ConsulArgs, ConsulConfig, Secret};
+pub use options::{
+    parse_listen, AgentOptions, DatacenterArg, FileArgs, FileConfig, LocalOptions, LogOptions,
+    NotifyOptions, RetryArgs, S3Options, SnapshotOptions, StorageArgs,
+};
+pub use values::Webhook;
+
+use crate::consul::{ConsulArgs, ConsulConfig};
 use crate::retention::RetentionPolicy;
 use crate::schedule::Schedule;
-use crate::storage::s3::{ChecksumMode, Encryption};
+use crate::storage::s3::Encryption;
 use crate::storage::{LocalStore, S3Config, S3Store, Store};
 
 /// Default metrics/health listener.
@@ -74,50 +81,35 @@ pub fn format_size(n: u64) -> String {
     n.to_string()
 }
 
-fn nonempty(v: &Option<String>) -> Option<String> {
-    v.clone().filter(|s| !s.is_empty())
-}
-
-fn duration_key(v: &Option<String>, key: &str) -> anyhow::Result<Option<Duration>> {
-    match nonempty(v) {
-        None => Ok(None),
-        Some(s) => parse_duration(&s)
-            .map(Some)
-            .map_err(|e| anyhow!("{key}: {e}")),
-    }
-}
-
 /// Loads the files named by `args`.
 pub fn load_files(args: &FileArgs) -> anyhow::Result<FileConfig> {
     Ok(file::load(&args.config_file, &args.config_dir)?)
 }
 
-/// The Consul connection: flags > environment > file > defaults.
+/// The files' `snapshot_agent` layer (empty when no file was given).
+fn file_layer(file: &FileConfig) -> AgentOptions {
+    file.snapshot_agent.clone().unwrap_or_default()
+}
+
+/// The Consul connection: flags > environment > file > defaults, by the `consul` CLI's rules
+/// ([`ConsulArgs::resolve_layered`]).
+///
+/// # Errors
+/// An Enterprise auth-method `login` (not supported), or a bad address, token file or TLS pair.
 pub fn resolve_consul(
     flags: &ConsulArgs,
     file: &FileConfig,
     env: Env<'_>,
 ) -> anyhow::Result<ConsulConfig> {
-    let a = file.snapshot_agent.clone().unwrap_or_default();
-    let layer = ConsulArgs {
-        http_addr: nonempty(&a.http_addr),
-        token: nonempty(&a.token).map(Secret::new),
-        ca_file: nonempty(&a.ca_file).map(PathBuf::from),
-        ca_path: nonempty(&a.ca_path).map(PathBuf::from),
-        client_cert: nonempty(&a.cert_file).map(PathBuf::from),
-        client_key: nonempty(&a.key_file).map(PathBuf::from),
-        tls_server_name: nonempty(&a.tls_server_name),
-        datacenter: nonempty(&a.datacenter),
-        ..ConsulArgs::default()
-    };
+    let a = file_layer(file);
     if a.login
         .as_ref()
-        .and_then(|l| nonempty(&l.auth_method))
+        .and_then(|l| l.auth_method.as_ref())
         .is_some()
     {
         bail!("snapshot_agent.login: auth-method login is not supported; give an ACL token (token or CONSUL_HTTP_TOKEN_FILE)");
     }
-    Ok(flags.resolve_layered(env, &layer)?)
+    Ok(flags.resolve_layered(env, &a.consul)?)
 }
 
 /// Where backups go, resolved.
@@ -147,178 +139,133 @@ impl StorageConfig {
     }
 }
 
-/// Destinations: flags > environment > file > defaults. As in Consul Enterprise, a configured
-/// bucket disables local storage unless `--local-path` is given.
-pub fn resolve_storage(
-    flags: &StorageArgs,
-    file: &FileConfig,
-    env: Env<'_>,
-) -> anyhow::Result<StorageConfig> {
-    let a = file.snapshot_agent.clone().unwrap_or_default();
-    let aws = a.aws_storage.clone().unwrap_or_default();
+/// Refuses the Enterprise storage settings this agent does not implement, naming the key.
+fn refuse_unsupported(a: &AgentOptions) -> anyhow::Result<()> {
     for (section, map) in [
         ("azure_blob_storage", &a.azure_blob_storage),
         ("google_storage", &a.google_storage),
     ] {
-        if map.iter().flatten().any(|(_, v)| {
-            !matches!(v, serde_json::Value::String(s) if s.is_empty()) && !v.is_null()
-        }) {
+        if map.as_ref().is_some_and(|m| !m.is_empty()) {
             bail!("snapshot_agent.{section}: only local and S3-compatible storage are supported");
         }
     }
+    let s3 = &a.aws_storage;
     for (key, v) in [
-        ("role_arn", &aws.role_arn),
-        ("role_session_name", &aws.role_session_name),
-        ("web_identity_token_file", &aws.web_identity_token_file),
-        ("iam_endpoint", &aws.iam_endpoint),
-        ("sts_endpoint", &aws.sts_endpoint),
+        ("role_arn", &s3.role_arn),
+        ("role_session_name", &s3.role_session_name),
+        ("web_identity_token_file", &s3.web_identity_token_file),
+        ("iam_endpoint", &s3.iam_endpoint),
+        ("sts_endpoint", &s3.sts_endpoint),
     ] {
-        if nonempty(v).is_some() {
+        if v.is_some() {
             bail!(
                 "snapshot_agent.aws_storage.{key} is not supported in the file; the AWS credential chain reads \
                  AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME and AWS_WEB_IDENTITY_TOKEN_FILE from the environment"
             );
         }
     }
-    if nonempty(&aws.s3_static_snapshot_name).is_some() {
+    if s3.s3_static_snapshot_name.is_some() {
         bail!("snapshot_agent.aws_storage.s3_static_snapshot_name is not supported: every backup gets its own key so that retention and restore can choose among them");
     }
-    let bucket = flags.s3_bucket.clone().or_else(|| nonempty(&aws.s3_bucket));
-    let s3 = match bucket {
-        None => None,
-        Some(bucket) => {
-            let sse = flags.s3_sse || aws.s3_server_side_encryption.unwrap_or(false);
-            let kms = flags.s3_kms || aws.s3_enable_kms.unwrap_or(false);
-            let kms_key = flags
-                .s3_kms_key
-                .clone()
-                .or_else(|| nonempty(&aws.s3_kms_key));
-            if sse && kms {
-                bail!(
-                    "choose one of SSE-S3 (s3_server_side_encryption) and SSE-KMS (s3_enable_kms)"
-                );
-            }
-            let encryption = if kms || kms_key.is_some() {
-                Encryption::Kms(kms_key)
-            } else if sse {
-                Encryption::S3
-            } else {
-                Encryption::None
-            };
-            // Explicit keys from the file only when the environment has none (env beats file).
-            let env_keys = env("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty());
-            let file_key = |v: &Option<String>| if env_keys { None } else { nonempty(v) };
-            let checksum = match nonempty(&aws.s3_checksum).as_deref() {
-                None => None,
-                Some("when_required") => Some(ChecksumMode::WhenRequired),
-                Some("when_supported") => Some(ChecksumMode::WhenSupported),
-                Some(other) => bail!("snapshot_agent.aws_storage.s3_checksum: {other:?} is not when_required or when_supported"),
-            };
-            let part_size = match (flags.s3_part_size, nonempty(&aws.s3_part_size)) {
-                (Some(p), _) => p,
-                (None, Some(p)) => parse_size(&p)
-                    .map_err(|e| anyhow!("snapshot_agent.aws_storage.s3_part_size: {e}"))?,
-                (None, None) => 16 << 20,
-            };
-            let prefix = flags
-                .s3_key_prefix
-                .clone()
-                .or_else(|| aws.s3_key_prefix.clone())
-                .unwrap_or_else(|| "consul-snapshot".into());
-            let cfg = S3Config {
-                bucket,
-                prefix,
-                region: flags
-                    .s3_region
-                    .clone()
-                    .or_else(|| env("AWS_REGION").filter(|v| !v.is_empty()))
-                    .or_else(|| nonempty(&aws.s3_region)),
-                endpoint: flags
-                    .s3_endpoint
-                    .clone()
-                    .filter(|e| !e.is_empty())
-                    .or_else(|| nonempty(&aws.s3_endpoint)),
-                force_path_style: flags
-                    .s3_force_path_style
-                    .or(aws.s3_force_path_style.filter(|v| *v)),
-                access_key_id: flags
-                    .aws_access_key_id
-                    .clone()
-                    .or_else(|| file_key(&aws.access_key_id)),
-                secret_access_key: flags
-                    .aws_secret_access_key
-                    .clone()
-                    .or_else(|| file_key(&aws.secret_access_key).map(Secret::new)),
-                session_token: flags
-                    .aws_session_token
-                    .clone()
-                    .or_else(|| file_key(&aws.session_token).map(Secret::new)),
-                encryption,
-                storage_class: flags
-                    .s3_storage_class
-                    .clone()
-                    .or_else(|| nonempty(&aws.s3_storage_class)),
-                checksum: flags.s3_checksum.or(checksum),
-                part_size,
-                concurrency: flags.s3_concurrency.or(aws.s3_concurrency).unwrap_or(4),
-                request_timeout: match flags.s3_request_timeout {
-                    Some(t) => t,
-                    None => duration_key(
-                        &aws.s3_request_timeout,
-                        "snapshot_agent.aws_storage.s3_request_timeout",
-                    )?
-                    .unwrap_or(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
-                },
-                ..S3Config::default()
-            };
-            cfg.validate().map_err(|e| anyhow!(e))?;
-            Some(cfg)
-        }
-    };
-    let local_file = a
-        .local_storage
-        .as_ref()
-        .and_then(|l| nonempty(&l.path))
-        .map(PathBuf::from);
-    let local = match (&flags.local_path, &s3) {
+    Ok(())
+}
+
+/// The storage sections merged (flags > environment > file > defaults), as they take effect.
+/// As in Consul Enterprise, a configured bucket disables local storage unless `--local-path`
+/// is given on the command line.
+fn merge_storage(
+    flags: &StorageArgs,
+    file: &AgentOptions,
+    env: Env<'_>,
+) -> anyhow::Result<(LocalOptions, S3Options)> {
+    refuse_unsupported(file)?;
+    let mut file_s3 = file.aws_storage.clone();
+    // Enterprise's example file says `false` for "not set": only `true` overrides the
+    // endpoint-dependent default.
+    file_s3.s3_force_path_style = file_s3.s3_force_path_style.filter(|v| *v);
+    // Keys in the environment make the file's keys step aside (environment beats file).
+    if env("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty()) {
+        file_s3.access_key_id = None;
+        file_s3.secret_access_key = None;
+        file_s3.session_token = None;
+    }
+    let mut s3 = flags.s3.clone();
+    s3.merge(S3Options::from_env(env));
+    s3.merge(file_s3);
+    s3.merge(AgentOptions::defaults().aws_storage);
+    let path = match (&flags.local.path, &s3.s3_bucket) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(_)) => None,
-        (None, None) => Some(local_file.unwrap_or_else(|| PathBuf::from("."))),
+        (None, None) => Some(
+            file.local_storage
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(".")),
+        ),
     };
-    Ok(StorageConfig { local, s3 })
+    Ok((LocalOptions { path }, s3))
+}
+
+/// The S3 destination the merged `aws_storage` section describes; `None` without a bucket.
+fn s3_config(s3: &S3Options) -> anyhow::Result<Option<S3Config>> {
+    let Some(bucket) = s3.s3_bucket.clone() else {
+        return Ok(None);
+    };
+    let sse = s3.s3_server_side_encryption.unwrap_or(false);
+    let kms = s3.s3_enable_kms.unwrap_or(false);
+    if sse && kms {
+        bail!("choose one of SSE-S3 (s3_server_side_encryption) and SSE-KMS (s3_enable_kms)");
+    }
+    let encryption = if kms || s3.s3_kms_key.is_some() {
+        Encryption::Kms(s3.s3_kms_key.clone())
+    } else if sse {
+        Encryption::S3
+    } else {
+        Encryption::None
+    };
+    let defaults = S3Config::default();
+    let cfg = S3Config {
+        bucket,
+        prefix: s3.s3_key_prefix.clone().unwrap_or(defaults.prefix),
+        region: s3.s3_region.clone().filter(|r| !r.is_empty()),
+        endpoint: s3.s3_endpoint.clone().filter(|e| !e.is_empty()),
+        force_path_style: s3.s3_force_path_style,
+        access_key_id: s3.access_key_id.clone(),
+        secret_access_key: s3.secret_access_key.clone(),
+        session_token: s3.session_token.clone(),
+        encryption,
+        storage_class: s3.s3_storage_class.clone(),
+        checksum: s3.s3_checksum,
+        part_size: s3.s3_part_size.unwrap_or(defaults.part_size),
+        concurrency: s3.s3_concurrency.unwrap_or(defaults.concurrency),
+        request_timeout: s3.s3_request_timeout.unwrap_or(defaults.request_timeout),
+        ..defaults
+    };
+    cfg.validate().map_err(|e| anyhow!(e))?;
+    Ok(Some(cfg))
+}
+
+/// Destinations: flags > environment > file > defaults.
+///
+/// # Errors
+/// Unsupported Enterprise settings, or S3 settings that cannot work (part size, SSE choice).
+pub fn resolve_storage(
+    flags: &StorageArgs,
+    file: &FileConfig,
+    env: Env<'_>,
+) -> anyhow::Result<StorageConfig> {
+    let (local, s3) = merge_storage(flags, &file_layer(file), env)?;
+    Ok(StorageConfig {
+        local: local.path,
+        s3: s3_config(&s3)?,
+    })
 }
 
 /// The retention policy: flags over file, rule by rule; `retain 30` when nothing is set.
-pub fn resolve_retention(
-    flags: &RetentionArgs,
-    file: &FileConfig,
-) -> anyhow::Result<RetentionPolicy> {
-    let s = file
-        .snapshot_agent
-        .as_ref()
-        .and_then(|a| a.snapshot.clone())
-        .unwrap_or_default();
-    let p = RetentionPolicy {
-        retain: flags.retain.or(s.retain),
-        keep_last: flags.keep_last.or(s.keep_last),
-        keep_hourly: flags.keep_hourly.or(s.keep_hourly),
-        keep_daily: flags.keep_daily.or(s.keep_daily),
-        keep_weekly: flags.keep_weekly.or(s.keep_weekly),
-        keep_monthly: flags.keep_monthly.or(s.keep_monthly),
-        keep_yearly: flags.keep_yearly.or(s.keep_yearly),
-        keep_within: match flags.keep_within {
-            Some(d) => Some(d),
-            None => duration_key(&s.keep_within, "snapshot_agent.snapshot.keep_within")?,
-        },
-    };
-    Ok(if p.is_empty() {
-        RetentionPolicy {
-            retain: Some(30),
-            ..p
-        }
-    } else {
-        p
-    })
+pub fn resolve_retention(flags: &RetentionPolicy, file: &FileConfig) -> RetentionPolicy {
+    let mut p = flags.clone();
+    p.merge(file_layer(file).snapshot.retention);
+    p.or_default()
 }
 
 /// Leader election and registration settings.
@@ -352,125 +299,117 @@ pub struct AgentConfig {
     pub webhooks: Vec<url::Url>,
     /// Bound on each webhook delivery.
     pub webhook_timeout: Duration,
+    /// The merged sections as they take effect, in the file schema: what `--print-config`
+    /// writes.
+    pub effective: AgentOptions,
 }
 
-/// Resolves everything the agent needs. `once` forces one-shot mode.
+/// Layers `lower` under `upper`, section by section; a schedule in `upper` (interval or
+/// cron) replaces one of either kind in `lower`.
+fn merge_layers(mut upper: AgentOptions, mut lower: AgentOptions) -> AgentOptions {
+    upper
+        .snapshot
+        .merge_schedule(std::mem::take(&mut lower.snapshot));
+    upper.merge(lower);
+    upper
+}
+
+/// Resolves everything the agent needs from the files and the command line (`flags`, with the
+/// environment variables clap reads). `once` forces one-shot mode.
+///
+/// # Errors
+/// Unreadable or invalid files, and any setting that cannot work, naming the key or flag.
 pub fn resolve_agent(
     files: &FileArgs,
-    consul: &ConsulArgs,
-    storage: &StorageArgs,
-    retention: &RetentionArgs,
-    agent: &AgentArgs,
+    flags: &AgentOptions,
     once: bool,
     env: Env<'_>,
 ) -> anyhow::Result<AgentConfig> {
     let file = load_files(files)?;
-    let a = file.snapshot_agent.clone().unwrap_or_default();
-    let s = a.snapshot.clone().unwrap_or_default();
-    let consul = resolve_consul(consul, &file, env).context("Consul connection")?;
-    let storage = resolve_storage(storage, &file, env)?;
-    let retention = resolve_retention(retention, &file)?;
-    let cron = agent.cron.clone().or_else(|| {
-        if agent.interval.is_some() {
-            None
-        } else {
-            nonempty(&s.cron)
-        }
-    });
-    let schedule = if once {
-        None
-    } else if let Some(expr) = cron {
-        let zone = agent.cron_zone.clone().or_else(|| nonempty(&s.cron_zone));
-        Some(Schedule::cron(&expr, zone.as_deref())?)
-    } else {
-        let interval = match agent.interval {
-            Some(i) => i,
-            None => duration_key(&s.interval, "snapshot_agent.snapshot.interval")?
-                .unwrap_or(Duration::from_secs(3600)),
-        };
-        (!interval.is_zero()).then_some(Schedule::Interval(interval))
+    let consul = resolve_consul(&flags.consul, &file, env).context("Consul connection")?;
+    let from_file = file_layer(&file);
+    let storage_flags = StorageArgs {
+        local: flags.local_storage.clone(),
+        s3: flags.aws_storage.clone(),
+    };
+    let (local, s3) = merge_storage(&storage_flags, &from_file, env)?;
+    let storage = StorageConfig {
+        local: local.path.clone(),
+        s3: s3_config(&s3)?,
+    };
+    let mut o = merge_layers(
+        merge_layers(flags.clone(), from_file),
+        AgentOptions::defaults(),
+    );
+    let s = &o.snapshot;
+    let retention = s.retention.clone().or_default();
+    let schedule = match (&s.cron, s.interval) {
+        _ if once => None,
+        (Some(expr), _) => Some(Schedule::cron(expr, s.cron_zone.as_deref())?),
+        (None, interval) => interval.filter(|i| !i.is_zero()).map(Schedule::Interval),
     };
     let ha = HaConfig {
-        service: agent
-            .service
-            .clone()
-            .or_else(|| nonempty(&s.service))
-            .unwrap_or_else(|| "consul-snapshot".into()),
-        deregister_after: match agent.deregister_after {
-            Some(d) => d,
-            None => duration_key(
-                &s.deregister_after,
-                "snapshot_agent.snapshot.deregister_after",
-            )?
-            .unwrap_or(Duration::from_secs(72 * 3600)),
-        },
-        lock_key: agent
-            .lock_key
-            .clone()
-            .or_else(|| nonempty(&s.lock_key))
-            .unwrap_or_else(|| "consul-snapshot/lock".into()),
-        max_failures: agent.max_failures.or(s.max_failures).unwrap_or(3).max(1),
-        session_ttl: match agent.session_ttl {
-            Some(d) => d,
-            None => duration_key(&s.session_ttl, "snapshot_agent.snapshot.session_ttl")?
-                .unwrap_or(Duration::from_secs(15)),
-        },
-        lock_delay: match agent.lock_delay {
-            Some(d) => d,
-            None => duration_key(&s.lock_delay, "snapshot_agent.snapshot.lock_delay")?
-                .unwrap_or(Duration::ZERO),
-        },
+        service: s.service.clone().unwrap_or_default(),
+        deregister_after: s.deregister_after.unwrap_or_default(),
+        lock_key: s.lock_key.clone().unwrap_or_default(),
+        max_failures: s.max_failures.unwrap_or_default().max(1),
+        session_ttl: s.session_ttl.unwrap_or_default(),
+        lock_delay: s.lock_delay.unwrap_or_default(),
     };
-    let metrics = agent
-        .metrics_addr
-        .clone()
-        .or_else(|| a.metrics_addr.clone())
-        .unwrap_or_else(|| DEFAULT_METRICS_ADDR.into());
-    let metrics_addr = args::parse_listen(&metrics).map_err(|e| anyhow!(e))?;
-    let log = a.log.clone().unwrap_or_default();
-    let notify = a.notify.clone().unwrap_or_default();
-    let hook_strings = if agent.webhooks.is_empty() {
-        notify.webhooks.clone().unwrap_or_default()
-    } else {
-        agent.webhooks.clone()
-    };
-    let webhooks = hook_strings
-        .iter()
-        .map(|u| {
-            url::Url::parse(u)
-                .map_err(|e| anyhow!("webhook URL {:?}: {e}", u.split('?').next().unwrap_or("")))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let webhook_timeout = match agent.webhook_timeout {
-        Some(t) => t,
-        None => duration_key(&notify.timeout, "snapshot_agent.notify.timeout")?
-            .unwrap_or(Duration::from_secs(10)),
-    };
-    Ok(AgentConfig {
+    let metrics_addr =
+        parse_listen(o.metrics_addr.as_deref().unwrap_or_default()).map_err(|e| anyhow!(e))?;
+    let cfg = AgentConfig {
         consul,
         storage,
-        retention,
         schedule,
-        jitter: match agent.jitter {
-            Some(j) => j,
-            None => {
-                duration_key(&s.jitter, "snapshot_agent.snapshot.jitter")?.unwrap_or(Duration::ZERO)
-            }
-        },
-        stale: agent.stale || s.stale.unwrap_or(false),
+        jitter: s.jitter.unwrap_or_default(),
+        stale: s.stale.unwrap_or_default(),
         ha,
         metrics_addr,
-        verify_readback: agent.verify_readback || s.verify_readback.unwrap_or(false),
-        log_level: nonempty(&log.level),
-        log_json: log.json.unwrap_or(false),
-        webhooks,
-        webhook_timeout,
+        verify_readback: s.verify_readback.unwrap_or_default(),
+        log_level: o.log.level.clone(),
+        log_json: o.log.json.unwrap_or_default(),
+        webhooks: o
+            .notify
+            .webhooks
+            .iter()
+            .flatten()
+            .map(|w| w.0.clone())
+            .collect(),
+        webhook_timeout: o.notify.timeout.unwrap_or_default(),
+        retention: retention.clone(),
+        effective: AgentOptions::default(),
+    };
+    // What took effect, for --print-config.
+    o.consul = ConsulArgs::effective(&cfg.consul);
+    o.snapshot.retention = retention;
+    if once {
+        o.snapshot.interval = Some(Duration::ZERO);
+    }
+    if o.snapshot.cron.is_some() {
+        o.snapshot.interval = None;
+        o.snapshot.cron_zone.get_or_insert_with(|| "UTC".into());
+    }
+    o.local_storage = local;
+    o.aws_storage = match &cfg.storage.s3 {
+        Some(c) => S3Options {
+            s3_force_path_style: Some(c.path_style()),
+            s3_checksum: Some(c.checksum_mode()),
+            ..s3
+        },
+        None => S3Options::default(),
+    };
+    o.metrics_addr = Some(cfg.metrics_addr.map_or("off".into(), |a| a.to_string()));
+    Ok(AgentConfig {
+        effective: o,
+        ..cfg
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consul::Secret;
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -481,23 +420,20 @@ mod tests {
         move |k: &str| m.get(k).cloned()
     }
 
-    /// `resolve_agent` with default storage and retention flags.
+    /// `resolve_agent` with these Consul and snapshot flags only.
     fn resolve(
         files: &FileArgs,
         consul: &ConsulArgs,
-        agent: &AgentArgs,
+        snapshot: &SnapshotOptions,
         once: bool,
         env: Env<'_>,
     ) -> anyhow::Result<AgentConfig> {
-        resolve_agent(
-            files,
-            consul,
-            &StorageArgs::default(),
-            &RetentionArgs::default(),
-            agent,
-            once,
-            env,
-        )
+        let flags = AgentOptions {
+            consul: consul.clone(),
+            snapshot: snapshot.clone(),
+            ..AgentOptions::default()
+        };
+        resolve_agent(files, &flags, once, env)
     }
 
     fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
@@ -552,7 +488,7 @@ mod tests {
         let c = resolve(
             &files,
             &ConsulArgs::default(),
-            &AgentArgs::default(),
+            &SnapshotOptions::default(),
             false,
             &no_env,
         )
@@ -584,7 +520,7 @@ mod tests {
             ("AWS_REGION", "us-west-2"),
             ("AWS_ACCESS_KEY_ID", "AKENV"),
         ]);
-        let flags = AgentArgs {
+        let flags = SnapshotOptions {
             interval: Some(Duration::from_secs(60)),
             ..Default::default()
         };
@@ -607,7 +543,14 @@ mod tests {
             token: Some(Secret::new("flag-token")),
             ..ConsulArgs::default()
         };
-        let c = resolve(&files, &consul_flags, &AgentArgs::default(), true, &env).expect("resolve");
+        let c = resolve(
+            &files,
+            &consul_flags,
+            &SnapshotOptions::default(),
+            true,
+            &env,
+        )
+        .expect("resolve");
         assert_eq!(
             c.consul.token.as_ref().map(Secret::expose),
             Some("flag-token")
@@ -621,7 +564,7 @@ mod tests {
         let c = resolve(
             &FileArgs::default(),
             &ConsulArgs::default(),
-            &AgentArgs::default(),
+            &SnapshotOptions::default(),
             false,
             &none,
         )
@@ -680,13 +623,67 @@ mod tests {
                     config_dir: vec![],
                 },
                 &ConsulArgs::default(),
-                &AgentArgs::default(),
+                &SnapshotOptions::default(),
                 false,
                 &none,
             )
             .expect_err(want);
             assert!(format!("{e:#}").contains(want), "{e:#}");
         }
+    }
+
+    #[test]
+    fn print_config_loads_back_to_the_same_configuration() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = write(
+            dir.path(),
+            "a.toml",
+            r#"[snapshot_agent]
+token = "t0k"
+[snapshot_agent.snapshot]
+cron = "0 3 * * 1-5"
+cron_zone = "Europe/Paris"
+keep_daily = 7
+keep_within = "36h"
+stale = true
+[snapshot_agent.aws_storage]
+s3_bucket = "b"
+s3_endpoint = "http://127.0.0.1:3900"
+s3_part_size = 5767168
+access_key_id = "AKID"
+secret_access_key = "s3cr3t"
+[snapshot_agent.notify]
+webhooks = ["https://hooks.example/T0K3N"]
+"#,
+        );
+        let none = env_of(&[]);
+        let files = |f: PathBuf| FileArgs {
+            config_file: vec![f],
+            config_dir: vec![],
+        };
+        let print = |f: PathBuf| {
+            let c = resolve(
+                &files(f),
+                &ConsulArgs::default(),
+                &SnapshotOptions::default(),
+                false,
+                &none,
+            )
+            .expect("resolve");
+            print::effective(&c).expect("print")
+        };
+        let first = print(f);
+        let text = first.to_string();
+        for secret in ["t0k\"", "s3cr3t", "T0K3N"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let a = &first["snapshot_agent"];
+        assert_eq!(a["aws_storage"]["s3_part_size"], "5632KiB");
+        assert_eq!(a["snapshot"]["keep_within"], "36h");
+        assert_eq!(a["snapshot"]["cron_zone"], "Europe/Paris");
+        assert!(a["snapshot"].get("interval").is_none(), "{a}");
+        let again = write(dir.path(), "printed.json", &text);
+        assert_eq!(print(again), first);
     }
 
     #[test]
@@ -704,7 +701,7 @@ mod tests {
                 config_dir: vec![],
             },
             &ConsulArgs::default(),
-            &AgentArgs::default(),
+            &SnapshotOptions::default(),
             false,
             &none,
         )

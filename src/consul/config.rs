@@ -58,8 +58,14 @@ pub enum ConfigError {
 }
 
 /// The flags of the `consul` CLI's HTTP API options, shared by every command that talks to
-/// Consul. Each falls back to its environment variable, then to the default.
-#[derive(Debug, Clone, clap::Args)]
+/// Consul. Each falls back to its environment variable, then to the default. The same struct
+/// is the top of a configuration file's `snapshot_agent` object (`http_addr`, `token`,
+/// `cert_file`...; spec consul-http-api.md §8.2), the file layer of [`Self::resolve_layered`].
+#[derive(
+    Debug, Clone, PartialEq, clap::Args, serde::Serialize, serde::Deserialize, conflate::Merge,
+)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Consul")]
 pub struct ConsulArgs {
     /// Consul agent address: host:port, http(s)://host:port[/prefix] or unix:///path.
     /// Env: CONSUL_HTTP_ADDR. Default 127.0.0.1:8500.
@@ -71,6 +77,7 @@ pub struct ConsulArgs {
     pub token: Option<Secret>,
     /// File holding the ACL token. Env: CONSUL_HTTP_TOKEN_FILE.
     #[arg(long = "token-file", value_name = "PATH")]
+    #[serde(skip)]
     pub token_file: Option<PathBuf>,
     /// CA certificate bundle (PEM) to verify Consul's certificate, instead of the system
     /// roots. Env: CONSUL_CACERT.
@@ -81,9 +88,11 @@ pub struct ConsulArgs {
     pub ca_path: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS. Env: CONSUL_CLIENT_CERT.
     #[arg(long = "client-cert", value_name = "PATH")]
+    #[serde(rename = "cert_file")]
     pub client_cert: Option<PathBuf>,
     /// Client key (PEM) for mutual TLS. Env: CONSUL_CLIENT_KEY.
     #[arg(long = "client-key", value_name = "PATH")]
+    #[serde(rename = "key_file")]
     pub client_key: Option<PathBuf>,
     /// Server name to verify Consul's certificate against (and send as SNI).
     /// Env: CONSUL_TLS_SERVER_NAME.
@@ -94,10 +103,14 @@ pub struct ConsulArgs {
     pub datacenter: Option<String>,
     /// Connect timeout.
     #[arg(long = "connect-timeout", value_name = "DURATION", default_value = "10s", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    #[serde(skip)]
+    #[merge(skip)]
     pub connect_timeout: Duration,
     /// Longest pause allowed between bytes of a response before the transfer is abandoned.
     /// There is no limit on the total time: large snapshots take minutes.
     #[arg(long = "read-timeout", value_name = "DURATION", default_value = "60s", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    #[serde(skip)]
+    #[merge(skip)]
     pub read_timeout: Duration,
 }
 
@@ -203,6 +216,27 @@ impl ConsulArgs {
             connect_timeout: self.connect_timeout,
             read_timeout: self.read_timeout,
         })
+    }
+
+    /// The file-shaped view of a resolved connection, for `--print-config`: the address as a
+    /// URL, the token present or not (it serializes as `<redacted>`).
+    pub fn effective(c: &ConsulConfig) -> ConsulArgs {
+        ConsulArgs {
+            http_addr: Some(match &c.address {
+                Address::Http(u) => u.as_str().trim_end_matches('/').to_string(),
+                Address::Unix(p) => format!("unix://{}", p.display()),
+            }),
+            token: c.token.clone(),
+            ca_file: c.ca_file.clone(),
+            ca_path: c.ca_path.clone(),
+            client_cert: c.client_cert.clone(),
+            client_key: c.client_key.clone(),
+            tls_server_name: c.tls_server_name.clone(),
+            datacenter: c.datacenter.clone(),
+            connect_timeout: c.connect_timeout,
+            read_timeout: c.read_timeout,
+            token_file: None,
+        }
     }
 
     /// Resolves against the process environment.

@@ -28,6 +28,20 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// Written as `<redacted>`, so `--print-config` (and any other serialization) cannot show it.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// Read from a string (a configuration file's `token`, `secret_access_key`...).
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d).map(Secret)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
@@ -44,5 +58,8 @@ mod tests {
         assert_eq!(format!("{s:?}"), "<redacted>");
         assert_eq!(format!("{:?}", Some(s.clone())), "Some(<redacted>)");
         assert_eq!(s.expose(), "b1gs3cr3t");
+        assert_eq!(serde_json::to_string(&s).expect("ser"), "\"<redacted>\"");
+        let back: Secret = serde_json::from_str("\"b1gs3cr3t\"").expect("de");
+        assert_eq!(back, s);
     }
 }

@@ -23,18 +23,56 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-/// The retention policy; `None` fields are off.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The retention policy; `None` fields are off. The one definition of each rule: clap reads
+/// it from flags (`--retain`, `--keep-daily`...), serde from a configuration file's
+/// `snapshot_agent.snapshot` section (`retain` is Consul Enterprise's key; the `keep_*` keys
+/// are ours), and [`conflate::Merge`] layers flags over files. Without any rule,
+/// [`RetentionPolicy::or_default`] gives `retain 30` (Consul Enterprise's default).
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    clap::Args,
+    serde::Serialize,
+    serde::Deserialize,
+    conflate::Merge,
+)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Retention")]
 pub struct RetentionPolicy {
+    /// Keep the newest N backups; 0 keeps all (Consul Enterprise's `retain`). Default 30 when
+    /// no keep-* rule is given.
+    #[arg(long, value_name = "N")]
     pub retain: Option<u32>,
+    /// Keep the newest N backups.
+    #[arg(long = "keep-last", value_name = "N")]
     pub keep_last: Option<u32>,
+    /// Keep the newest backup of each of the last N hours that have one (UTC).
+    #[arg(long = "keep-hourly", value_name = "N")]
     pub keep_hourly: Option<u32>,
+    /// Keep the newest backup of each of the last N days that have one (UTC).
+    #[arg(long = "keep-daily", value_name = "N")]
     pub keep_daily: Option<u32>,
+    /// Keep the newest backup of each of the last N ISO weeks that have one.
+    #[arg(long = "keep-weekly", value_name = "N")]
     pub keep_weekly: Option<u32>,
+    /// Keep the newest backup of each of the last N months that have one.
+    #[arg(long = "keep-monthly", value_name = "N")]
     pub keep_monthly: Option<u32>,
+    /// Keep the newest backup of each of the last N years that have one.
+    #[arg(long = "keep-yearly", value_name = "N")]
     pub keep_yearly: Option<u32>,
+    /// Keep every backup taken within this long of the newest one, e.g. 7d, 36h.
+    #[arg(long = "keep-within", value_name = "DURATION", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    #[serde(default, with = "crate::config::values::go_duration")]
     pub keep_within: Option<Duration>,
 }
+
+/// Consul Enterprise's default when no rule is set: keep the newest 30.
+pub const DEFAULT_RETAIN: u32 = 30;
 
 /// Backups named at most this far ahead of `now` are ordinary (clocks of two hosts differ a
 /// little); beyond it they are "in the future".
@@ -84,6 +122,18 @@ impl RetentionPolicy {
     /// Whether any rule is set.
     pub fn is_empty(&self) -> bool {
         *self == RetentionPolicy::default()
+    }
+
+    /// This policy, or `retain 30` ([`DEFAULT_RETAIN`]) when it has no rule.
+    pub fn or_default(self) -> Self {
+        if self.is_empty() {
+            RetentionPolicy {
+                retain: Some(DEFAULT_RETAIN),
+                ..self
+            }
+        } else {
+            self
+        }
     }
 
     /// Whether this policy never deletes anything (`retain 0` and no other rule).

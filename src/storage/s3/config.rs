@@ -27,7 +27,10 @@ pub enum Encryption {
 /// Whether the SDK computes request checksums. Recent SDKs default to `WhenSupported`, which
 /// sends aws-chunked bodies with trailing checksums that many S3-compatible servers reject or
 /// store inside the object (Garage 2.5 over http: `Invalid payload signature`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum ChecksumMode {
     /// Only where an operation requires one (DeleteObjects). Works everywhere.
     WhenRequired,

@@ -1,0 +1,418 @@
+//! The configuration's sections, one typed struct each. The same struct is filled by clap from
+//! flags (and a few environment variables), read by serde from a file's section, layered by
+//! [`conflate::Merge`] (the left side wins: flags over environment over files over
+//! [`AgentOptions::defaults`]), and written back by serde for `--print-config`, secrets
+//! redacted by their type ([`Secret`], [`Webhook`]).
+//!
+//! Field names are the file keys of Consul Enterprise's `snapshot_agent` schema (spec
+//! consul-http-api.md §8.2) plus a few of our own (the README's configuration reference marks
+//! them); flag names are those of Enterprise's `consul snapshot agent` (`-local-path`,
+//! `-aws-s3-bucket`, `-interval`...) with `--`. Every field is optional here: a struct is one
+//! layer, not yet the answer.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use conflate::Merge;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::values::{go_duration, size, Webhook};
+use crate::consul::duration::parse_go_duration_arg;
+use crate::consul::{ConsulArgs, Secret};
+use crate::retention::RetentionPolicy;
+use crate::storage::s3::ChecksumMode;
+
+/// Configuration files (Consul Enterprise's `snapshot_agent` JSON, or TOML with the same keys).
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Configuration files")]
+pub struct FileArgs {
+    /// A configuration file (.json or .toml); repeatable, later files win.
+    #[arg(long = "config-file", value_name = "FILE")]
+    pub config_file: Vec<PathBuf>,
+    /// A directory whose .json and .toml files are read in name order; repeatable.
+    #[arg(long = "config-dir", value_name = "DIR")]
+    pub config_dir: Vec<PathBuf>,
+}
+
+/// Which datacenter's backups `list` and `prune` work on.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DatacenterArg {
+    /// Only backups of this datacenter (by name and metadata). `prune` needs it when backups
+    /// of several datacenters share the destination; otherwise the one present is used.
+    #[arg(long, value_name = "DC")]
+    pub datacenter: Option<String>,
+}
+
+/// A whole configuration file: `{"snapshot_agent": {...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub snapshot_agent: Option<AgentOptions>,
+}
+
+/// `snapshot_agent`: the Consul connection at the top, then one section per concern.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+pub struct AgentOptions {
+    /// `http_addr`, `token`, `datacenter`, `ca_file`, `ca_path`, `cert_file`, `key_file`,
+    /// `tls_server_name`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub consul: ConsulArgs,
+    /// Enterprise licensing; not needed here, accepted and ignored.
+    #[arg(skip)]
+    pub license_path: Option<String>,
+    /// Enterprise's auth-method login: not supported, must stay empty.
+    #[arg(skip)]
+    pub login: Option<Login>,
+    /// `log`; the command line sets these with `--log-level` and `--log-json`.
+    #[arg(skip)]
+    #[serde(default)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub log: LogOptions,
+    #[command(flatten)]
+    #[serde(default)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub snapshot: SnapshotOptions,
+    #[command(flatten)]
+    #[serde(default)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub local_storage: LocalOptions,
+    #[command(flatten)]
+    #[serde(default)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub aws_storage: S3Options,
+    /// Not supported yet: any non-empty value is refused.
+    #[arg(skip)]
+    pub azure_blob_storage: Option<BTreeMap<String, Value>>,
+    /// Not supported yet: any non-empty value is refused.
+    #[arg(skip)]
+    pub google_storage: Option<BTreeMap<String, Value>>,
+    /// Address of the /metrics and /health listener; "off" disables it. Default
+    /// 127.0.0.1:9464.
+    #[arg(long = "metrics-addr", value_name = "ADDR", help_heading = "Agent")]
+    pub metrics_addr: Option<String>,
+    #[command(flatten)]
+    #[serde(default)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub notify: NotifyOptions,
+}
+
+impl S3Options {
+    /// The environment's layer: `AWS_REGION` and `AWS_S3_ENDPOINT` (empty values are unset).
+    /// Credentials in the environment are read by the AWS credential chain itself.
+    pub fn from_env(env: super::Env<'_>) -> Self {
+        let var = |k: &str| env(k).filter(|v| !v.is_empty());
+        S3Options {
+            s3_region: var("AWS_REGION"),
+            s3_endpoint: var("AWS_S3_ENDPOINT"),
+            ..S3Options::default()
+        }
+    }
+}
+
+impl AgentOptions {
+    /// Every default, as the lowest layer. Retention's default (`retain 30` when no rule is
+    /// set) and local storage's (`.` when no bucket is set) depend on other settings and are
+    /// applied by the resolver.
+    pub fn defaults() -> Self {
+        AgentOptions {
+            consul: ConsulArgs {
+                http_addr: Some("127.0.0.1:8500".into()),
+                ..ConsulArgs::default()
+            },
+            log: LogOptions {
+                level: Some("INFO".into()),
+                json: Some(false),
+                ..LogOptions::default()
+            },
+            snapshot: SnapshotOptions {
+                interval: Some(Duration::from_secs(3600)),
+                jitter: Some(Duration::ZERO),
+                stale: Some(false),
+                service: Some("consul-snapshot".into()),
+                deregister_after: Some(Duration::from_secs(72 * 3600)),
+                lock_key: Some("consul-snapshot/lock".into()),
+                max_failures: Some(3),
+                session_ttl: Some(Duration::from_secs(15)),
+                lock_delay: Some(Duration::ZERO),
+                verify_readback: Some(false),
+                ..SnapshotOptions::default()
+            },
+            aws_storage: S3Options {
+                s3_key_prefix: Some("consul-snapshot".into()),
+                s3_part_size: Some(16 << 20),
+                s3_concurrency: Some(4),
+                s3_request_timeout: Some(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
+                ..S3Options::default()
+            },
+            metrics_addr: Some(super::DEFAULT_METRICS_ADDR.into()),
+            notify: NotifyOptions {
+                webhooks: None,
+                timeout: Some(Duration::from_secs(10)),
+            },
+            ..AgentOptions::default()
+        }
+    }
+}
+
+/// `snapshot_agent.login` (Enterprise auth-method login; not supported, must stay empty).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub auth_method: Option<String>,
+    pub bearer_token: Option<Secret>,
+    pub bearer_token_file: Option<String>,
+    pub meta: Option<BTreeMap<String, String>>,
+}
+
+/// `snapshot_agent.log`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+pub struct LogOptions {
+    /// `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR`.
+    pub level: Option<String>,
+    /// Enterprise's syslog output; accepted, logs go to stderr.
+    pub enable_syslog: Option<bool>,
+    pub syslog_facility: Option<String>,
+    /// Ours: JSON log lines.
+    pub json: Option<bool>,
+}
+
+/// `snapshot_agent.snapshot`: when to take snapshots, leader election and registration, and
+/// (flattened, same section) the retention policy.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Agent")]
+pub struct SnapshotOptions {
+    /// Time between snapshots, e.g. 1h, 30m. 0 takes one snapshot and exits. Default 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_go_duration_arg, conflicts_with = "cron")]
+    #[serde(default, with = "go_duration")]
+    pub interval: Option<Duration>,
+    /// Cron expression instead of --interval: 5 fields (crontab) or 6-7 with seconds first.
+    ///
+    #[arg(long, value_name = "EXPR")]
+    pub cron: Option<String>,
+    /// IANA time zone for --cron (default UTC).
+    #[arg(long = "cron-zone", value_name = "ZONE")]
+    pub cron_zone: Option<String>,
+    /// Random delay of up to this long added to each run (spreads load across clusters).
+    ///
+    #[arg(long, value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    pub jitter: Option<Duration>,
+    /// Let any server answer, not only the leader.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub stale: Option<bool>,
+    /// Service name registered in Consul. Default consul-snapshot.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Deregister the service after its checks were critical this long. Default 72h.
+    #[arg(long = "deregister-after", value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    pub deregister_after: Option<Duration>,
+    /// KV key of the leader lock. Default consul-snapshot/lock.
+    #[arg(long = "lock-key", value_name = "KEY")]
+    pub lock_key: Option<String>,
+    /// Consecutive failed snapshots after which the leader gives up the lock. Default 3.
+    #[arg(long = "max-failures", value_name = "N")]
+    pub max_failures: Option<u32>,
+    /// Enterprise's scratch space; snapshots stream here, so it is accepted and unused.
+    #[arg(skip)]
+    pub local_scratch_path: Option<String>,
+    /// TTL of the leader-election session (renewed every TTL/2). Default 15s.
+    #[arg(long = "session-ttl", value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    pub session_ttl: Option<Duration>,
+    /// Lock-delay of that session. Default 0s: the leader stops working once it has not renewed
+    /// for a full TTL, before Consul can expire the session (2 × TTL).
+    #[arg(long = "lock-delay", value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    pub lock_delay: Option<Duration>,
+    /// Stream each stored backup back through the verifier.
+    #[arg(long = "verify-readback", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub verify_readback: Option<bool>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub retention: RetentionPolicy,
+}
+
+impl SnapshotOptions {
+    /// Merges `lower` under `self`, except that a schedule given here (an interval or a cron
+    /// expression) replaces the lower layer's schedule of either kind: `--interval 5m` beats a
+    /// file's `cron`.
+    pub fn merge_schedule(&mut self, mut lower: SnapshotOptions) {
+        if self.interval.is_some() || self.cron.is_some() {
+            lower.interval = None;
+            lower.cron = None;
+        }
+        self.merge(lower);
+    }
+}
+
+/// Where backups are stored: the command-line view of `local_storage` and `aws_storage`,
+/// for the commands that read backups (`list`, `prune`, `restore`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StorageArgs {
+    #[command(flatten)]
+    pub local: LocalOptions,
+    #[command(flatten)]
+    pub s3: S3Options,
+}
+
+/// `snapshot_agent.local_storage`.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Storage")]
+pub struct LocalOptions {
+    /// Store backups in this directory. Default "." when no S3 bucket is set; with a bucket,
+    /// local storage is used only when this is given on the command line (as in Consul
+    /// Enterprise).
+    #[arg(long = "local-path", value_name = "DIR")]
+    pub path: Option<PathBuf>,
+}
+
+/// `snapshot_agent.aws_storage`: an S3 bucket (AWS or any S3-compatible server).
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Storage")]
+pub struct S3Options {
+    /// Access key ID; without it the standard AWS chain is used (env AWS_ACCESS_KEY_ID, shared
+    /// profile, web identity, ECS/EC2 roles).
+    #[arg(long = "aws-access-key-id", value_name = "ID")]
+    pub access_key_id: Option<String>,
+    /// Secret access key (prefer env AWS_SECRET_ACCESS_KEY: flags are visible in `ps`).
+    #[arg(
+        long = "aws-secret-access-key",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub secret_access_key: Option<Secret>,
+    /// Session token for temporary credentials.
+    #[arg(
+        long = "aws-session-token",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub session_token: Option<Secret>,
+    /// Enterprise's credential settings: refused in a file; the AWS credential chain reads
+    /// them from the environment (AWS_ROLE_ARN...).
+    #[arg(skip)]
+    pub iam_endpoint: Option<String>,
+    #[arg(skip)]
+    pub role_arn: Option<String>,
+    #[arg(skip)]
+    pub role_session_name: Option<String>,
+    #[arg(skip)]
+    pub web_identity_token_file: Option<String>,
+    #[arg(skip)]
+    pub sts_endpoint: Option<String>,
+    /// Signing region (env AWS_REGION; us-east-1 with a custom endpoint).
+    #[arg(long = "aws-s3-region", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// S3 bucket for backups.
+    #[arg(long = "aws-s3-bucket", value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Key prefix ("folder") in the bucket. Default "consul-snapshot".
+    #[arg(long = "aws-s3-key-prefix", value_name = "PREFIX")]
+    pub s3_key_prefix: Option<String>,
+    /// Server-side encryption with S3-managed keys (SSE-S3, AES256).
+    #[arg(long = "aws-s3-server-side-encryption", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub s3_server_side_encryption: Option<bool>,
+    /// Enterprise's single fixed object name: refused, every backup gets its own key.
+    #[arg(skip)]
+    pub s3_static_snapshot_name: Option<String>,
+    /// Path-style addressing (default on with a custom endpoint).
+    #[arg(long = "aws-s3-force-path-style", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub s3_force_path_style: Option<bool>,
+    /// Custom S3 endpoint: MinIO, Garage, Ceph RGW, R2... (env AWS_S3_ENDPOINT).
+    #[arg(long = "aws-s3-endpoint", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Server-side encryption with KMS (SSE-KMS).
+    #[arg(long = "aws-s3-enable-kms", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub s3_enable_kms: Option<bool>,
+    /// KMS key ID for SSE-KMS (default: the bucket's AWS-managed key).
+    #[arg(long = "aws-s3-kms-key", value_name = "KEY_ID")]
+    pub s3_kms_key: Option<String>,
+    /// Storage class of stored backups, e.g. STANDARD_IA.
+    #[arg(long = "aws-s3-storage-class", value_name = "CLASS")]
+    pub s3_storage_class: Option<String>,
+    /// When the S3 client computes request checksums. Default when_required with a custom
+    /// endpoint (many S3-compatible servers reject aws-chunked trailers), when_supported on
+    /// AWS.
+    #[arg(long = "aws-s3-checksum", value_enum, value_name = "MODE")]
+    pub s3_checksum: Option<ChecksumMode>,
+    /// Multipart part size (at least 5MiB). Default 16MiB.
+    #[arg(long = "aws-s3-part-size", value_name = "SIZE", value_parser = super::parse_size)]
+    #[serde(default, with = "size")]
+    pub s3_part_size: Option<u64>,
+    /// Parts uploaded at once (memory is about part size × (this + 1)). Default 4.
+    #[arg(long = "aws-s3-concurrency", value_name = "N")]
+    pub s3_concurrency: Option<usize>,
+    /// Bound on each S3 request (and each silence of a streamed body); a hung endpoint fails
+    /// the cycle after this, and the next cycle tries again. Default 5m.
+    #[arg(long = "aws-s3-request-timeout", value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    pub s3_request_timeout: Option<Duration>,
+}
+
+/// `snapshot_agent.notify` (ours): webhook notifications.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Agent")]
+pub struct NotifyOptions {
+    /// POST a JSON notification to this URL on cycle start, success and failure; repeatable.
+    #[arg(long = "webhook", value_name = "URL")]
+    pub webhooks: Option<Vec<Webhook>>,
+    /// Longest time spent delivering one notification to one URL, retries included.
+    /// Default 10s.
+    #[arg(long = "webhook-timeout", value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    pub timeout: Option<Duration>,
+}
+
+/// Retries of the snapshot request while no byte has arrived.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetryArgs {
+    /// Retries of the snapshot request while no byte has arrived (connection errors, 5xx).
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// First delay between retries; doubled each time.
+    #[arg(long = "retry-delay", default_value = "1s", value_parser = parse_go_duration_arg, value_name = "DURATION")]
+    pub retry_delay: Duration,
+}
+
+impl RetryArgs {
+    /// As a retry policy.
+    pub fn policy(&self) -> crate::consul::RetryPolicy {
+        crate::consul::RetryPolicy {
+            retries: self.retries,
+            base: self.retry_delay,
+            ..crate::consul::RetryPolicy::default()
+        }
+    }
+}
+
+/// A resolved listener address, or none (`""`, `off`, `none`).
+///
+/// # Errors
+/// Not a `host:port` socket address.
+pub fn parse_listen(s: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    match s {
+        "" | "off" | "none" => Ok(None),
+        a => a
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("invalid listen address {a:?}: {e}")),
+    }
+}
