@@ -89,15 +89,7 @@ pub async fn run_until(
         let (bound, _) = telemetry::serve(addr, telemetry.clone(), stop.clone()).await?;
         tracing::info!(addr = %bound, "serving /metrics and /health");
     }
-    let reg = Registration {
-        service: cfg.ha.service.clone(),
-        service_id: format!(
-            "{}-{}",
-            cfg.ha.service,
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ),
-        deregister_after: cfg.ha.deregister_after,
-    };
+    let reg = registration(&cfg);
     tracing::info!(
         schedule = %schedule.to_string(),
         destinations = %stores.iter().map(Store::to_string).collect::<Vec<_>>().join(", "),
@@ -164,6 +156,19 @@ pub async fn run_until(
 
     shut_down(&client, &cfg, &reg, session, heartbeat, &notifier).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// This agent's service registration: a service ID unique to the process.
+fn registration(cfg: &AgentConfig) -> Registration {
+    Registration {
+        service: cfg.ha.service.clone(),
+        service_id: format!(
+            "{}-{}",
+            cfg.ha.service,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        deregister_after: cfg.ha.deregister_after,
+    }
 }
 
 /// Keeps the "alive" TTL check passing until `stop`.
@@ -297,11 +302,7 @@ impl Leader<'_> {
             };
             let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
             if !pause(wait, &leadership).await {
-                break if stop.is_cancelled() {
-                    LeadEnd::Stopped
-                } else {
-                    LeadEnd::Lost
-                };
+                break ended(stop);
             }
             last_start = Some(Utc::now());
             telemetry.attempt();
@@ -310,47 +311,16 @@ impl Leader<'_> {
             if !matches!(result, Err(CycleError::Cancelled)) {
                 notifier.send(Event::for_result(&result));
             }
-            let (ok, output) = match &result {
-                Ok(o) => {
-                    telemetry.outcome(o);
-                    for d in &o.destinations {
-                        match &d.stored {
-                            Ok(b) => {
-                                tracing::info!(destination = %d.destination, key = %b.key, index = o.report.meta.index, deleted = d.deleted(), "Saved snapshot")
-                            }
-                            Err(e) => {
-                                tracing::error!(destination = %d.destination, error = %e, "Snapshot failed at this destination")
-                            }
-                        }
-                    }
-                    (
-                        o.all_ok(),
-                        format!(
-                            "snapshot index {} stored at {} destination(s)",
-                            o.report.meta.index,
-                            o.destinations.iter().filter(|d| d.stored.is_ok()).count()
-                        ),
-                    )
-                }
-                Err(CycleError::Cancelled) => {
-                    let why = if stop.is_cancelled() {
-                        "shutting down"
-                    } else {
-                        "leadership lost"
-                    };
-                    tracing::warn!("snapshot cancelled ({why}); the upload in flight was aborted and nothing was stored");
-                    break if stop.is_cancelled() {
-                        LeadEnd::Stopped
-                    } else {
-                        LeadEnd::Lost
-                    };
-                }
-                Err(e) => {
-                    telemetry.failure(e.reason(), &e.to_string());
-                    tracing::error!(error = %e, "Snapshot failed (will retry at next interval)");
-                    (false, e.to_string())
-                }
-            };
+            if matches!(result, Err(CycleError::Cancelled)) {
+                let why = if stop.is_cancelled() {
+                    "shutting down"
+                } else {
+                    "leadership lost"
+                };
+                tracing::warn!("snapshot cancelled ({why}); the upload in flight was aborted and nothing was stored");
+                break ended(stop);
+            }
+            let (ok, output) = record(telemetry, &result);
             if let Err(e) = reg.report(client, ok, &output).await {
                 tracing::debug!(error = %e, "leader check update failed");
             }
@@ -360,11 +330,7 @@ impl Leader<'_> {
                 break LeadEnd::GaveUp;
             }
             if leadership.is_cancelled() {
-                break if stop.is_cancelled() {
-                    LeadEnd::Stopped
-                } else {
-                    LeadEnd::Lost
-                };
+                break ended(stop);
             }
         };
         leadership.cancel();
@@ -374,5 +340,50 @@ impl Leader<'_> {
             tracing::warn!("lost leadership; back to standby");
         }
         end
+    }
+}
+
+/// Why leadership ended when it was cancelled: a shutdown, or the lock lost.
+fn ended(stop: &CancellationToken) -> LeadEnd {
+    if stop.is_cancelled() {
+        LeadEnd::Stopped
+    } else {
+        LeadEnd::Lost
+    }
+}
+
+/// Logs a finished (not cancelled) cycle and records it in the metrics; returns whether every
+/// destination stored the snapshot, and the text for the leader's health check.
+fn record(
+    telemetry: &Telemetry,
+    result: &Result<super::CycleOutcome, CycleError>,
+) -> (bool, String) {
+    match result {
+        Ok(o) => {
+            telemetry.outcome(o);
+            for d in &o.destinations {
+                match &d.stored {
+                    Ok(b) => {
+                        tracing::info!(destination = %d.destination, key = %b.key, index = o.report.meta.index, deleted = d.deleted(), "Saved snapshot")
+                    }
+                    Err(e) => {
+                        tracing::error!(destination = %d.destination, error = %e, "Snapshot failed at this destination")
+                    }
+                }
+            }
+            (
+                o.all_ok(),
+                format!(
+                    "snapshot index {} stored at {} destination(s)",
+                    o.report.meta.index,
+                    o.destinations.iter().filter(|d| d.stored.is_ok()).count()
+                ),
+            )
+        }
+        Err(e) => {
+            telemetry.failure(e.reason(), &e.to_string());
+            tracing::error!(error = %e, "Snapshot failed (will retry at next interval)");
+            (false, e.to_string())
+        }
     }
 }
