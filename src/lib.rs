@@ -51,7 +51,8 @@
 //! * [`restore`]: choose, fetch, verify and push a backup back into Consul;
 //! * `devserver` (cargo feature `dev`): the Consul API test server (a test double, not
 //!   Consul);
-//! * [`config`]: defaults < files < environment < flags, resolved once;
+//! * [`config`]: one typed struct per section, filled by defaults < files < environment <
+//!   flags and resolved once;
 //! * [`cli`]: the command line that composes them.
 
 pub mod agent;
