@@ -41,7 +41,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("rt");
     eprintln!("uploading {} into Garage ...", archive.display());
     let key = rt.block_on(async {
-        let store = Store::S3(S3Store::new(cfg).await.expect("store"));
+        let store = Store::new(S3Store::new(cfg).await.expect("store"));
         let name = BackupName {
             time: chrono::Utc::now(),
             datacenter: "dc1".into(),

@@ -21,13 +21,15 @@
 //! from a stored backup into a private temporary file, then streams that file to
 //! `PUT /v1/snapshot`, re-hashing it on the way.
 //!
-//! **The storage interface** ([`storage::Store`]): a destination lists its backups (complete or
-//! an error), heads one (size, stored digest), opens one for reading, deletes, sweeps the
-//! leftovers of interrupted uploads, and begins an upload: an [`pipeline::ArchiveSink`] whose
-//! `commit` is called only after verification and whose `abort` leaves nothing. Naming
-//! ([`storage::naming`]) is the only way a key becomes a backup: objects it does not parse are
-//! never listed nor deleted. Retention ([`retention::plan_at`]) is a pure function over a
-//! listing of one datacenter's backups.
+//! **The storage interface** ([`storage::Backend`], one trait every backend implements;
+//! [`storage::Store`] holds one): a destination lists its backups (complete or an error),
+//! heads one (size, stored digest), opens one for reading, deletes, sweeps the leftovers of
+//! interrupted uploads, and begins an upload ([`storage::BackendUpload`]) whose `commit` is
+//! called only after verification and whose `abort` leaves nothing. The cycle, retention,
+//! `list`, `prune` and `restore` use nothing else, and the tests wrap a real backend in a
+//! fault-injecting one. Naming ([`storage::naming`]) is the only way a key becomes a backup:
+//! objects it does not parse are never listed nor deleted. Retention
+//! ([`retention::plan_at`]) is a pure function over a listing of one datacenter's backups.
 //!
 //! **Threads.** The tokio runtime ([`cli`]: one worker per core, at least 2) drives the HTTP
 //! source, the uploads (S3 parts in flight at most `concurrency`) and the coordination with

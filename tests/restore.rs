@@ -39,7 +39,7 @@ fn seed_bucket(
 ) -> (Store, String, Vec<(StoredBackup, String)>) {
     let cfg = s3.config();
     let prefix = cfg.normalized_prefix();
-    let store = Store::S3(rt.block_on(S3Store::new(cfg)).expect("store"));
+    let store = Store::new(rt.block_on(S3Store::new(cfg)).expect("store"));
     let mut out = Vec::new();
     for (i, hour) in [10u32, 11, 12].into_iter().enumerate() {
         let name = BackupName {
@@ -222,7 +222,7 @@ fn corrupt_backups_dry_runs_and_missing_confirmation_make_no_put() {
         datacenter: "dc1".into(),
         index: 5,
     };
-    let store = Store::S3(rt.block_on(S3Store::new(cfg.clone())).expect("store"));
+    let store = Store::new(rt.block_on(S3Store::new(cfg.clone())).expect("store"));
     rt.block_on(async {
         stream_verified(
             body(archive(3)),

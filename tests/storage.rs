@@ -149,7 +149,7 @@ async fn conformance(store: Store, put_foreign: impl std::future::Future<Output 
 #[test]
 fn local_conformance() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::Local(LocalStore::new(dir.path()).expect("store"));
+    let store = Store::new(LocalStore::new(dir.path()).expect("store"));
     let foreign = dir.path().to_path_buf();
     rt().block_on(conformance(store, async move {
         std::fs::write(foreign.join("notes.txt"), b"x").expect("w");
@@ -191,7 +191,7 @@ fn local_conformance() {
 
 async fn s3_store(cfg: S3Config) -> (Store, S3Store) {
     let s3 = S3Store::new(cfg).await.expect("s3 store");
-    (Store::S3(s3.clone()), s3)
+    (Store::new(s3.clone()), s3)
 }
 
 #[test]
@@ -353,14 +353,14 @@ fn s3_verification_failure_mid_stream_leaves_no_object_and_no_upload() {
 #[test]
 fn one_failing_destination_does_not_stop_the_others() {
     let dir = tempfile::tempdir().expect("tmp");
-    let good = Store::Local(LocalStore::new(dir.path().join("good")).expect("store"));
+    let good = Store::new(LocalStore::new(dir.path().join("good")).expect("store"));
     let bad_dir = dir.path().join("bad");
-    let bad = Store::Local(LocalStore::new(&bad_dir).expect("store"));
+    let bad = Store::new(LocalStore::new(&bad_dir).expect("store"));
     rt().block_on(async {
         let n = name(1_795_000_400, 5);
         let uploads = vec![
-            good.begin(&n, pending()).await.expect("b"),
-            bad.begin(&n, pending()).await.expect("b"),
+            ("good", good.begin(&n, pending()).await.expect("b")),
+            ("bad", bad.begin(&n, pending()).await.expect("b")),
         ];
         // The bad destination disappears mid-way: its rename fails at commit.
         std::fs::remove_dir_all(&bad_dir).expect("rm");
@@ -373,8 +373,9 @@ fn one_failing_destination_does_not_stop_the_others() {
         )
         .await
         .expect("pipeline");
-        assert!(results[0].is_ok());
-        assert!(results[1].is_err());
+        let by_key: std::collections::HashMap<_, _> = results.into_iter().collect();
+        assert!(by_key["good"].is_ok());
+        assert!(by_key["bad"].is_err());
     });
     assert_eq!(
         LocalStore::new(dir.path().join("good"))

@@ -138,7 +138,7 @@ pub async fn run_cycle(
         created: Some(now.to_rfc3339()),
         ..Default::default()
     };
-    let (order, uploads, failed_early) = begin_uploads(stores, &name, &pending).await?;
+    let (uploads, mut stored_at) = begin_uploads(stores, &name, &pending).await?;
     let (report, stats, results) = stream_verified(
         download.body,
         FanOut::new(uploads),
@@ -156,18 +156,16 @@ pub async fn run_cycle(
     if download.index.is_some_and(|i| i != report.meta.index) {
         tracing::warn!(header = ?download.index, meta = report.meta.index, "X-Consul-Index differs from the snapshot's meta.json index");
     }
-    // Results come back in upload order; put them (and early failures) back by destination.
-    let mut stored_by_store: Vec<Option<Result<StoredBackup, String>>> =
-        (0..stores.len()).map(|_| None).collect();
-    for (i, r) in order.into_iter().zip(results) {
-        stored_by_store[i] = Some(r.map_err(|e| e.to_string()));
-    }
-    for (i, e) in failed_early {
-        stored_by_store[i] = Some(Err(e));
-    }
+    stored_at.extend(
+        results
+            .into_iter()
+            .map(|(i, r)| (i, r.map_err(|e| e.to_string()))),
+    );
     let mut destinations = Vec::new();
-    for (store, stored) in stores.iter().zip(stored_by_store) {
-        let stored = stored.unwrap_or_else(|| Err("not attempted".into()));
+    for (i, store) in stores.iter().enumerate() {
+        let stored = stored_at
+            .remove(&i)
+            .unwrap_or_else(|| Err("not attempted".into()));
         destinations.push(finish_destination(store, stored, cfg, &report, &name).await);
     }
     let stats = stats.into_report(&report.meta);
@@ -207,46 +205,37 @@ async fn datacenter_of(client: &ConsulClient, cfg: &CycleConfig) -> Result<Strin
 /// Failures are logged, never fatal: they only cost space.
 async fn sweep_leftovers(stores: &[Store]) {
     for store in stores {
-        let swept = match store {
-            Store::S3(s3) => s3.abort_stale_uploads(STALE_UPLOAD_AGE).await,
-            Store::Local(l) => l.sweep_partials(STALE_UPLOAD_AGE).await,
-        };
-        if let Err(e) = swept {
+        if let Err(e) = store.sweep(STALE_UPLOAD_AGE).await {
             tracing::warn!(destination = %store, error = %e, "could not sweep leftovers of interrupted uploads");
         }
     }
 }
 
-/// Uploads begun, by destination index: (indexes of the started ones, their uploads, the
-/// failures to start). No destination able to start is a [`CycleError::Store`].
-#[allow(clippy::type_complexity)]
+/// What each destination (by its place in the configuration) has stored, or why not.
+type StoredAt = std::collections::BTreeMap<usize, Result<StoredBackup, String>>;
+
+/// Begins an upload at every destination: the uploads begun, keyed by destination, and the
+/// destinations that could not begin (with why). None able to begin is a
+/// [`CycleError::Store`].
 async fn begin_uploads(
     stores: &[Store],
     name: &BackupName,
     pending: &BackupMeta,
-) -> Result<
-    (
-        Vec<usize>,
-        Vec<crate::storage::Upload>,
-        Vec<(usize, String)>,
-    ),
-    CycleError,
-> {
-    let (mut order, mut uploads, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+) -> Result<(Vec<(usize, crate::storage::Upload)>, StoredAt), CycleError> {
+    let (mut uploads, mut failed) = (Vec::new(), StoredAt::new());
     for (i, store) in stores.iter().enumerate() {
         match store.begin(name, pending.clone()).await {
-            Ok(u) => {
-                order.push(i);
-                uploads.push(u);
+            Ok(u) => uploads.push((i, u)),
+            Err(e) => {
+                failed.insert(i, Err(e.to_string()));
             }
-            Err(e) => failed.push((i, e.to_string())),
         }
     }
     if uploads.is_empty() {
-        let why: Vec<&str> = failed.iter().map(|(_, e)| e.as_str()).collect();
+        let why: Vec<String> = failed.into_values().filter_map(Result::err).collect();
         return Err(CycleError::Store(why.join("; ")));
     }
-    Ok((order, uploads, failed))
+    Ok((uploads, failed))
 }
 
 /// After the store at one destination: the optional read-back, then retention (only if the

@@ -124,12 +124,12 @@ impl StorageConfig {
     pub async fn stores(&self) -> anyhow::Result<Vec<Store>> {
         let mut out = Vec::new();
         if let Some(dir) = &self.local {
-            out.push(Store::Local(
+            out.push(Store::new(
                 LocalStore::new(dir).map_err(|e| anyhow!("{e}"))?,
             ));
         }
         if let Some(cfg) = &self.s3 {
-            out.push(Store::S3(
+            out.push(Store::new(
                 S3Store::new(cfg.clone())
                     .await
                     .map_err(|e| anyhow!("{e}"))?,

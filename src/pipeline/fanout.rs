@@ -1,6 +1,6 @@
 //! One archive to several destinations. Destinations are independent: one that fails while
 //! writing is aborted and dropped, the others go on; the pipeline fails only when all have
-//! failed. On commit each destination reports its own result.
+//! failed. On commit each destination reports its own result, under the key it was given.
 
 use std::io;
 
@@ -14,25 +14,29 @@ enum Slot<S> {
     Failed(io::Error),
 }
 
-/// See the module docs. Results keep the order of the sinks given.
-pub struct FanOut<S> {
-    slots: Vec<Slot<S>>,
+/// See the module docs. `K` names a sink (a destination) in the results.
+pub struct FanOut<K, S> {
+    slots: Vec<(K, Slot<S>)>,
 }
 
-impl<S: ArchiveSink> FanOut<S> {
-    /// Writes to all of `sinks`.
-    pub fn new(sinks: Vec<S>) -> Self {
+impl<K: Send, S: ArchiveSink> FanOut<K, S> {
+    /// Writes to all of `sinks`, each under its key.
+    pub fn new(sinks: Vec<(K, S)>) -> Self {
         FanOut {
-            slots: sinks.into_iter().map(Slot::Active).collect(),
+            slots: sinks
+                .into_iter()
+                .map(|(k, s)| (k, Slot::Active(s)))
+                .collect(),
         }
     }
 }
 
-impl<S: ArchiveSink> ArchiveSink for FanOut<S> {
-    type Committed = Vec<Result<S::Committed, io::Error>>;
+impl<K: Send, S: ArchiveSink> ArchiveSink for FanOut<K, S> {
+    /// Each sink's key with its commit's result.
+    type Committed = Vec<(K, Result<S::Committed, io::Error>)>;
 
     async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
-        for slot in &mut self.slots {
+        for (_, slot) in &mut self.slots {
             if let Slot::Active(sink) = slot {
                 if let Err(e) = sink.write(chunk).await {
                     if let Slot::Active(failed) = std::mem::replace(slot, Slot::Failed(e)) {
@@ -41,8 +45,8 @@ impl<S: ArchiveSink> ArchiveSink for FanOut<S> {
                 }
             }
         }
-        if self.slots.iter().all(|s| matches!(s, Slot::Failed(_))) {
-            let first = self.slots.iter().find_map(|s| match s {
+        if self.slots.iter().all(|(_, s)| matches!(s, Slot::Failed(_))) {
+            let first = self.slots.iter().find_map(|(_, s)| match s {
                 Slot::Failed(e) => Some(e.to_string()),
                 Slot::Active(_) => None,
             });
@@ -55,17 +59,18 @@ impl<S: ArchiveSink> ArchiveSink for FanOut<S> {
 
     async fn commit(self, report: &ArchiveReport) -> io::Result<Self::Committed> {
         let mut out = Vec::with_capacity(self.slots.len());
-        for slot in self.slots {
-            out.push(match slot {
+        for (key, slot) in self.slots {
+            let result = match slot {
                 Slot::Active(s) => s.commit(report).await,
                 Slot::Failed(e) => Err(e),
-            });
+            };
+            out.push((key, result));
         }
         Ok(out)
     }
 
     async fn abort(self) {
-        for slot in self.slots {
+        for (_, slot) in self.slots {
             if let Slot::Active(s) = slot {
                 s.abort().await;
             }

@@ -211,6 +211,13 @@ impl LocalStore {
 }
 
 /// An archive being written to a [`LocalStore`].
+/// `local:/path`, for messages.
+impl std::fmt::Display for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "local:{}", self.dir.display())
+    }
+}
+
 #[derive(Debug)]
 pub struct LocalUpload {
     file: AtomicFile,

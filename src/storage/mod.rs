@@ -1,28 +1,24 @@
 //! Destinations for verified archives: a local directory and S3-compatible object storage,
-//! behind one small interface ([`Store`]); backup naming ([`naming`]) and metadata
-//! ([`metadata`]).
-//!
-//! Contract of every backend:
-//! * an upload ([`Upload`], a pipeline sink) becomes visible under its final key only on
-//!   commit, which the pipeline calls after verification; abort leaves nothing behind;
-//! * `list` returns every backup under the backend's prefix named by our scheme, or an error;
-//!   a partial listing never reaches retention; other objects are never listed nor deleted;
-//! * `delete` is idempotent and refuses keys outside our scheme.
+//! each a [`Backend`] (the one interface, and its contract: [`backend`]); a configured
+//! destination is a [`Store`], which adds what every backend shares (retention planning,
+//! read-back). Backup naming ([`naming`]) and metadata ([`metadata`]).
 
 pub mod atomic_file;
+pub mod backend;
 pub mod local;
 pub mod metadata;
 pub mod naming;
 pub mod s3;
 
 use std::io;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use futures_util::stream::BoxStream;
-
 pub use atomic_file::AtomicFile;
+pub use backend::{Backend, BackendUpload, ByteStream};
 pub use local::{LocalStore, LocalUpload};
 pub use metadata::BackupMeta;
 pub use naming::BackupName;
@@ -151,47 +147,39 @@ impl StorageError {
     }
 }
 
-/// A configured destination.
+/// A configured destination: any [`Backend`], shared (cloning is cheap).
 #[derive(Debug, Clone)]
-pub enum Store {
-    Local(LocalStore),
-    S3(S3Store),
-}
+pub struct Store(Arc<dyn Backend>);
 
 impl Store {
-    /// Every backup of ours, by key; see the module contract.
+    /// Wraps a backend.
+    pub fn new(backend: impl Backend + 'static) -> Self {
+        Store(Arc::new(backend))
+    }
+
+    /// The backend's kind (`local`, `s3`), for metric labels.
+    pub fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
+    /// Every backup of ours, by key; see the [`Backend`] contract.
     pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
-        match self {
-            Store::Local(l) => l.list().await,
-            Store::S3(s) => s.list().await,
-        }
+        self.0.list().await
     }
 
     /// Size and metadata of one backup.
     pub async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
-        match self {
-            Store::Local(l) => l.head(key).await,
-            Store::S3(s) => s.head(key).await,
-        }
+        self.0.head(key).await
     }
 
     /// The archive bytes of one backup.
-    pub async fn get(
-        &self,
-        key: &str,
-    ) -> Result<BoxStream<'static, io::Result<Bytes>>, StorageError> {
-        match self {
-            Store::Local(l) => l.get(key).await,
-            Store::S3(s) => s.get(key).await,
-        }
+    pub async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
+        self.0.get(key).await
     }
 
     /// Deletes backups (idempotent).
     pub async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
-        match self {
-            Store::Local(l) => l.delete(keys).await,
-            Store::S3(s) => s.delete(keys).await,
-        }
+        self.0.delete(keys).await
     }
 
     /// Starts storing the backup `name`; `pending` carries what is known before the bytes
@@ -201,10 +189,12 @@ impl Store {
         name: &BackupName,
         pending: BackupMeta,
     ) -> Result<Upload, StorageError> {
-        Ok(match self {
-            Store::Local(l) => Upload::Local(Box::new(l.begin(name, pending).await?)),
-            Store::S3(s) => Upload::S3(Box::new(s.begin(name, pending))),
-        })
+        self.0.begin(name, pending).await.map(Upload)
+    }
+
+    /// Removes leftovers of interrupted uploads older than `older_than`.
+    pub async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
+        self.0.sweep(older_than).await
     }
 
     /// Lists (completely, or fails) and plans retention over the backups of `datacenter`
@@ -272,44 +262,87 @@ const READBACK_RETRY: crate::retry::RetryPolicy = crate::retry::RetryPolicy::new
     std::time::Duration::from_secs(5),
 );
 
-/// An upload in progress to one destination.
+/// An upload in progress to one destination: a pipeline sink over any backend's upload.
 #[derive(Debug)]
-pub enum Upload {
-    Local(Box<LocalUpload>),
-    S3(Box<S3Upload>),
-}
+pub struct Upload(Box<dyn BackendUpload>);
 
 impl ArchiveSink for Upload {
     type Committed = StoredBackup;
 
     async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
-        match self {
-            Upload::Local(u) => u.write(chunk).await,
-            Upload::S3(u) => u.write(chunk).await,
-        }
+        self.0.write(chunk).await
     }
 
     async fn commit(self, report: &ArchiveReport) -> io::Result<StoredBackup> {
-        match self {
-            Upload::Local(u) => u.commit(report).await,
-            Upload::S3(u) => u.commit(report).await,
-        }
+        self.0.commit(report).await
     }
 
     async fn abort(self) {
-        match self {
-            Upload::Local(u) => u.abort().await,
-            Upload::S3(u) => u.abort().await,
-        }
+        self.0.abort().await
     }
 }
 
 /// `local:/path` or `s3://bucket/prefix/`, for messages.
 impl std::fmt::Display for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Store::Local(l) => write!(f, "local:{}", l.dir().display()),
-            Store::S3(s) => s.fmt(f),
-        }
+        self.0.fmt(f)
+    }
+}
+
+#[async_trait]
+impl Backend for LocalStore {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+    async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
+        LocalStore::list(self).await
+    }
+    async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
+        LocalStore::head(self, key).await
+    }
+    async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
+        LocalStore::get(self, key).await
+    }
+    async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+        LocalStore::delete(self, keys).await
+    }
+    async fn begin(
+        &self,
+        name: &BackupName,
+        pending: BackupMeta,
+    ) -> Result<Box<dyn BackendUpload>, StorageError> {
+        Ok(Box::new(LocalStore::begin(self, name, pending).await?))
+    }
+    async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
+        self.sweep_partials(older_than).await
+    }
+}
+
+#[async_trait]
+impl Backend for S3Store {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+    async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
+        S3Store::list(self).await
+    }
+    async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
+        S3Store::head(self, key).await
+    }
+    async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
+        S3Store::get(self, key).await
+    }
+    async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+        S3Store::delete(self, keys).await
+    }
+    async fn begin(
+        &self,
+        name: &BackupName,
+        pending: BackupMeta,
+    ) -> Result<Box<dyn BackendUpload>, StorageError> {
+        Ok(Box::new(S3Store::begin(self, name, pending)))
+    }
+    async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
+        self.abort_stale_uploads(older_than).await
     }
 }

@@ -1,0 +1,101 @@
+//! The one interface every storage backend implements ([`Backend`]), and the upload it begins
+//! ([`BackendUpload`]). Retention, `list`, `prune`, `restore` and the backup cycle see storage
+//! only through it (wrapped in [`super::Store`]), so a new backend (Azure Blob, GCS) or a
+//! test's fault-injecting wrapper drops in without touching them. The shape follows
+//! Litestream's `ReplicaClient` and rustic's backend traits: a few object operations, each
+//! complete or an error.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use super::{BackupMeta, BackupName, StorageError, StoredBackup};
+use crate::archive::ArchiveReport;
+use crate::pipeline::ArchiveSink;
+
+/// The bytes of a stored archive, as they are read.
+pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
+
+/// A place that holds backups. `Display` names it for messages (`local:/path`,
+/// `s3://bucket/prefix/`) and is the destination's key in a cycle's results.
+///
+/// Contract:
+/// * [`Backend::begin`] starts an upload that becomes visible under its final key only on
+///   [`BackendUpload::commit`], which the pipeline calls after verification; `abort` leaves
+///   nothing behind;
+/// * [`Backend::list`] returns every backup under the backend's prefix named by our scheme
+///   ([`super::naming`]), following every page, or an error: a partial listing never reaches
+///   retention; objects not named by our scheme are never listed nor deleted;
+/// * [`Backend::delete`] is idempotent and refuses keys outside our scheme;
+/// * [`Backend::sweep`] removes what interrupted uploads left (stale multipart uploads,
+///   uncommitted blocks, partial files) older than the given age, and nothing else.
+#[async_trait]
+pub trait Backend: fmt::Debug + fmt::Display + Send + Sync {
+    /// The backend's kind, a metric label: `local`, `s3`.
+    fn kind(&self) -> &'static str;
+
+    /// Every backup of ours, by key. Metadata may be absent (S3 lists without it; see
+    /// [`Backend::head`]).
+    async fn list(&self) -> Result<Vec<StoredBackup>, StorageError>;
+
+    /// Size (bytes) and metadata (stored SHA-256, Raft index...) of one backup.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when there is no such backup.
+    async fn head(&self, key: &str) -> Result<StoredBackup, StorageError>;
+
+    /// The archive bytes of one backup, streamed.
+    async fn get(&self, key: &str) -> Result<ByteStream, StorageError>;
+
+    /// Deletes backups; deleting a missing one is not an error.
+    ///
+    /// # Errors
+    /// [`StorageError::NotOurs`] for a key outside our naming scheme (nothing is deleted).
+    async fn delete(&self, keys: &[String]) -> Result<(), StorageError>;
+
+    /// Starts storing the backup `name`; `pending` carries what is known before the bytes
+    /// (datacenter, creation time).
+    async fn begin(
+        &self,
+        name: &BackupName,
+        pending: BackupMeta,
+    ) -> Result<Box<dyn BackendUpload>, StorageError>;
+
+    /// Removes leftovers of interrupted uploads older than `older_than` (younger ones may
+    /// belong to a writer at work). Returns how many were removed.
+    async fn sweep(&self, older_than: Duration) -> Result<usize, StorageError>;
+}
+
+/// An upload in progress: the object form of [`ArchiveSink`] with [`StoredBackup`] as what a
+/// commit yields. Every `ArchiveSink` of that kind is one.
+#[async_trait]
+pub trait BackendUpload: fmt::Debug + Send {
+    /// Accepts the next chunk, in order.
+    async fn write(&mut self, chunk: &Bytes) -> io::Result<()>;
+    /// Publishes the archive; called only after verification passed.
+    async fn commit(self: Box<Self>, report: &ArchiveReport) -> io::Result<StoredBackup>;
+    /// Discards everything written; never fails (it logs what it could not clean up).
+    async fn abort(self: Box<Self>);
+}
+
+#[async_trait]
+impl<T> BackendUpload for T
+where
+    T: ArchiveSink<Committed = StoredBackup> + fmt::Debug + 'static,
+{
+    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+        ArchiveSink::write(self, chunk).await
+    }
+
+    async fn commit(self: Box<Self>, report: &ArchiveReport) -> io::Result<StoredBackup> {
+        ArchiveSink::commit(*self, report).await
+    }
+
+    async fn abort(self: Box<Self>) {
+        ArchiveSink::abort(*self).await
+    }
+}
