@@ -4,7 +4,8 @@
 #
 # First run on a fresh machine: building Garage takes about 13-15 minutes on 2 cores (once;
 # it lands in ~/.cargo/bin), then the suite about 5 minutes. Later runs reuse Garage.
-# With S3_ENDPOINT set (MinIO, AWS...) no Garage is needed or installed.
+# With S3_ENDPOINT set (MinIO, AWS...) no Garage is needed or installed. Azurite (npm) is
+# installed the same way unless AZURE_TEST_ACCOUNT points the Azure tests at a real account.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,18 @@ if [ -z "${S3_ENDPOINT:-}" ]; then
     garage="$HOME/.cargo/bin/garage"
   fi
   export GARAGE_BIN="$garage"
+fi
+
+# Azurite, Microsoft's Azure Storage emulator, from the npm registry (seconds; needs Node.js).
+AZURITE_VERSION=3.35.0
+if [ -z "${AZURE_TEST_ACCOUNT:-}" ] && [ -z "${AZURITE_BIN:-}" ]; then
+  azdir="$HOME/.cache/consul-snapshot-agent/azurite"
+  if ! grep -q "\"version\": \"$AZURITE_VERSION\"" "$azdir/node_modules/azurite/package.json" 2>/dev/null; then
+    echo "== installing Azurite $AZURITE_VERSION, the Azure Blob server the Azure tests start"
+    mkdir -p "$azdir"
+    npm install --prefix "$azdir" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION"
+  fi
+  export AZURITE_BIN="$azdir/node_modules/.bin/azurite-blob"
 fi
 
 table="target/tmp/fault-matrix.tsv"

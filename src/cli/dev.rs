@@ -59,6 +59,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         storage: StorageConfig {
             local: Some(args.dir.clone()),
             s3: None,
+            azure: None,
         },
         retention: RetentionPolicy {
             retain: Some(args.retain),

@@ -18,14 +18,15 @@ use anyhow::{anyhow, bail, Context};
 use conflate::Merge;
 
 pub use options::{
-    parse_listen, AgentOptions, DatacenterArg, FileArgs, FileConfig, LocalOptions, LogOptions,
-    NotifyOptions, RetryArgs, S3Options, SnapshotOptions, StorageArgs,
+    parse_listen, AgentOptions, AzureOptions, DatacenterArg, FileArgs, FileConfig, LocalOptions,
+    LogOptions, NotifyOptions, RetryArgs, S3Options, SnapshotOptions, StorageArgs,
 };
 pub use values::Webhook;
 
 use crate::consul::{ConsulArgs, ConsulConfig};
 use crate::retention::RetentionPolicy;
 use crate::schedule::Schedule;
+use crate::storage::object::azure::{AzureConfig, DEFAULT_BLOCK_SIZE};
 use crate::storage::s3::Encryption;
 use crate::storage::{LocalStore, S3Config, S3Store, Store};
 
@@ -117,6 +118,7 @@ pub fn resolve_consul(
 pub struct StorageConfig {
     pub local: Option<PathBuf>,
     pub s3: Option<S3Config>,
+    pub azure: Option<AzureConfig>,
 }
 
 impl StorageConfig {
@@ -135,19 +137,17 @@ impl StorageConfig {
                     .map_err(|e| anyhow!("{e}"))?,
             ));
         }
+        if let Some(cfg) = &self.azure {
+            out.push(Store::new(cfg.backend().map_err(|e| anyhow!("{e}"))?));
+        }
         Ok(out)
     }
 }
 
 /// Refuses the Enterprise storage settings this agent does not implement, naming the key.
 fn refuse_unsupported(a: &AgentOptions) -> anyhow::Result<()> {
-    for (section, map) in [
-        ("azure_blob_storage", &a.azure_blob_storage),
-        ("google_storage", &a.google_storage),
-    ] {
-        if map.as_ref().is_some_and(|m| !m.is_empty()) {
-            bail!("snapshot_agent.{section}: only local and S3-compatible storage are supported");
-        }
+    if a.google_storage.as_ref().is_some_and(|m| !m.is_empty()) {
+        bail!("snapshot_agent.google_storage: Google Cloud Storage is not supported yet; local, S3-compatible and Azure Blob Storage are");
     }
     let s3 = &a.aws_storage;
     for (key, v) in [
@@ -177,7 +177,7 @@ fn merge_storage(
     flags: &StorageArgs,
     file: &AgentOptions,
     env: Env<'_>,
-) -> anyhow::Result<(LocalOptions, S3Options)> {
+) -> anyhow::Result<(LocalOptions, S3Options, AzureOptions)> {
     refuse_unsupported(file)?;
     let mut file_s3 = file.aws_storage.clone();
     // Enterprise's example file says `false` for "not set": only `true` overrides the
@@ -193,17 +193,46 @@ fn merge_storage(
     s3.merge(S3Options::from_env(env));
     s3.merge(file_s3);
     s3.merge(AgentOptions::defaults().aws_storage);
-    let path = match (&flags.local.path, &s3.s3_bucket) {
+    let mut azure = flags.azure.clone();
+    azure.merge(AzureOptions::from_env(env));
+    azure.merge(file.azure_blob_storage.clone());
+    azure.merge(AgentOptions::defaults().azure_blob_storage);
+    let remote = s3.s3_bucket.is_some() || azure.container_name.is_some();
+    let path = match (&flags.local.path, remote) {
         (Some(p), _) => Some(p.clone()),
-        (None, Some(_)) => None,
-        (None, None) => Some(
+        (None, true) => None,
+        (None, false) => Some(
             file.local_storage
                 .path
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(".")),
         ),
     };
-    Ok((LocalOptions { path }, s3))
+    Ok((LocalOptions { path }, s3, azure))
+}
+
+/// The Azure destination the merged `azure_blob_storage` section describes; `None` without a
+/// container.
+fn azure_config(a: &AzureOptions) -> anyhow::Result<Option<AzureConfig>> {
+    let Some(container) = a.container_name.clone() else {
+        return Ok(None);
+    };
+    let cfg = AzureConfig {
+        account: a.account_name.clone().unwrap_or_default(),
+        account_key: a.account_key.clone(),
+        container,
+        environment: a.environment.unwrap_or_default(),
+        endpoint: a.endpoint.clone(),
+        prefix: a.key_prefix.clone().unwrap_or_default(),
+        block_size: a.block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
+        concurrency: a.concurrency.unwrap_or(4),
+        request_timeout: a
+            .request_timeout
+            .unwrap_or(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
+    };
+    cfg.validate()
+        .map_err(|e| anyhow!("snapshot_agent.azure_blob_storage: {e}"))?;
+    Ok(Some(cfg))
 }
 
 /// The S3 destination the merged `aws_storage` section describes; `None` without a bucket.
@@ -254,10 +283,11 @@ pub fn resolve_storage(
     file: &FileConfig,
     env: Env<'_>,
 ) -> anyhow::Result<StorageConfig> {
-    let (local, s3) = merge_storage(flags, &file_layer(file), env)?;
+    let (local, s3, azure) = merge_storage(flags, &file_layer(file), env)?;
     Ok(StorageConfig {
         local: local.path,
         s3: s3_config(&s3)?,
+        azure: azure_config(&azure)?,
     })
 }
 
@@ -331,11 +361,13 @@ pub fn resolve_agent(
     let storage_flags = StorageArgs {
         local: flags.local_storage.clone(),
         s3: flags.aws_storage.clone(),
+        azure: flags.azure_blob_storage.clone(),
     };
-    let (local, s3) = merge_storage(&storage_flags, &from_file, env)?;
+    let (local, s3, azure) = merge_storage(&storage_flags, &from_file, env)?;
     let storage = StorageConfig {
         local: local.path.clone(),
         s3: s3_config(&s3)?,
+        azure: azure_config(&azure)?,
     };
     let mut o = merge_layers(
         merge_layers(flags.clone(), from_file),
@@ -398,6 +430,11 @@ pub fn resolve_agent(
             ..s3
         },
         None => S3Options::default(),
+    };
+    o.azure_blob_storage = if cfg.storage.azure.is_some() {
+        azure
+    } else {
+        AzureOptions::default()
     };
     o.metrics_addr = Some(cfg.metrics_addr.map_or("off".into(), |a| a.to_string()));
     Ok(AgentConfig {

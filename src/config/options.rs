@@ -22,6 +22,7 @@ use super::values::{go_duration, size, Webhook};
 use crate::consul::duration::parse_go_duration_arg;
 use crate::consul::{ConsulArgs, Secret};
 use crate::retention::RetentionPolicy;
+use crate::storage::object::azure::AzureEnvironment;
 use crate::storage::s3::ChecksumMode;
 
 /// Configuration files (Consul Enterprise's `snapshot_agent` JSON, or TOML with the same keys).
@@ -86,9 +87,10 @@ pub struct AgentOptions {
     #[serde(default)]
     #[merge(strategy = conflate::Merge::merge)]
     pub aws_storage: S3Options,
-    /// Not supported yet: any non-empty value is refused.
-    #[arg(skip)]
-    pub azure_blob_storage: Option<BTreeMap<String, Value>>,
+    #[command(flatten)]
+    #[serde(default)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub azure_blob_storage: AzureOptions,
     /// Not supported yet: any non-empty value is refused.
     #[arg(skip)]
     pub google_storage: Option<BTreeMap<String, Value>>,
@@ -149,6 +151,14 @@ impl AgentOptions {
                 s3_concurrency: Some(4),
                 s3_request_timeout: Some(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
                 ..S3Options::default()
+            },
+            azure_blob_storage: AzureOptions {
+                environment: Some(AzureEnvironment::Public),
+                key_prefix: Some("consul-snapshot/".into()),
+                block_size: Some(crate::storage::object::azure::DEFAULT_BLOCK_SIZE),
+                concurrency: Some(4),
+                request_timeout: Some(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
+                ..AzureOptions::default()
             },
             metrics_addr: Some(super::DEFAULT_METRICS_ADDR.into()),
             notify: NotifyOptions {
@@ -265,6 +275,8 @@ pub struct StorageArgs {
     pub local: LocalOptions,
     #[command(flatten)]
     pub s3: S3Options,
+    #[command(flatten)]
+    pub azure: AzureOptions,
 }
 
 /// `snapshot_agent.local_storage`.
@@ -363,6 +375,61 @@ pub struct S3Options {
     #[arg(long = "aws-s3-request-timeout", value_name = "DURATION", value_parser = parse_go_duration_arg)]
     #[serde(default, with = "go_duration")]
     pub s3_request_timeout: Option<Duration>,
+}
+
+/// `snapshot_agent.azure_blob_storage`: an Azure Blob Storage container (Consul Enterprise's
+/// keys, plus ours for the endpoint, prefix, block size and concurrency).
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Storage")]
+pub struct AzureOptions {
+    /// Azure storage account name (env AZURE_STORAGE_ACCOUNT_NAME).
+    #[arg(long = "azure-blob-account-name", value_name = "ACCOUNT")]
+    pub account_name: Option<String>,
+    /// Storage account key (prefer env AZURE_STORAGE_ACCOUNT_KEY: flags are visible in `ps`).
+    /// Without it: AZURE_STORAGE_SAS_KEY, a service principal, workload or managed identity.
+    #[arg(
+        long = "azure-blob-account-key",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub account_key: Option<Secret>,
+    /// Container for backups; setting it enables Azure Blob Storage.
+    #[arg(long = "azure-blob-container-name", value_name = "CONTAINER")]
+    pub container_name: Option<String>,
+    /// Azure cloud. Default AZUREPUBLICCLOUD.
+    #[arg(long = "azure-blob-environment", value_enum, value_name = "CLOUD")]
+    pub environment: Option<AzureEnvironment>,
+    /// The account's blob endpoint URL (Azurite: http://127.0.0.1:10000/devstoreaccount1, or a
+    /// private endpoint). Default https://ACCOUNT.blob.core.windows.net (per cloud).
+    #[arg(long = "azure-blob-endpoint", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Key prefix ("folder") in the container. Default "consul-snapshot/".
+    #[arg(long = "azure-blob-key-prefix", value_name = "PREFIX")]
+    pub key_prefix: Option<String>,
+    /// Block size of uploads (1MiB to 4000MiB). Default 16MiB.
+    #[arg(long = "azure-blob-block-size", value_name = "SIZE", value_parser = super::parse_size)]
+    #[serde(default, with = "size")]
+    pub block_size: Option<u64>,
+    /// Blocks uploaded at once (memory is about block size × (this + 1)). Default 4.
+    #[arg(long = "azure-blob-concurrency", value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Bound on each request to Azure. Default 5m.
+    #[arg(long = "azure-blob-request-timeout", value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+impl AzureOptions {
+    /// The environment's layer: `AZURE_STORAGE_ACCOUNT_NAME` (the account key and other
+    /// credentials are read by the Azure client itself).
+    pub fn from_env(env: super::Env<'_>) -> Self {
+        AzureOptions {
+            account_name: env("AZURE_STORAGE_ACCOUNT_NAME").filter(|v| !v.is_empty()),
+            ..AzureOptions::default()
+        }
+    }
 }
 
 /// `snapshot_agent.notify` (ours): webhook notifications.

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod local;
 pub mod metadata;
 pub mod naming;
+pub mod object;
 pub mod s3;
 
 use std::io;
@@ -130,6 +131,13 @@ pub enum StorageError {
     Io { context: String, source: io::Error },
     #[error("S3 {op} failed: {detail}")]
     S3 { op: String, detail: String },
+    /// An object-store backend (`kind`: azure, gcs) failed.
+    #[error("{kind} {op} failed: {detail}")]
+    Object {
+        kind: String,
+        op: String,
+        detail: String,
+    },
     /// The stored bytes were read and are not what was verified: the backup is damaged.
     #[error("read-back of {key} failed: {detail}")]
     Readback { key: String, detail: String },

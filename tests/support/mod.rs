@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod azurite;
 pub mod faulty;
 pub mod garage;
 pub mod s3proxy;

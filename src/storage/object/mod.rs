@@ -1,0 +1,300 @@
+//! Object storage through the `object_store` crate (Apache Arrow's, which speaks Azure Blob
+//! Storage and Google Cloud Storage with streamed multipart uploads): one [`Backend`] for
+//! every service it speaks; [`azure`] builds the Azure one.
+//!
+//! Layout, as the local backend's: the archive under `<prefix><name>` (our naming scheme) and
+//! its metadata in the sidecar object `<prefix><name>.meta.json`. A commit writes the sidecar
+//! first and then completes the multipart upload (Azure: Put Block List), so a backup is never
+//! visible without its metadata; if the completion fails the sidecar is deleted again. An
+//! aborted upload leaves uncommitted blocks only, which Azure discards after 7 days and which
+//! are never listed.
+
+pub mod azure;
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Utc;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+
+use super::backend::{Backend, BackendUpload, ByteStream};
+use super::naming::{format_key, parse_key, BackupName};
+use super::{BackupMeta, StorageError, StoredBackup};
+use crate::archive::ArchiveReport;
+use crate::pipeline::ArchiveSink;
+
+/// Suffix of a backup's metadata sidecar object.
+pub const SIDECAR: &str = ".meta.json";
+
+/// A bucket or container under a key prefix, through `object_store`.
+#[derive(Clone)]
+pub struct ObjectBackend {
+    store: Arc<dyn ObjectStore>,
+    kind: &'static str,
+    /// `azure://account/container/prefix/`, for messages.
+    label: String,
+    /// Empty, or ending in `/`.
+    prefix: String,
+    /// Bytes per uploaded block or part.
+    part_size: usize,
+    /// Blocks or parts in flight at once.
+    concurrency: usize,
+}
+
+impl fmt::Debug for ObjectBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectBackend({})", self.label)
+    }
+}
+
+impl fmt::Display for ObjectBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+/// An `object_store` error as ours, naming the operation; `object_store` keeps credentials
+/// and SAS query strings out of its messages.
+fn object_err(kind: &str, op: &str, e: object_store::Error) -> StorageError {
+    match e {
+        object_store::Error::NotFound { path, .. } => StorageError::NotFound(path),
+        e => StorageError::Object {
+            kind: kind.to_string(),
+            op: op.to_string(),
+            detail: e.to_string(),
+        },
+    }
+}
+
+impl ObjectBackend {
+    /// Wraps `store`; `prefix` gets a trailing `/` when it has none.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        kind: &'static str,
+        label: String,
+        prefix: &str,
+        part_size: u64,
+        concurrency: usize,
+    ) -> Self {
+        let prefix = match prefix.trim_start_matches('/') {
+            "" => String::new(),
+            p if p.ends_with('/') => p.to_string(),
+            p => format!("{p}/"),
+        };
+        ObjectBackend {
+            store,
+            kind,
+            label,
+            prefix,
+            part_size: usize::try_from(part_size).unwrap_or(usize::MAX),
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    fn err(&self, op: &str, e: object_store::Error) -> StorageError {
+        object_err(self.kind, op, e)
+    }
+
+    /// The backup's key after checking that it is one of ours.
+    fn ours(&self, key: &str) -> Result<BackupName, StorageError> {
+        parse_key(&self.prefix, key).ok_or_else(|| StorageError::NotOurs(key.to_string()))
+    }
+}
+
+#[async_trait]
+impl Backend for ObjectBackend {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
+        let prefix = Path::from(self.prefix.trim_end_matches('/'));
+        let mut listing = self.store.list(Some(&prefix));
+        let mut out = Vec::new();
+        // object_store follows every page; any page failing fails the listing.
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.err("list", e))?;
+            let key = meta.location.to_string();
+            if let Some(name) = parse_key(&self.prefix, &key) {
+                out.push(StoredBackup {
+                    key,
+                    name,
+                    size: meta.size,
+                    modified: Some(meta.last_modified),
+                    meta: None,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
+        let name = self.ours(key)?;
+        let head = self
+            .store
+            .head(&Path::from(key))
+            .await
+            .map_err(|e| self.err("head", e))?;
+        let meta = match self.store.get(&Path::from(format!("{key}{SIDECAR}"))).await {
+            Ok(r) => {
+                let raw = r.bytes().await.map_err(|e| self.err("get", e))?;
+                serde_json::from_slice::<BackupMeta>(&raw).ok()
+            }
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(self.err("get", e)),
+        };
+        Ok(StoredBackup {
+            key: key.to_string(),
+            name,
+            size: head.size,
+            modified: Some(head.last_modified),
+            meta,
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
+        self.ours(key)?;
+        let r = self
+            .store
+            .get(&Path::from(key))
+            .await
+            .map_err(|e| self.err("get", e))?;
+        Ok(r.into_stream().map_err(io::Error::other).boxed())
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+        for key in keys {
+            self.ours(key)?;
+        }
+        for key in keys {
+            for path in [key.clone(), format!("{key}{SIDECAR}")] {
+                match self.store.delete(&Path::from(path)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.err("delete", e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn begin(
+        &self,
+        name: &BackupName,
+        pending: BackupMeta,
+    ) -> Result<Box<dyn BackendUpload>, StorageError> {
+        let key = format_key(&self.prefix, name);
+        let upload = self
+            .store
+            .put_multipart(&Path::from(key.as_str()))
+            .await
+            .map_err(|e| self.err("start upload", e))?;
+        Ok(Box::new(ObjectUpload {
+            backend: self.clone(),
+            writer: WriteMultipart::new_with_chunk_size(upload, self.part_size),
+            key,
+            name: name.clone(),
+            pending,
+        }))
+    }
+
+    /// Nothing to sweep: an aborted or abandoned upload leaves only uncommitted blocks, which
+    /// are never listed and which Azure discards after 7 days.
+    async fn sweep(&self, _older_than: Duration) -> Result<usize, StorageError> {
+        Ok(0)
+    }
+}
+
+/// A streamed multipart upload with at most `concurrency` blocks in flight.
+pub struct ObjectUpload {
+    backend: ObjectBackend,
+    writer: WriteMultipart,
+    key: String,
+    name: BackupName,
+    pending: BackupMeta,
+}
+
+impl fmt::Debug for ObjectUpload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectUpload({}{})", self.backend.label, self.key)
+    }
+}
+
+fn io_err(e: object_store::Error) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl ArchiveSink for ObjectUpload {
+    type Committed = StoredBackup;
+
+    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+        // Bounded memory: wait while `concurrency` blocks are in flight.
+        self.writer
+            .wait_for_capacity(self.backend.concurrency)
+            .await
+            .map_err(io_err)?;
+        self.writer.put(chunk.clone());
+        Ok(())
+    }
+
+    async fn commit(self, report: &ArchiveReport) -> io::Result<StoredBackup> {
+        let ObjectUpload {
+            backend,
+            writer,
+            key,
+            name,
+            pending,
+        } = self;
+        let dc = pending.datacenter.clone().unwrap_or_default();
+        let created = pending.created.clone().unwrap_or_default();
+        let meta = BackupMeta::from_report(report, &dc, &created);
+        let sidecar = Path::from(format!("{key}{SIDECAR}"));
+        let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
+        if let Err(e) = backend.store.put(&sidecar, json.into()).await {
+            if let Err(a) = writer.abort().await {
+                tracing::warn!(key, error = %a, "aborting the upload failed");
+            }
+            return Err(io_err(e));
+        }
+        let finished = writer.finish().await;
+        let size = match finished {
+            Ok(_) => backend
+                .store
+                .head(&Path::from(key.as_str()))
+                .await
+                .map(|h| h.size),
+            Err(e) => Err(e),
+        };
+        match size {
+            Ok(size) if size == report.archive_len => Ok(StoredBackup {
+                key,
+                name,
+                size,
+                modified: Some(Utc::now()),
+                meta: Some(meta),
+            }),
+            other => {
+                // Not published as verified: remove whatever became visible.
+                let _ = Backend::delete(&backend, std::slice::from_ref(&key)).await;
+                Err(match other {
+                    Ok(size) => io::Error::other(format!(
+                        "{key} holds {size} bytes, {} were verified; deleted",
+                        report.archive_len
+                    )),
+                    Err(e) => io_err(e),
+                })
+            }
+        }
+    }
+
+    async fn abort(self) {
+        if let Err(e) = self.writer.abort().await {
+            tracing::warn!(key = %self.key, error = %e, "aborting the upload failed; its uncommitted blocks expire on their own");
+        }
+    }
+}
