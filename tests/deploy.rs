@@ -100,6 +100,28 @@ fn example_config_loads_with_the_agent_s_own_loader() {
         v["snapshot_agent"]["aws_storage"]["s3_bucket"],
         "my-consul-backups"
     );
+    // The Azure example (credentials from the environment: managed identity, SAS...).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"))
+        .args(["agent", "--print-config", "--config-file"])
+        .arg(deploy("config/snapshot-agent-azure.json"))
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let az = &v["snapshot_agent"]["azure_blob_storage"];
+    assert_eq!(
+        (az["container_name"].as_str(), az["key_prefix"].as_str()),
+        (Some("consul-snapshots"), Some("dc1/"))
+    );
+    assert!(
+        v["snapshot_agent"].get("local_storage").is_none(),
+        "a container disables local storage: {v}"
+    );
 }
 
 #[test]

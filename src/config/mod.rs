@@ -691,6 +691,11 @@ access_key_id = "AKID"
 secret_access_key = "s3cr3t"
 [snapshot_agent.notify]
 webhooks = ["https://hooks.example/T0K3N"]
+[snapshot_agent.azure_blob_storage]
+account_name = "acct"
+account_key = "AZK3Y"
+container_name = "backups"
+block_size = "4MiB"
 "#,
         );
         let none = env_of(&[]);
@@ -711,12 +716,14 @@ webhooks = ["https://hooks.example/T0K3N"]
         };
         let first = print(f);
         let text = first.to_string();
-        for secret in ["t0k\"", "s3cr3t", "T0K3N"] {
+        for secret in ["t0k\"", "s3cr3t", "T0K3N", "AZK3Y"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         let a = &first["snapshot_agent"];
         assert_eq!(a["aws_storage"]["s3_part_size"], "5632KiB");
         assert_eq!(a["snapshot"]["keep_within"], "36h");
+        assert_eq!(a["azure_blob_storage"]["block_size"], "4MiB");
+        assert_eq!(a["azure_blob_storage"]["environment"], "AZUREPUBLICCLOUD");
         assert_eq!(a["snapshot"]["cron_zone"], "Europe/Paris");
         assert!(a["snapshot"].get("interval").is_none(), "{a}");
         let again = write(dir.path(), "printed.json", &text);
