@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 use consul_snapshot_agent::agent::{run_cycle, CycleConfig, CycleOutcome};
@@ -18,22 +16,7 @@ use consul_snapshot_agent::devserver::{DevServerConfig, SnapshotSource};
 use consul_snapshot_agent::retention::RetentionPolicy;
 use consul_snapshot_agent::storage::{LocalStore, Store};
 use support::faulty::{Call, Fault, Faulty, Rule};
-use support::TestConsul;
-
-/// Appends one row of the fault matrix table (see tests/fault_matrix.rs).
-fn record(scenario: &str, expected: &str, observed: &str) {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault-matrix.tsv");
-    let line = format!(
-        "{scenario}\t{expected}\t{}\n",
-        observed.replace(['\n', '\t'], " ")
-    );
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("table file");
-    f.write_all(line.as_bytes()).expect("write row");
-}
+use support::{record_fault_row, TestConsul};
 
 /// The test server, a client for it, two destinations (the first wrapped in `rules`) and a
 /// runtime.
@@ -157,7 +140,7 @@ fn a_failed_listing_after_the_upload_deletes_nothing_there_and_spares_the_other_
         1,
         "only cycle 2 deleted there"
     );
-    record(
+    record_fault_row(
         "listing fails at one of two destinations after its upload (retain 1)",
         "backup stored there, retention skipped there with the error, the other destination applies retention",
         &format!(
@@ -188,7 +171,7 @@ fn a_failed_delete_is_reported_and_the_next_cycle_catches_up() {
         (1, 0),
         "the next cycle deletes both old ones"
     );
-    record(
+    record_fault_row(
         "retention's delete fails (retain 1)",
         "reported as a retention failure, both backups kept; the next cycle applies retention",
         &format!(
@@ -217,7 +200,7 @@ fn a_failed_commit_at_one_destination_publishes_nothing_there_and_keeps_its_old_
     assert!(plain.stored.is_ok() && matches!(plain.retention, Some(Ok(_))));
     assert_eq!(b.files("faulty"), (1, 0), "the old backup, no partial file");
     assert_eq!(b.faulty.calls(Call::List), 1, "cycle 2 never listed there");
-    record(
+    record_fault_row(
         "commit fails at one of two destinations",
         "nothing published there, no retention there, old backup kept; the other stores",
         &format!(
@@ -251,7 +234,7 @@ fn a_read_back_cut_every_time_keeps_the_backup_and_skips_retention() {
         "the new backup kept, the old one too"
     );
     assert!(out.destinations[1].stored.is_ok());
-    record(
+    record_fault_row(
         "read-back stream cut after 10 kB on every try (--verify-readback)",
         "3 tries, then reported; backup kept (it verified on upload), retention skipped",
         &format!(

@@ -81,11 +81,11 @@ fn hcl_files_parse() {
     assert!(format!("{job:?}").contains("consul-snapshot-agent"));
 }
 
-#[test]
-fn example_config_loads_with_the_agent_s_own_loader() {
+/// `agent --print-config` of one example file, as JSON.
+fn printed(file: &str) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"))
         .args(["agent", "--print-config", "--config-file"])
-        .arg(deploy("config/snapshot-agent.json"))
+        .arg(deploy(file))
         .env_remove("CONSUL_HTTP_TOKEN")
         .output()
         .expect("run");
@@ -94,25 +94,19 @@ fn example_config_loads_with_the_agent_s_own_loader() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn example_config_loads_with_the_agent_s_own_loader() {
+    let v = printed("config/snapshot-agent.json");
     assert_eq!(v["snapshot_agent"]["snapshot"]["keep_daily"], 14);
     assert_eq!(
         v["snapshot_agent"]["aws_storage"]["s3_bucket"],
         "my-consul-backups"
     );
     // The Azure example (credentials from the environment: managed identity, SAS...).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"))
-        .args(["agent", "--print-config", "--config-file"])
-        .arg(deploy("config/snapshot-agent-azure.json"))
-        .env_remove("CONSUL_HTTP_TOKEN")
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = printed("config/snapshot-agent-azure.json");
     let az = &v["snapshot_agent"]["azure_blob_storage"];
     assert_eq!(
         (az["container_name"].as_str(), az["key_prefix"].as_str()),

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
@@ -17,24 +16,7 @@ use consul_snapshot_agent::devserver::{DevServerConfig, Faults, SnapshotSource};
 use consul_snapshot_agent::storage::{S3Config, S3Store};
 use support::garage::{s3_target, S3Target};
 use support::s3proxy::{Action, Blackhole, Op, Rule, S3Proxy};
-use support::{describe, metric, run_cli_env, scrape, TestConsul};
-
-/// Appends one row of the printed table.
-fn record(scenario: &str, expected: &str, observed: &str) {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault-matrix.tsv");
-    let line = format!(
-        "{}\t{}\t{}\n",
-        scenario,
-        expected,
-        observed.replace(['\n', '\t'], " ")
-    );
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("table file");
-    f.write_all(line.as_bytes()).expect("write row");
-}
+use support::{describe, metric, record_fault_row, run_cli_env, scrape, TestConsul};
 
 fn text(out: &Output) -> String {
     format!(
@@ -197,7 +179,7 @@ fn s3_endpoint_that_never_answers_fails_the_cycle_in_bounded_time() {
         1,
         "local destination independent of S3"
     );
-    record(
+    record_fault_row(
         "S3 endpoint accepts, never answers (request timeout 1s)",
         "cycle fails in bounded time, exit 1, local copy stored",
         &format!(
@@ -240,7 +222,7 @@ fn s3_503_and_a_cut_connection_on_upload_part_are_retried() {
     );
     assert_eq!(f.keys().len(), 1);
     assert!(f.pending().is_empty());
-    record(
+    record_fault_row(
         "503 SlowDown, then a cut connection, on UploadPart",
         "retried; backup stored",
         &format!("exit 0; {parts} UploadPart requests (2 retried); 1 backup"),
@@ -261,7 +243,7 @@ fn s3_500_on_complete_stores_nothing_and_deletes_nothing() {
     assert!(!t.contains("Saved and verified"), "{t}");
     assert_eq!(f.keys(), before, "old backups intact, no new one");
     assert!(f.pending().is_empty(), "upload aborted");
-    record(
+    record_fault_row(
         "500 on CompleteMultipartUpload (every retry)",
         "exit 1, no new object, upload aborted, retention not run",
         "exit 1; 'InternalError: injected'; 2 old backups intact; no pending upload",
@@ -294,7 +276,7 @@ fn s3_failures_after_completion_leave_no_object_under_a_backup_name() {
             "{label}: object deleted"
         );
         assert_eq!(f.keys(), before, "{label}: only the old backup is visible");
-        record(
+        record_fault_row(
             &format!("500 on {label} after CompleteMultipartUpload"),
             "object deleted again, failure reported, old backups kept",
             "exit 1; DeleteObject sent; listing = the old backup only",
@@ -318,7 +300,7 @@ fn s3_listing_truncated_without_a_token_is_an_error_and_deletes_nothing() {
     assert!(t.contains("retention FAILED"), "{}", describe(&out));
     assert!(t.contains("no continuation token"), "{}", describe(&out));
     assert_eq!(f.keys().len(), 4, "new one stored, nothing deleted");
-    record(
+    record_fault_row(
         "ListObjectsV2 truncated without a continuation token",
         "listing error, retention skipped, nothing deleted",
         "exit 1; 'retention FAILED ... no continuation token'; 4 of 4 kept",
@@ -360,7 +342,7 @@ fn s3_more_than_1000_stale_multipart_uploads_are_all_swept() {
             .expect("sweep");
     assert_eq!(aborted, n);
     assert!(f.pending().is_empty());
-    record(
+    record_fault_row(
         "1,005 stale multipart uploads to sweep",
         "all aborted (paginated)",
         &format!("{aborted} aborted, 0 left"),
@@ -447,7 +429,7 @@ fn datacenters_sharing_a_destination_keep_their_own_backups() {
     let left = snaps(local.path());
     assert_eq!(left.iter().filter(|k| k.contains("consul-dc1-")).count(), 2);
     assert_eq!(left.iter().filter(|k| k.contains("consul-dc2-")).count(), 1);
-    record(
+    record_fault_row(
         "Two datacenters share a prefix and a directory (retain 2)",
         "each keeps its own 2; restore --latest and prune refuse to guess",
         "dc1 2 + dc2 2 at both; restore/prune without --datacenter exit 2 naming dc1, dc2",
@@ -475,7 +457,7 @@ fn readback_errors_are_retried_and_only_a_proven_mismatch_deletes() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(t.contains("the backup was kept"), "{}", describe(&out));
     assert_eq!(f.keys().len(), 2, "an unreadable backup is not deleted");
-    record(
+    record_fault_row(
         "Read-back: one cut GET, then GETs failing every time",
         "retried; a backup is deleted only on a verified mismatch",
         "cut GET retried, exit 0; failing GETs: exit 1, backup kept",
@@ -537,7 +519,7 @@ fn a_backup_named_in_the_future_does_not_age_out_the_rest() {
         5,
         "nothing aged out by the future backup: {left:?}"
     );
-    record(
+    record_fault_row(
         "A backup named in 2099 (clock skew) and keep-within 1h",
         "kept and reported; does not age out the rest",
         "5 of 5 kept; warning 'named in the future'",
@@ -582,7 +564,7 @@ fn a_crash_leaves_a_partial_that_is_swept_when_old_and_never_shared() {
         second.is_err(),
         "the second writer must not open the same partial"
     );
-    record(
+    record_fault_row(
         "Crash leftovers: <name>.partial, 7h old and 1 s old",
         "old one swept next cycle, young one kept; partials created exclusively",
         "stale removed, young kept, foreign kept; second writer refused",
@@ -637,7 +619,7 @@ fn disk_full_mid_write_publishes_nothing_and_keeps_old_backups() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
         .collect();
     assert!(leftovers.is_empty(), "the partial file is removed");
-    record(
+    record_fault_row(
         "Disk full mid-write (file size limit 256 KiB)",
         "nothing published, old backups intact, no partial left",
         "exit 1; 1 old backup intact; no .partial",
@@ -676,7 +658,7 @@ fn snapshot_429_and_503_are_retried() {
         assert!(out.status.success(), "{status}: {}", describe(&out));
         assert_eq!(snaps(dir.path()).len(), 1);
     }
-    record(
+    record_fault_row(
         "GET /v1/snapshot answers 429, then 503 (twice each)",
         "retried with back-off; backup stored",
         "exit 0 for both; 1 backup each",
@@ -695,7 +677,7 @@ fn an_agent_without_a_datacenter_name_stores_nothing() {
         describe(&out)
     );
     assert!(snaps(dir.path()).is_empty());
-    record(
+    record_fault_row(
         "/v1/agent/self with an empty datacenter",
         "an error, no nameless backup",
         "exit 1; 'Config.Datacenter is \"\"'; nothing stored",
@@ -721,7 +703,7 @@ fn an_error_body_of_any_size_is_read_only_a_few_kib() {
         pulled < 64 << 20,
         "{pulled} bytes of a 4 GiB error body were pulled"
     );
-    record(
+    record_fault_row(
         "A 500 whose body is 4 GiB",
         "at most a few KiB read; the error says what Consul said",
         &format!("exit 1; {} KiB of the body pulled", pulled >> 10),
@@ -789,7 +771,7 @@ fn a_hung_session_renew_makes_the_leader_step_down_before_another_takes_over() {
         stepped_down < b_lead,
         "A stepped down at {stepped_down}, B led from {b_lead}: two leaders"
     );
-    record(
+    record_fault_row(
         "Session renew hangs (TTL 10s) with a standby waiting",
         "leader steps down before the session can expire; no two leaders",
         &format!(
@@ -853,7 +835,7 @@ fn a_restore_consul_answers_late_waits_for_the_restore_timeout_not_the_read_time
         t.contains("/v1/status/leader") && t.contains("list-peers"),
         "{t}"
     );
-    record(
+    record_fault_row(
         "Consul answers a restore 3 s after the last byte (--read-timeout 1s)",
         "waits (--restore-timeout 30m); on expiry says Consul may still be restoring",
         "exit 0 with defaults; with --restore-timeout 1s exit 1 'may still be restoring'",
@@ -889,7 +871,7 @@ fn a_failing_safety_snapshot_stops_the_restore() {
         describe(&out)
     );
     assert!(consul.server().restores().is_empty(), "nothing was PUT");
-    record(
+    record_fault_row(
         "The safety snapshot before a restore fails",
         "restore stops, nothing sent to Consul",
         "exit 1; no PUT /v1/snapshot",
@@ -961,7 +943,7 @@ fn a_state_bin_larger_than_meta_json_declares_is_refused_from_its_header() {
         "read {pulled} of {} compressed bytes before refusing",
         archive.len()
     );
-    record(
+    record_fault_row(
         "state.bin of 1 GiB where meta.json declares 4 KiB (a decompression bomb)",
         "refused at state.bin's tar header",
         &format!(
@@ -991,7 +973,7 @@ fn a_vault_raft_snapshot_is_refused_as_consul_refuses_it_with_a_hint() {
         "{t}"
     );
     assert!(t.contains("Vault raft snapshot"), "{t}");
-    record(
+    record_fault_row(
         "A Vault raft snapshot (SHA256SUMS.sealed)",
         "refused with Consul's text and a Vault hint",
         "exit 1; 'unexpected file \"SHA256SUMS.sealed\" … looks like a Vault raft snapshot'",
@@ -1072,7 +1054,7 @@ fn a_hung_s3_endpoint_fails_each_cycle_in_bounded_time_and_the_leader_tries_agai
         status.is_some_and(|s| s.success()),
         "clean exit: {status:?}"
     );
-    record(
+    record_fault_row(
         "Daemon: S3 endpoint never answers (request timeout 1s, interval 2s)",
         "each cycle fails in bounded time; the leader keeps the lock and tries again",
         "2+ cycles failed ('no answer within the S3 request timeout'); failures metric >= 2, still leader, check critical; clean SIGTERM",
@@ -1097,7 +1079,7 @@ fn leader_lost_mid_stream_stores_nothing_and_deletes_nothing() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(t.contains("transfer failed"), "{}", describe(&out));
     assert_eq!(snaps(dir.path()), before, "nothing stored, nothing deleted");
-    record(
+    record_fault_row(
         "Consul's stream cut mid-snapshot (leader lost)",
         "exit 1, nothing stored, nothing deleted",
         "exit 1 'snapshot transfer failed'; old backup intact",

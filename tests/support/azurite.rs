@@ -7,11 +7,9 @@
 //! that real account and container instead, each under a fresh random prefix.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -94,14 +92,9 @@ pub fn azure_target() -> AzureTarget {
             azurite: Some(child),
             _dir: None,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if target.create_container(port).is_ok() {
+        if super::wait_for_port(port, Duration::from_secs(30))
+            && target.create_container(port).is_ok()
+        {
             target._dir = Some(dir);
             return target;
         }
@@ -154,11 +147,7 @@ impl AzureTarget {
             "PUT {path}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-ms-date: {date}\r\nx-ms-version: {version}\r\nAuthorization: SharedKey {}:{sig}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.account
         );
-        let mut s = TcpStream::connect(("127.0.0.1", port))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        s.write_all(request.as_bytes())?;
-        let mut answer = String::new();
-        s.read_to_string(&mut answer)?;
+        let answer = super::raw_http(port, &request)?;
         if answer.starts_with("HTTP/1.1 201") {
             Ok(())
         } else {

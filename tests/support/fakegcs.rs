@@ -7,10 +7,8 @@
 //! Credentials) instead, each under a fresh random prefix.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the GCS service for this test lives.
 pub struct GcsTarget {
@@ -69,14 +67,8 @@ pub fn gcs_target() -> GcsTarget {
             prefix: "consul-snapshot/".into(),
             server: Some(child),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if target.create_bucket(port).is_ok() {
+        if super::wait_for_port(port, Duration::from_secs(30)) && target.create_bucket(port).is_ok()
+        {
             return target;
         }
     }
@@ -90,11 +82,7 @@ impl GcsTarget {
             "POST /storage/v1/b?project=test HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        let mut s = TcpStream::connect(("127.0.0.1", port))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        s.write_all(request.as_bytes())?;
-        let mut answer = String::new();
-        s.read_to_string(&mut answer)?;
+        let answer = super::raw_http(port, &request)?;
         if answer.starts_with("HTTP/1.1 200") {
             Ok(())
         } else {
