@@ -407,6 +407,13 @@ fn metrics_and_health_move_with_success_and_failure() {
     assert_eq!(metric(&body, "consul_snapshot_last_raft_index"), 1000.0);
     assert!(metric(&body, "consul_snapshot_last_archive_bytes") > 1000.0);
     assert_eq!(metric(&body, "consul_snapshot_leader"), 1.0);
+    assert!(
+        metric(
+            &body,
+            "consul_snapshot_destination_stored_total{kind=\"local\"}"
+        ) >= 1.0,
+        "stored by destination kind: {body}"
+    );
     let (code, health) = scrape(&addr, "/health");
     assert_eq!(code, 200, "{health}");
     assert!(health.contains("\"role\":\"leader\""), "{health}");

@@ -1035,6 +1035,13 @@ fn a_hung_s3_endpoint_fails_each_cycle_in_bounded_time_and_the_leader_tries_agai
         metric(&text, "consul_snapshot_failures_total") >= 2.0,
         "{text}"
     );
+    assert!(
+        metric(
+            &text,
+            "consul_snapshot_destination_failures_total{kind=\"s3\"}"
+        ) >= 2.0,
+        "failures by destination kind: {text}"
+    );
     assert_eq!(metric(&text, "consul_snapshot_leader"), 1.0, "{text}");
     let (_, checks) = scrape(&consul.addr(), "/v1/agent/checks");
     let checks: serde_json::Value = serde_json::from_str(&checks).expect("checks json");

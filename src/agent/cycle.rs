@@ -75,6 +75,8 @@ impl CycleError {
 pub struct DestinationOutcome {
     /// `local:/path` or `s3://bucket/prefix/`.
     pub destination: String,
+    /// The backend's kind (`local`, `s3`, `azure`, `gcs`): the metrics' label.
+    pub kind: &'static str,
     /// The stored backup, or why it failed.
     pub stored: Result<StoredBackup, String>,
     /// Retention decisions and deletions there; `None` when retention did not run.
@@ -284,6 +286,7 @@ async fn finish_destination(
     }
     DestinationOutcome {
         destination: store.to_string(),
+        kind: store.kind(),
         stored,
         retention,
     }

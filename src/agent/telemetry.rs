@@ -33,6 +33,11 @@ struct ReasonLabel {
     reason: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
 #[derive(Debug)]
 struct Status {
     role: Role,
@@ -53,6 +58,8 @@ pub struct Telemetry {
     successes: Counter,
     failures: Family<ReasonLabel, Counter>,
     deleted: Counter,
+    stored_at: Family<KindLabel, Counter>,
+    failed_at: Family<KindLabel, Counter>,
     status: Mutex<Status>,
     health_window: Duration,
 }
@@ -77,6 +84,8 @@ impl Telemetry {
             successes: Counter::default(),
             failures: Family::default(),
             deleted: Counter::default(),
+            stored_at: Family::default(),
+            failed_at: Family::default(),
             status: Mutex::new(Status {
                 role: Role::Starting,
                 since: Instant::now(),
@@ -131,6 +140,16 @@ impl Telemetry {
             "Backups deleted by retention",
             t.deleted.clone(),
         );
+        registry.register(
+            "destination_stored",
+            "Backups stored (and verified) at a destination, by destination kind",
+            t.stored_at.clone(),
+        );
+        registry.register(
+            "destination_failures",
+            "Backups a destination failed to store or read back, by destination kind",
+            t.failed_at.clone(),
+        );
         Telemetry { registry, ..t }
     }
 
@@ -148,6 +167,18 @@ impl Telemetry {
             .set(i64::try_from(o.report.meta.index).unwrap_or(i64::MAX));
         self.deleted
             .inc_by(o.destinations.iter().map(|d| d.deleted() as u64).sum());
+        for d in &o.destinations {
+            let family = if d.stored.is_ok() {
+                &self.stored_at
+            } else {
+                &self.failed_at
+            };
+            family
+                .get_or_create(&KindLabel {
+                    kind: d.kind.to_string(),
+                })
+                .inc();
+        }
         if o.all_ok() {
             self.successes.inc();
             self.last_success.set(unix_now());
