@@ -197,16 +197,27 @@ impl GcsBackend {
         format!("{}/upload/storage/v1/b/{}/o", self.base, self.cfg.bucket)
     }
 
-    /// A request with the bearer token (none for an emulator) and the request timeout.
+    /// A request with the bearer token (none for an emulator), bounded as a whole by the
+    /// request timeout.
     async fn request(
         &self,
         method: reqwest::Method,
         url: &str,
     ) -> Result<reqwest::RequestBuilder, StorageError> {
-        let mut rb = self
-            .http
-            .request(method, url)
-            .timeout(self.cfg.request_timeout);
+        Ok(self
+            .streaming_request(method, url)
+            .await?
+            .timeout(self.cfg.request_timeout))
+    }
+
+    /// A request whose answer may stream for longer than the request timeout (an archive):
+    /// only each silence is bounded, by the client's read timeout.
+    async fn streaming_request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, StorageError> {
+        let mut rb = self.http.request(method, url);
         if let Some(auth) = &self.auth {
             let token = auth
                 .token(&[SCOPE])
@@ -357,7 +368,10 @@ impl Backend for GcsBackend {
         Ok(StoredBackup {
             key: key.to_string(),
             name,
-            size: o.size.parse().unwrap_or(0),
+            size: o
+                .size
+                .parse()
+                .map_err(|_| gcs_err("get", format!("size {:?} of {key}", o.size)))?,
             modified: parse_time(&o.updated),
             meta,
         })
@@ -366,7 +380,7 @@ impl Backend for GcsBackend {
     async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
         self.ours(key)?;
         let rb = self
-            .request(reqwest::Method::GET, &self.object_url(key))
+            .streaming_request(reqwest::Method::GET, &self.object_url(key))
             .await?
             .query(&[("alt", "media")]);
         let r = self.send("get", rb).await?;

@@ -131,9 +131,13 @@ impl AzureConfig {
             .with_container_name(&self.container)
             .with_endpoint(endpoint.clone())
             .with_client_options(
+                // A bound on each silence, not on the whole request: a multi-GiB read-back or
+                // restore may take longer than any per-request total, but a peer that stops
+                // answering is still given up after `request_timeout`.
                 ClientOptions::new()
                     .with_allow_http(endpoint.starts_with("http://"))
-                    .with_timeout(self.request_timeout)
+                    .with_timeout_disabled()
+                    .with_read_timeout(self.request_timeout)
                     .with_connect_timeout(self.request_timeout.min(Duration::from_secs(30))),
             )
             .with_retry(RetryConfig {
