@@ -98,5 +98,5 @@ fn main() {
         state_len,
         Some(baseline),
     );
-    support::verdict("inspect", inspect, baseline, 0.5, Some(64.0));
+    support::verdict("inspect", inspect, baseline, Some(0.5), Some(64.0));
 }

@@ -6,6 +6,8 @@
 
 #[path = "../tests/support/garage.rs"]
 mod garage;
+#[path = "../tests/support/net.rs"]
+mod net;
 mod support;
 
 use std::process::{Command, Stdio};
@@ -135,5 +137,5 @@ fn main() {
         archive_len,
         Some(baseline),
     );
-    support::verdict("restore", ours, baseline, 0.6, None);
+    support::verdict("restore", ours, baseline, Some(0.6), None);
 }

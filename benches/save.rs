@@ -65,5 +65,5 @@ fn main() {
         archive_len,
         Some(baseline),
     );
-    support::verdict("save", ours, baseline, 0.5, Some(64.0));
+    support::verdict("save", ours, baseline, Some(0.5), Some(64.0));
 }

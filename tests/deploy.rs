@@ -116,6 +116,17 @@ fn example_config_loads_with_the_agent_s_own_loader() {
         v["snapshot_agent"].get("local_storage").is_none(),
         "a container disables local storage: {v}"
     );
+    // The GCS example (Application Default Credentials: workload identity, a key file...).
+    let v = printed("config/snapshot-agent-gcs.json");
+    let gcs = &v["snapshot_agent"]["google_storage"];
+    assert_eq!(
+        (gcs["bucket"].as_str(), gcs["key_prefix"].as_str()),
+        (Some("my-consul-backups"), Some("dc1/"))
+    );
+    assert!(
+        v["snapshot_agent"].get("local_storage").is_none(),
+        "a bucket disables local storage: {v}"
+    );
 }
 
 #[test]

@@ -43,17 +43,6 @@ fn azurite_bin() -> PathBuf {
     PathBuf::from("azurite-blob")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn random() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
 /// The Azure target for one test.
 pub fn azure_target() -> AzureTarget {
     if let (Ok(account), Ok(key), Ok(container)) = (
@@ -66,14 +55,14 @@ pub fn azure_target() -> AzureTarget {
             account,
             key,
             container,
-            prefix: format!("t-{}/", random()),
+            prefix: format!("t-{}/", super::net::random()),
             azurite: None,
             _dir: None,
         };
     }
     let dir = tempfile::tempdir().expect("tmp");
     for _ in 0..5 {
-        let port = free_port();
+        let port = super::net::free_port();
         let child = Command::new(azurite_bin())
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
             .args(["--inMemoryPersistence", "--disableTelemetry", "--silent"])
@@ -87,12 +76,12 @@ pub fn azure_target() -> AzureTarget {
             endpoint: Some(format!("http://127.0.0.1:{port}/{DEV_ACCOUNT}")),
             account: DEV_ACCOUNT.into(),
             key: DEV_KEY.into(),
-            container: format!("c{}", random()),
+            container: format!("c{}", super::net::random()),
             prefix: "consul-snapshot/".into(),
             azurite: Some(child),
             _dir: None,
         };
-        if super::wait_for_port(port, Duration::from_secs(30))
+        if super::net::wait_for_port(port, Duration::from_secs(30))
             && target.create_container(port).is_ok()
         {
             target._dir = Some(dir);
@@ -101,6 +90,15 @@ pub fn azure_target() -> AzureTarget {
         // Port taken by someone else between the probe and the bind: try another.
     }
     panic!("Azurite did not start on a free port");
+}
+
+/// The Blob service version the harness's own requests speak.
+const API_VERSION: &str = "2021-08-06";
+
+fn http_date() -> String {
+    chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
 }
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
@@ -128,26 +126,49 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 }
 
 impl AzureTarget {
-    /// Create Container, signed with the account's shared key (Azurite starts empty and the
-    /// agent, like Consul Enterprise's, expects the container to exist).
-    fn create_container(&self, port: u16) -> std::io::Result<()> {
-        let date = chrono::Utc::now()
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string();
-        let version = "2021-08-06";
-        let path = format!("/{}/{}", self.account, self.container);
+    /// The `Authorization` header value of a request signed with the account's shared key
+    /// (string-to-sign per Azure's "Authorize with Shared Key", version 2015-02-21 and later):
+    /// `verb`, the body length (`None` for no body), the `x-ms-*` headers in sorted order,
+    /// the URL path and the canonicalized query (`\nname:value` lines, sorted).
+    fn authorization(
+        &self,
+        verb: &str,
+        len: Option<u64>,
+        ms_headers: &[(&str, &str)],
+        path: &str,
+        query: &str,
+    ) -> std::io::Result<String> {
+        let len = len.map(|n| n.to_string()).unwrap_or_default();
+        let headers: String = ms_headers
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}\n"))
+            .collect();
         let string_to_sign = format!(
-            "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{}{path}\nrestype:container",
+            "{verb}\n\n\n{len}\n\n\n\n\n\n\n\n\n{headers}/{}{path}{query}",
             self.account
         );
         let b64 = base64::engine::general_purpose::STANDARD;
         let key = b64.decode(&self.key).map_err(std::io::Error::other)?;
         let sig = b64.encode(hmac_sha256(&key, string_to_sign.as_bytes()));
+        Ok(format!("SharedKey {}:{sig}", self.account))
+    }
+
+    /// Create Container, signed with the account's shared key (Azurite starts empty and the
+    /// agent, like Consul Enterprise's, expects the container to exist).
+    fn create_container(&self, port: u16) -> std::io::Result<()> {
+        let date = http_date();
+        let path = format!("/{}/{}", self.account, self.container);
+        let auth = self.authorization(
+            "PUT",
+            None,
+            &[("x-ms-date", &date), ("x-ms-version", API_VERSION)],
+            &path,
+            "\nrestype:container",
+        )?;
         let request = format!(
-            "PUT {path}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-ms-date: {date}\r\nx-ms-version: {version}\r\nAuthorization: SharedKey {}:{sig}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.account
+            "PUT {path}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-ms-date: {date}\r\nx-ms-version: {API_VERSION}\r\nAuthorization: {auth}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
-        let answer = super::raw_http(port, &request)?;
+        let answer = super::net::raw_http(port, &request)?;
         if answer.starts_with("HTTP/1.1 201") {
             Ok(())
         } else {
@@ -155,6 +176,34 @@ impl AzureTarget {
                 answer.lines().next().unwrap_or("").to_string(),
             ))
         }
+    }
+
+    /// A Put Blob of `len` bytes to `blob` (a name inside the container and prefix-free):
+    /// its URL and the headers (`Name: value`) that sign it with the account's shared key,
+    /// valid for 15 minutes; for uploading with curl (the upload benchmark's baseline).
+    pub fn put_blob(&self, blob: &str, len: u64) -> std::io::Result<(String, Vec<String>)> {
+        let base = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://{}.blob.core.windows.net", self.account));
+        let url = format!("{base}/{}/{blob}", self.container);
+        // The path is what follows the authority: /account/container/blob on Azurite.
+        let path = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+            .unwrap_or_default();
+        let date = http_date();
+        let ms = [
+            ("x-ms-blob-type", "BlockBlob"),
+            ("x-ms-date", date.as_str()),
+            ("x-ms-version", API_VERSION),
+        ];
+        let auth = self.authorization("PUT", Some(len), &ms, &path, "")?;
+        let mut headers: Vec<String> = ms.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        headers.push(format!("Authorization: {auth}"));
+        // curl adds no Content-Type to a -T upload; say so, since it is signed as empty.
+        headers.push("Content-Type:".into());
+        Ok((url, headers))
     }
 
     /// The agent's flags for this target; the key goes in the environment (`cli_env`).

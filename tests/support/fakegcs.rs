@@ -19,31 +19,20 @@ pub struct GcsTarget {
     server: Option<Child>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn random() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
 /// The GCS target for one test.
 pub fn gcs_target() -> GcsTarget {
     if let Ok(bucket) = std::env::var("GCS_TEST_BUCKET") {
         return GcsTarget {
             endpoint: None,
             bucket,
-            prefix: format!("t-{}/", random()),
+            prefix: format!("t-{}/", super::net::random()),
             server: None,
         };
     }
     let bin = std::env::var_os("FAKE_GCS_BIN")
-        .expect("FAKE_GCS_BIN names the fake-gcs-server binary (./tests/run.sh sets it)");
+        .expect("FAKE_GCS_BIN names the fake-gcs-server binary (tests/run.sh sets it; before a benchmark, `. tests/servers.sh`)");
     for _ in 0..5 {
-        let port = free_port();
+        let port = super::net::free_port();
         let url = format!("http://127.0.0.1:{port}");
         let child = Command::new(&bin)
             .args([
@@ -63,11 +52,12 @@ pub fn gcs_target() -> GcsTarget {
             .expect("start fake-gcs-server");
         let target = GcsTarget {
             endpoint: Some(url),
-            bucket: format!("b{}", random()),
+            bucket: format!("b{}", super::net::random()),
             prefix: "consul-snapshot/".into(),
             server: Some(child),
         };
-        if super::wait_for_port(port, Duration::from_secs(30)) && target.create_bucket(port).is_ok()
+        if super::net::wait_for_port(port, Duration::from_secs(30))
+            && target.create_bucket(port).is_ok()
         {
             return target;
         }
@@ -82,7 +72,7 @@ impl GcsTarget {
             "POST /storage/v1/b?project=test HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        let answer = super::raw_http(port, &request)?;
+        let answer = super::net::raw_http(port, &request)?;
         if answer.starts_with("HTTP/1.1 200") {
             Ok(())
         } else {

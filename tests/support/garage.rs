@@ -33,14 +33,6 @@ pub struct Garage {
     env: Vec<(String, String)>,
 }
 
-fn free_port() -> u16 {
-    // Bind, read, close: a small race with other processes, retried by the caller.
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn garage_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("GARAGE_BIN") {
         return PathBuf::from(p);
@@ -146,7 +138,7 @@ fn start_garage() -> Result<S3Target, String> {
         .prefix("garage-test-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let (s3_port, rpc_port) = (free_port(), free_port());
+    let (s3_port, rpc_port) = (super::net::free_port(), super::net::free_port());
     let (key_id, secret, bucket) = (format!("GK{}", hex(24)), hex(64), "test-bucket".to_string());
     let config = format!(
         "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\nreplication_factor = 1\n\

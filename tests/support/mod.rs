@@ -6,6 +6,7 @@ pub mod azurite;
 pub mod fakegcs;
 pub mod faulty;
 pub mod garage;
+pub mod net;
 pub mod s3proxy;
 
 use std::path::PathBuf;
@@ -157,28 +158,4 @@ pub fn record_fault_row(scenario: &str, expected: &str, observed: &str) {
         .open(path)
         .expect("table file");
     f.write_all(line.as_bytes()).expect("write row");
-}
-
-/// Waits until something accepts connections on the loopback `port` (at most `limit`).
-pub fn wait_for_port(port: u16, limit: std::time::Duration) -> bool {
-    let deadline = std::time::Instant::now() + limit;
-    while std::time::Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    false
-}
-
-/// Sends one raw HTTP/1.1 request (with `Connection: close`) to the loopback `port` and
-/// returns the whole answer; for setting up emulators without a client library.
-pub fn raw_http(port: u16, request: &str) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    s.write_all(request.as_bytes())?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)?;
-    Ok(answer)
 }
