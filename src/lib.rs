@@ -62,6 +62,7 @@ pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod consul;
+pub mod crypto;
 #[cfg(feature = "dev")]
 pub mod devserver;
 pub mod pipeline;

@@ -57,11 +57,15 @@ impl<K: Send, S: ArchiveSink> ArchiveSink for FanOut<K, S> {
         Ok(())
     }
 
-    async fn commit(self, report: &ArchiveReport) -> io::Result<Self::Committed> {
+    async fn commit(
+        self,
+        report: &ArchiveReport,
+        envelope: Option<&super::Envelope>,
+    ) -> io::Result<Self::Committed> {
         let mut out = Vec::with_capacity(self.slots.len());
         for (key, slot) in self.slots {
             let result = match slot {
-                Slot::Active(s) => s.commit(report).await,
+                Slot::Active(s) => s.commit(report, envelope).await,
                 Slot::Failed(e) => Err(e),
             };
             out.push((key, result));

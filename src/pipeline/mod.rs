@@ -19,6 +19,13 @@ use tokio_util::sync::CancellationToken;
 pub use bridge::ChannelReader;
 pub use fanout::FanOut;
 
+pub use crate::crypto::Envelope;
+
+/// The length of the bytes a sink received: the archive's, or its encryption's.
+pub fn stored_len(report: &ArchiveReport, envelope: Option<&Envelope>) -> u64 {
+    envelope.map_or(report.archive_len, |e| e.ciphertext_len)
+}
+
 use crate::archive::{read_archive, ArchiveError, ArchiveReport, ReadOptions, RecordVisitor};
 
 /// Chunks queued for the verifier before the source is made to wait.
@@ -31,10 +38,13 @@ pub trait ArchiveSink: Send {
     type Committed: Send;
     /// Accepts the next chunk, in order. An error stops the pipeline; `abort` follows.
     fn write(&mut self, chunk: &Bytes) -> impl Future<Output = io::Result<()>> + Send;
-    /// Publishes the archive; called only after verification passed.
+    /// Publishes the archive; called only after verification passed. `envelope` is `Some`
+    /// when the bytes this sink received are the archive encrypted (then their length and
+    /// digest are the envelope's, and `report` describes the plaintext).
     fn commit(
         self,
         report: &ArchiveReport,
+        envelope: Option<&Envelope>,
     ) -> impl Future<Output = io::Result<Self::Committed>> + Send;
     /// Discards everything written. Must not fail: it logs what it could not clean up.
     fn abort(self) -> impl Future<Output = ()> + Send;
@@ -52,7 +62,7 @@ impl ArchiveSink for Discard {
         Ok(())
     }
 
-    async fn commit(self, _report: &ArchiveReport) -> io::Result<()> {
+    async fn commit(self, _report: &ArchiveReport, _envelope: Option<&Envelope>) -> io::Result<()> {
         Ok(())
     }
 
@@ -160,6 +170,9 @@ where
         }
         (None, Ok((Ok(report), visitor))) => (report, visitor),
     };
-    let committed = sink.commit(&report).await.map_err(PipelineError::Sink)?;
+    let committed = sink
+        .commit(&report, None)
+        .await
+        .map_err(PipelineError::Sink)?;
     Ok((report, visitor, committed))
 }

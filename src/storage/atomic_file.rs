@@ -111,7 +111,11 @@ impl ArchiveSink for AtomicFile {
         AtomicFile::write(self, chunk).await
     }
 
-    async fn commit(self, _report: &ArchiveReport) -> io::Result<PathBuf> {
+    async fn commit(
+        self,
+        _report: &ArchiveReport,
+        _envelope: Option<&crate::crypto::Envelope>,
+    ) -> io::Result<PathBuf> {
         self.publish().await
     }
 

@@ -77,7 +77,11 @@ pub trait BackendUpload: fmt::Debug + Send {
     /// Accepts the next chunk, in order.
     async fn write(&mut self, chunk: &Bytes) -> io::Result<()>;
     /// Publishes the archive; called only after verification passed.
-    async fn commit(self: Box<Self>, report: &ArchiveReport) -> io::Result<StoredBackup>;
+    async fn commit(
+        self: Box<Self>,
+        report: &ArchiveReport,
+        envelope: Option<&crate::crypto::Envelope>,
+    ) -> io::Result<StoredBackup>;
     /// Discards everything written; never fails (it logs what it could not clean up).
     async fn abort(self: Box<Self>);
 }
@@ -91,8 +95,12 @@ where
         ArchiveSink::write(self, chunk).await
     }
 
-    async fn commit(self: Box<Self>, report: &ArchiveReport) -> io::Result<StoredBackup> {
-        ArchiveSink::commit(*self, report).await
+    async fn commit(
+        self: Box<Self>,
+        report: &ArchiveReport,
+        envelope: Option<&crate::crypto::Envelope>,
+    ) -> io::Result<StoredBackup> {
+        ArchiveSink::commit(*self, report, envelope).await
     }
 
     async fn abort(self: Box<Self>) {

@@ -30,7 +30,7 @@ use super::naming::{format_key, parse_key, BackupName};
 use super::object::SIDECAR;
 use super::{BackupMeta, StorageError, StoredBackup};
 use crate::archive::ArchiveReport;
-use crate::pipeline::ArchiveSink;
+use crate::pipeline::{stored_len, ArchiveSink, Envelope};
 
 /// GCS requires every chunk but the last of a resumable upload to be a multiple of this.
 pub const CHUNK_UNIT: u64 = 256 << 10;
@@ -524,16 +524,20 @@ impl ArchiveSink for GcsUpload {
         Ok(())
     }
 
-    async fn commit(mut self, report: &ArchiveReport) -> io::Result<StoredBackup> {
+    async fn commit(
+        mut self,
+        report: &ArchiveReport,
+        envelope: Option<&Envelope>,
+    ) -> io::Result<StoredBackup> {
         let dc = self.pending.datacenter.clone().unwrap_or_default();
         let created = self.pending.created.clone().unwrap_or_default();
-        let meta = BackupMeta::from_report(report, &dc, &created);
+        let meta = BackupMeta::from_report(report, envelope, &dc, &created);
         let total = self.sent + self.buffer.len() as u64;
-        if total != report.archive_len {
+        let expected = stored_len(report, envelope);
+        if total != expected {
             self.cancel().await;
             return Err(io::Error::other(format!(
-                "{total} bytes were sent, {} were verified",
-                report.archive_len
+                "{total} bytes were sent, {expected} were verified"
             )));
         }
         let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;

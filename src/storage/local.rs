@@ -16,7 +16,7 @@ use super::metadata::BackupMeta;
 use super::naming::{format_name, parse_name, BackupName};
 use super::{StorageError, StoredBackup};
 use crate::archive::ArchiveReport;
-use crate::pipeline::ArchiveSink;
+use crate::pipeline::{stored_len, ArchiveSink, Envelope};
 
 /// Suffix of the temporary file an upload writes to.
 const PARTIAL: &str = ".partial";
@@ -234,22 +234,26 @@ impl ArchiveSink for LocalUpload {
         self.file.write(chunk).await
     }
 
-    async fn commit(self, report: &ArchiveReport) -> io::Result<StoredBackup> {
+    async fn commit(
+        self,
+        report: &ArchiveReport,
+        envelope: Option<&Envelope>,
+    ) -> io::Result<StoredBackup> {
         let dc = self.pending.datacenter.clone().unwrap_or_default();
         let created = self.pending.created.clone().unwrap_or_default();
-        let meta = BackupMeta::from_report(report, &dc, &created);
+        let meta = BackupMeta::from_report(report, envelope, &dc, &created);
+        let expected = stored_len(report, envelope);
         let sidecar = self.dir.join(format!("{}{SIDECAR}", self.key));
         if let Err(e) = write_sidecar(&sidecar, &meta).await {
             self.file.abort().await;
             return Err(e);
         }
-        let path = self.file.commit(report).await?;
+        let path = self.file.commit(report, envelope).await?;
         let size = tokio::fs::metadata(&path).await?.len();
-        if size != report.archive_len {
+        if size != expected {
             return Err(io::Error::other(format!(
-                "{} holds {size} bytes, {} were verified",
+                "{} holds {size} bytes, {expected} were verified",
                 path.display(),
-                report.archive_len
             )));
         }
         Ok(StoredBackup {

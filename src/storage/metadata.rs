@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::ArchiveReport;
+use crate::crypto::Envelope;
 
 /// Metadata of one backup. Every field is optional when read back: objects written by other
 /// tools, or whose metadata update failed, carry less.
@@ -30,10 +31,21 @@ pub struct BackupMeta {
     pub agent_version: Option<String>,
     /// RFC 3339 time the snapshot was taken.
     pub created: Option<String>,
+    /// For a backup encrypted with age: lowercase hex SHA-256 of the stored age file (`sha256`
+    /// and `archive_size` describe the plaintext archive inside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_sha256: Option<String>,
+    /// For an encrypted backup: length of the stored age file, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_size: Option<u64>,
+    /// For an encrypted backup: fingerprints of its recipients
+    /// ([`crate::crypto::keys::fingerprint`]), never the keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<String>>,
 }
 
 /// S3 user-metadata keys (sent as `x-amz-meta-<key>`).
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 11] = [
     "sha256",
     "raft-index",
     "raft-term",
@@ -43,12 +55,26 @@ const KEYS: [&str; 9] = [
     "datacenter",
     "agent-version",
     "created",
+    "ciphertext-sha256",
+    "ciphertext-size",
 ];
 
+/// S3 user-metadata key of the recipients' fingerprints, joined by [`RECIPIENT_SEP`].
+const RECIPIENTS_KEY: &str = "age-recipients";
+const RECIPIENT_SEP: &str = "; ";
+
 impl BackupMeta {
-    /// Metadata for a verified archive.
-    pub fn from_report(report: &ArchiveReport, datacenter: &str, created: &str) -> Self {
+    /// Metadata for a verified archive, stored as is or (`envelope`) encrypted.
+    pub fn from_report(
+        report: &ArchiveReport,
+        envelope: Option<&Envelope>,
+        datacenter: &str,
+        created: &str,
+    ) -> Self {
         BackupMeta {
+            ciphertext_sha256: envelope.map(|e| hex::encode(e.ciphertext_sha256)),
+            ciphertext_size: envelope.map(|e| e.ciphertext_len),
+            recipients: envelope.map(|e| e.recipients.clone()),
             sha256: Some(hex::encode(report.archive_sha256)),
             index: Some(report.meta.index),
             term: Some(report.meta.term),
@@ -58,6 +84,20 @@ impl BackupMeta {
             datacenter: Some(datacenter.to_string()),
             agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
             created: Some(created.to_string()),
+        }
+    }
+
+    /// Whether the stored bytes are an age file.
+    pub fn encrypted(&self) -> bool {
+        self.ciphertext_sha256.is_some()
+    }
+
+    /// The length of the stored bytes, in bytes: the age file's for an encrypted backup.
+    pub fn stored_size(&self) -> Option<u64> {
+        if self.encrypted() {
+            self.ciphertext_size
+        } else {
+            self.archive_size
         }
     }
 
@@ -73,11 +113,18 @@ impl BackupMeta {
             self.datacenter.clone(),
             self.agent_version.clone(),
             self.created.clone(),
+            self.ciphertext_sha256.clone(),
+            self.ciphertext_size.map(|v| v.to_string()),
         ];
-        KEYS.iter()
+        let mut map: HashMap<String, String> = KEYS
+            .iter()
             .zip(values)
             .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
-            .collect()
+            .collect();
+        if let Some(r) = &self.recipients {
+            map.insert(RECIPIENTS_KEY.to_string(), r.join(RECIPIENT_SEP));
+        }
+        map
     }
 
     /// From S3 user metadata (keys are case-insensitive on the wire).
@@ -98,6 +145,10 @@ impl BackupMeta {
             datacenter: get("datacenter"),
             agent_version: get("agent-version"),
             created: get("created"),
+            ciphertext_sha256: get("ciphertext-sha256"),
+            ciphertext_size: num("ciphertext-size"),
+            recipients: get(RECIPIENTS_KEY)
+                .map(|v| v.split(RECIPIENT_SEP).map(str::to_string).collect()),
         }
     }
 }
@@ -113,6 +164,9 @@ mod tests {
             index: Some(7),
             term: Some(2),
             state_size: Some(9),
+            ciphertext_sha256: Some("cd".into()),
+            ciphertext_size: Some(11),
+            recipients: Some(vec!["age SHA256:x".into(), "ssh-ed25519 SHA256:y".into()]),
             ..Default::default()
         };
         assert_eq!(BackupMeta::from_map(&m.to_map()), m);

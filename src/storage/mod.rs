@@ -282,8 +282,12 @@ impl ArchiveSink for Upload {
         self.0.write(chunk).await
     }
 
-    async fn commit(self, report: &ArchiveReport) -> io::Result<StoredBackup> {
-        self.0.commit(report).await
+    async fn commit(
+        self,
+        report: &ArchiveReport,
+        envelope: Option<&crate::crypto::Envelope>,
+    ) -> io::Result<StoredBackup> {
+        self.0.commit(report, envelope).await
     }
 
     async fn abort(self) {

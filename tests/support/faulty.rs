@@ -254,13 +254,17 @@ impl BackendUpload for FaultyUpload {
         self.inner.write(chunk).await
     }
 
-    async fn commit(self: Box<Self>, report: &ArchiveReport) -> io::Result<StoredBackup> {
+    async fn commit(
+        self: Box<Self>,
+        report: &ArchiveReport,
+        envelope: Option<&consul_snapshot_agent::crypto::Envelope>,
+    ) -> io::Result<StoredBackup> {
         if let Err(e) = self.faults.apply(Call::Commit).await {
             // A commit that fails publishes nothing: what was written is discarded.
             self.inner.abort().await;
             return Err(e);
         }
-        self.inner.commit(report).await
+        self.inner.commit(report, envelope).await
     }
 
     async fn abort(self: Box<Self>) {

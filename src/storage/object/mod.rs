@@ -27,7 +27,7 @@ use super::backend::{Backend, BackendUpload, ByteStream};
 use super::naming::{format_key, parse_key, BackupName};
 use super::{BackupMeta, StorageError, StoredBackup};
 use crate::archive::ArchiveReport;
-use crate::pipeline::ArchiveSink;
+use crate::pipeline::{stored_len, ArchiveSink, Envelope};
 
 /// Suffix of a backup's metadata sidecar object.
 pub const SIDECAR: &str = ".meta.json";
@@ -242,7 +242,11 @@ impl ArchiveSink for ObjectUpload {
         Ok(())
     }
 
-    async fn commit(self, report: &ArchiveReport) -> io::Result<StoredBackup> {
+    async fn commit(
+        self,
+        report: &ArchiveReport,
+        envelope: Option<&Envelope>,
+    ) -> io::Result<StoredBackup> {
         let ObjectUpload {
             backend,
             writer,
@@ -252,7 +256,8 @@ impl ArchiveSink for ObjectUpload {
         } = self;
         let dc = pending.datacenter.clone().unwrap_or_default();
         let created = pending.created.clone().unwrap_or_default();
-        let meta = BackupMeta::from_report(report, &dc, &created);
+        let meta = BackupMeta::from_report(report, envelope, &dc, &created);
+        let expected = stored_len(report, envelope);
         let sidecar = Path::from(format!("{key}{SIDECAR}"));
         let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
         if let Err(e) = backend.store.put(&sidecar, json.into()).await {
@@ -271,7 +276,7 @@ impl ArchiveSink for ObjectUpload {
             Err(e) => Err(e),
         };
         match size {
-            Ok(size) if size == report.archive_len => Ok(StoredBackup {
+            Ok(size) if size == expected => Ok(StoredBackup {
                 key,
                 name,
                 size,
@@ -283,8 +288,7 @@ impl ArchiveSink for ObjectUpload {
                 let _ = Backend::delete(&backend, std::slice::from_ref(&key)).await;
                 Err(match other {
                     Ok(size) => io::Error::other(format!(
-                        "{key} holds {size} bytes, {} were verified; deleted",
-                        report.archive_len
+                        "{key} holds {size} bytes, {expected} were verified; deleted"
                     )),
                     Err(e) => io_err(e),
                 })

@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use super::config::{Encryption, S3Config};
 use super::{head_object, s3_err};
 use crate::archive::ArchiveReport;
-use crate::pipeline::ArchiveSink;
+use crate::pipeline::{stored_len, ArchiveSink, Envelope};
 use crate::storage::metadata::BackupMeta;
 use crate::storage::naming::BackupName;
 use crate::storage::{StorageError, StoredBackup};
@@ -447,11 +447,15 @@ impl ArchiveSink for S3Upload {
         Ok(())
     }
 
-    async fn commit(mut self, report: &ArchiveReport) -> io::Result<StoredBackup> {
+    async fn commit(
+        mut self,
+        report: &ArchiveReport,
+        envelope: Option<&Envelope>,
+    ) -> io::Result<StoredBackup> {
         let dc = self.pending.datacenter.clone().unwrap_or_default();
         let created = self.pending.created.clone().unwrap_or_default();
-        let meta = BackupMeta::from_report(report, &dc, &created);
-        match self.publish(&meta, report.archive_len).await {
+        let meta = BackupMeta::from_report(report, envelope, &dc, &created);
+        match self.publish(&meta, stored_len(report, envelope)).await {
             Ok(stored) => Ok(stored),
             Err(e) => {
                 self.abort_upload().await;
