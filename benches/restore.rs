@@ -45,6 +45,7 @@ fn main() {
     let key = rt.block_on(async {
         let store = Store::new(S3Store::new(cfg).await.expect("store"));
         let name = BackupName {
+            encrypted: false,
             time: chrono::Utc::now(),
             datacenter: "dc1".into(),
             index: 1,

@@ -81,6 +81,8 @@ impl Bench {
                 retain: Some(retain),
                 ..RetentionPolicy::default()
             },
+            encryption: None,
+            identities: Default::default(),
         };
         self.rt
             .block_on(async {

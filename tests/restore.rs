@@ -43,6 +43,7 @@ fn seed_bucket(
     let mut out = Vec::new();
     for (i, hour) in [10u32, 11, 12].into_iter().enumerate() {
         let name = BackupName {
+            encrypted: false,
             time: Utc
                 .with_ymd_and_hms(2026, 11, 20, hour, 0, 0)
                 .single()
@@ -215,6 +216,7 @@ fn corrupt_backups_dry_runs_and_missing_confirmation_make_no_put() {
     // A good backup: --dry-run verifies and shows, and makes no PUT; without --yes and without
     // a terminal it refuses.
     let name = BackupName {
+        encrypted: false,
         time: Utc
             .with_ymd_and_hms(2026, 11, 20, 13, 0, 0)
             .single()

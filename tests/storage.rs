@@ -54,6 +54,7 @@ fn body(bytes: Bytes, chunk: usize) -> impl Stream<Item = io::Result<Bytes>> + U
 
 fn name(secs: i64, index: u64) -> BackupName {
     BackupName {
+        encrypted: false,
         time: Utc.timestamp_opt(secs, 0).single().expect("t"),
         datacenter: "dc1".into(),
         index,
@@ -118,12 +119,17 @@ async fn conformance(store: Store, put_foreign: impl std::future::Future<Output 
         bytes.to_vec(),
         "stored bytes equal the source bytes"
     );
+    let ids = Default::default();
     store
-        .readback(&stored.key, meta.sha256.as_deref())
+        .readback(&stored.key, Some(&meta), &ids)
         .await
         .expect("read-back verifies");
+    let other = BackupMeta {
+        sha256: Some("00".into()),
+        ..meta.clone()
+    };
     assert!(matches!(
-        store.readback(&stored.key, Some("00")).await,
+        store.readback(&stored.key, Some(&other), &ids).await,
         Err(StorageError::Readback { .. })
     ));
 

@@ -6,6 +6,7 @@
 //! for a destination whose upload committed, only over a complete listing, and never deletes
 //! the backup just stored); a destination failing taking the others down with it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::archive::{ArchiveReport, InspectReport, InspectStats, ReadOptions, TypePolicy};
 use crate::consul::{get_snapshot, ConsulClient, ConsulError, RetryPolicy};
+use crate::crypto::{Identities, Recipients, Sealing};
 use crate::pipeline::{stream_verified, FanOut, PipelineError};
 use crate::retention::{Decision, RetentionPolicy};
 use crate::storage::{BackupMeta, BackupName, StorageError, Store, StoredBackup};
@@ -36,6 +38,11 @@ pub struct CycleConfig {
     pub verify_readback: bool,
     /// Retention applied to each destination after a successful store.
     pub retention: RetentionPolicy,
+    /// Encrypt every backup to these recipients (only ciphertext reaches a destination).
+    pub encryption: Option<Arc<Recipients>>,
+    /// What the read-back decrypts with; empty: it checks an encrypted backup's ciphertext
+    /// digest only.
+    pub identities: Arc<Identities>,
 }
 
 /// Why a cycle failed before anything was stored. Nothing was deleted.
@@ -131,6 +138,7 @@ pub async fn run_cycle(
         .map_err(CycleError::Request)?;
     let now = Utc::now().trunc_subsecs(0);
     let name = BackupName {
+        encrypted: cfg.encryption.is_some(),
         time: now,
         datacenter: datacenter.clone(),
         index: download.index.unwrap_or(0),
@@ -141,15 +149,19 @@ pub async fn run_cycle(
         ..Default::default()
     };
     let (uploads, mut stored_at) = begin_uploads(stores, &name, &pending).await?;
-    let (report, stats, results) = stream_verified(
-        download.body,
-        FanOut::new(uploads),
-        ReadOptions { types: cfg.types },
-        InspectStats::new(None),
-        cancel,
-    )
-    .await
-    .map_err(|e| match e {
+    let (opts, stats) = (ReadOptions { types: cfg.types }, InspectStats::new(None));
+    let fanout = FanOut::new(uploads);
+    let streamed = match &cfg.encryption {
+        // Verified as plaintext, encrypted in the same pass: destinations get ciphertext only.
+        Some(recipients) => {
+            let sealing = Sealing::new(fanout, recipients)
+                .await
+                .map_err(|e| CycleError::Store(format!("starting encryption: {e}")))?;
+            stream_verified(download.body, sealing, opts, stats, cancel).await
+        }
+        None => stream_verified(download.body, fanout, opts, stats, cancel).await,
+    };
+    let (report, stats, results) = streamed.map_err(|e| match e {
         PipelineError::Invalid(e) => CycleError::Invalid(e),
         PipelineError::Source(e) => CycleError::Transfer(e),
         PipelineError::Sink(e) => CycleError::Store(e.to_string()),
@@ -250,8 +262,12 @@ async fn finish_destination(
     name: &BackupName,
 ) -> DestinationOutcome {
     if let (true, Ok(b)) = (cfg.verify_readback, &stored) {
+        let expected = b.meta.clone().unwrap_or_else(|| BackupMeta {
+            sha256: Some(hex::encode(report.archive_sha256)),
+            ..BackupMeta::default()
+        });
         match store
-            .readback(&b.key, Some(&hex::encode(report.archive_sha256)))
+            .readback(&b.key, Some(&expected), &cfg.identities)
             .await
         {
             Ok(_) => {}

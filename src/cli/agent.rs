@@ -54,6 +54,8 @@ impl Args {
             },
             verify_readback: cfg.verify_readback,
             retention: cfg.retention.clone(),
+            encryption: cfg.encryption.clone(),
+            identities: cfg.identities.clone(),
         }
     }
 }

@@ -83,6 +83,8 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         log_json: false,
         webhooks: Vec::new(),
         webhook_timeout: Duration::from_secs(10),
+        encryption: None,
+        identities: Default::default(),
         effective: crate::config::AgentOptions::default(),
     };
     let cycle = CycleConfig {
@@ -92,6 +94,8 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         types: TypePolicy::Restorable,
         verify_readback: false,
         retention: cfg.retention.clone(),
+        encryption: None,
+        identities: Default::default(),
     };
     println!(
         "Consul API test server (a test double, not Consul): {}",

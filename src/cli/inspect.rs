@@ -22,7 +22,8 @@ enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A `.snap` archive, or a raw `state.bin` with `meta.json` in the same directory.
+    /// A `.snap` archive (`.snap.age` with --age-identity), or a raw `state.bin` with
+    /// `meta.json` in the same directory.
     file: PathBuf,
     /// Break KV space usage down by key prefix.
     #[arg(long)]
@@ -36,6 +37,8 @@ pub struct Args {
     /// Output layout.
     #[arg(long, value_enum, default_value_t = Format::Pretty)]
     format: Format,
+    #[command(flatten)]
+    identity: super::age::IdentityArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -53,8 +56,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let meta = if is_raw {
         inspect_raw(&args.file, file, &mut stats)?
     } else {
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let (reader, bar) = super::progress::wrap(file, len, "inspecting");
+        drop(file);
+        let (reader, bar) = super::age::open_archive(&args.file, &args.identity, "inspecting")?;
         // Like `consul snapshot inspect`, show every type byte below 128 (as `Unknown(n)` if
         // need be); `verify` is the strict check.
         let result = read_archive(

@@ -38,7 +38,13 @@ struct Row {
     size: u64,
     index: u64,
     term: Option<u64>,
+    /// SHA-256 of the plaintext archive.
     sha256: Option<String>,
+    /// Encrypted with age (`.snap.age`).
+    encrypted: bool,
+    /// Fingerprints of the recipients of an encrypted backup.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    recipients: Vec<String>,
 }
 
 /// Fills in metadata with HEAD requests where the listing had none (S3), 16 at a time.
@@ -98,6 +104,8 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
                 index: b.name.index,
                 term: meta.term,
                 sha256: meta.sha256,
+                encrypted: b.name.encrypted,
+                recipients: meta.recipients.unwrap_or_default(),
             });
         }
     }
@@ -108,16 +116,18 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
             v
         }
         Output::Table => {
-            let mut t = String::from("DESTINATION\tDATACENTER\tKEY\tTIME\tSIZE\tINDEX\tSHA256");
+            let mut t =
+                String::from("DESTINATION\tDATACENTER\tKEY\tTIME\tSIZE\tINDEX\tENCRYPTED\tSHA256");
             for r in &rows {
                 t.push_str(&format!(
-                    "\n{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    "\n{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     r.destination,
                     r.datacenter,
                     r.key,
                     r.time,
                     byte_size(r.size),
                     r.index,
+                    if r.encrypted { "age" } else { "no" },
                     r.sha256.as_deref().unwrap_or("-")
                 ));
             }

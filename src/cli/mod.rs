@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod age;
 mod agent;
 #[cfg(feature = "dev")]
 mod dev;

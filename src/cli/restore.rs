@@ -55,6 +55,10 @@ pub struct Args {
     consul: ConsulArgs,
     #[command(flatten)]
     storage: StorageArgs,
+    /// `--age-identity` decrypts an encrypted backup; `--encrypt-age-recipient` encrypts the
+    /// safety snapshot.
+    #[command(flatten)]
+    encryption: crate::config::options::EncryptionOptions,
 }
 
 /// The backup `sel` names across `stores`, and the index of the store holding it. `--latest`
@@ -112,6 +116,8 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
     let file = load_files(&args.files).map_err(super::usage)?;
     let consul = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
     let client = ConsulClient::new(&consul)?;
+    let (recipients, identities) =
+        crate::config::resolve_encryption(&args.encryption, &file).map_err(super::usage)?;
     let types = if args.allow_unknown_types {
         TypePolicy::AnyBelowFlag
     } else {
@@ -144,7 +150,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         }
         (None, None) => bail!("nothing to restore"),
     };
-    let prepared = fetch_verified(&source, types)
+    let prepared = fetch_verified(&source, types, &identities)
         .await
         .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
     let mut out = std::io::stdout();
@@ -172,7 +178,8 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         .safety_snapshot
         .unwrap_or(matches!(source, Source::Stored { .. }));
     if safety {
-        let index = safety_snapshot(&client, &stores, consul.datacenter.clone()).await?;
+        let index =
+            safety_snapshot(&client, &stores, consul.datacenter.clone(), recipients).await?;
         let _ = writeln!(
             out,
             "Safety snapshot of the current state: index {index} saved."
@@ -190,6 +197,7 @@ async fn safety_snapshot(
     client: &ConsulClient,
     stores: &[crate::storage::Store],
     datacenter: Option<String>,
+    encryption: Option<std::sync::Arc<crate::crypto::Recipients>>,
 ) -> anyhow::Result<u64> {
     if stores.is_empty() {
         bail!("--safety-snapshot needs a destination (--local-path or --aws-s3-bucket)");
@@ -204,6 +212,8 @@ async fn safety_snapshot(
             retain: Some(0),
             ..RetentionPolicy::default()
         },
+        encryption,
+        identities: Default::default(),
     };
     let o = run_cycle(client, stores, &cfg, None)
         .await

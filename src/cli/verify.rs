@@ -1,6 +1,5 @@
 //! `verify FILE`: full verification with a one-line summary.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,19 +9,18 @@ use crate::archive::{read_archive, ReadOptions, TypePolicy};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The snapshot archive (`.snap`) to verify.
+    /// The snapshot archive (`.snap`, or `.snap.age` with --age-identity) to verify.
     file: PathBuf,
     /// Accept record types Consul CE cannot restore (e.g. from a newer Consul version) instead
     /// of failing. By default they fail verification, since restoring them crashes the server.
     #[arg(long)]
     allow_unknown_types: bool,
+    #[command(flatten)]
+    identity: super::age::IdentityArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let file = File::open(&args.file)
-        .map_err(|e| anyhow!("Error opening snapshot file {}: {e}", args.file.display()))?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let (reader, bar) = super::progress::wrap(file, len, "verifying");
+    let (reader, bar) = super::age::open_archive(&args.file, &args.identity, "verifying")?;
     let types = if args.allow_unknown_types {
         TypePolicy::AnyBelowFlag
     } else {

@@ -88,6 +88,49 @@ pub fn load_files(args: &FileArgs) -> anyhow::Result<FileConfig> {
     Ok(file::load(&args.config_file, &args.config_dir)?)
 }
 
+/// The recipients (`None`: no encryption) and identities an encryption section names.
+///
+/// # Errors
+/// A recipient that does not parse, an unreadable or invalid recipients or identity file.
+pub fn encryption_keys(
+    e: &crate::config::options::EncryptionOptions,
+) -> anyhow::Result<(
+    Option<std::sync::Arc<crate::crypto::Recipients>>,
+    std::sync::Arc<crate::crypto::Identities>,
+)> {
+    let (inline, files) = (
+        e.age_recipients.clone().unwrap_or_default(),
+        e.age_recipients_files.clone().unwrap_or_default(),
+    );
+    let recipients = if inline.is_empty() && files.is_empty() {
+        None
+    } else {
+        Some(std::sync::Arc::new(
+            crate::crypto::Recipients::parse(&inline, &files)
+                .context("snapshot_agent.encryption")?,
+        ))
+    };
+    let identities = crate::crypto::Identities::load(&e.age_identities.clone().unwrap_or_default())
+        .context("--age-identity")?;
+    Ok((recipients, std::sync::Arc::new(identities)))
+}
+
+/// Encryption settings from `flags` over the files' `snapshot_agent.encryption`, as keys.
+///
+/// # Errors
+/// As [`encryption_keys`].
+pub fn resolve_encryption(
+    flags: &crate::config::options::EncryptionOptions,
+    file: &FileConfig,
+) -> anyhow::Result<(
+    Option<std::sync::Arc<crate::crypto::Recipients>>,
+    std::sync::Arc<crate::crypto::Identities>,
+)> {
+    let mut e = flags.clone();
+    e.merge(file_layer(file).encryption);
+    encryption_keys(&e)
+}
+
 /// The files' `snapshot_agent` layer (empty when no file was given).
 fn file_layer(file: &FileConfig) -> AgentOptions {
     file.snapshot_agent.clone().unwrap_or_default()
@@ -354,6 +397,10 @@ pub struct AgentConfig {
     pub webhooks: Vec<url::Url>,
     /// Bound on each webhook delivery.
     pub webhook_timeout: Duration,
+    /// Recipients every backup is encrypted to; `None`: stored as plain archives.
+    pub encryption: Option<std::sync::Arc<crate::crypto::Recipients>>,
+    /// Identities the read-back decrypts with (may be empty).
+    pub identities: std::sync::Arc<crate::crypto::Identities>,
     /// The merged sections as they take effect, in the file schema: what `--print-config`
     /// writes.
     pub effective: AgentOptions,
@@ -417,6 +464,7 @@ pub fn resolve_agent(
     };
     let metrics_addr =
         parse_listen(o.metrics_addr.as_deref().unwrap_or_default()).map_err(|e| anyhow!(e))?;
+    let (encryption, identities) = encryption_keys(&o.encryption)?;
     let cfg = AgentConfig {
         consul,
         storage,
@@ -436,6 +484,8 @@ pub fn resolve_agent(
             .map(|w| w.0.clone())
             .collect(),
         webhook_timeout: o.notify.timeout.unwrap_or_default(),
+        encryption,
+        identities,
         retention: retention.clone(),
         effective: AgentOptions::default(),
     };

@@ -102,6 +102,10 @@ pub struct AgentOptions {
     #[serde(default)]
     #[merge(strategy = conflate::Merge::merge)]
     pub notify: NotifyOptions,
+    #[command(flatten)]
+    #[serde(default)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub encryption: EncryptionOptions,
 }
 
 impl S3Options {
@@ -483,6 +487,31 @@ pub struct NotifyOptions {
     #[arg(long = "webhook-timeout", value_name = "DURATION", value_parser = parse_go_duration_arg)]
     #[serde(default, with = "go_duration")]
     pub timeout: Option<Duration>,
+}
+
+/// `snapshot_agent.encryption` (ours): client-side encryption with age. With a recipient set,
+/// every backup is encrypted before it reaches any destination and named `...snap.age`.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Encryption")]
+pub struct EncryptionOptions {
+    /// Encrypt backups to this age recipient (`age1...`, from `age-keygen -y`) or SSH public
+    /// key (`ssh-ed25519 ...`, `ssh-rsa ...`); repeatable: any one of them can decrypt.
+    #[arg(long = "encrypt-age-recipient", value_name = "RECIPIENT")]
+    pub age_recipients: Option<Vec<String>>,
+    /// A file of recipients, one per line (`#` comments), as `age -R` reads; repeatable.
+    #[arg(long = "encrypt-age-recipients-file", value_name = "FILE")]
+    pub age_recipients_files: Option<Vec<PathBuf>>,
+    /// An identity (age identity file or unencrypted OpenSSH private key) used only by
+    /// `--verify-readback` to decrypt and verify what was stored; without one, the read-back
+    /// of an encrypted backup checks the stored ciphertext's SHA-256. Repeatable.
+    #[arg(
+        long = "age-identity",
+        value_name = "FILE",
+        env = "CONSUL_SNAPSHOT_AGE_IDENTITY"
+    )]
+    pub age_identities: Option<Vec<PathBuf>>,
 }
 
 /// Retries of the snapshot request while no byte has arrived.

@@ -61,11 +61,21 @@ pub struct Sealing<S> {
 }
 
 impl<S: ArchiveSink> Sealing<S> {
-    /// Encrypts to `recipients` (a fresh file key) whatever is written, into `inner`.
-    pub fn new(inner: S, recipients: &Recipients) -> io::Result<Self> {
-        let encryptor = recipients.encryptor().map_err(io::Error::other)?;
+    /// Encrypts to `recipients` (a fresh file key) whatever is written, into `inner`. On
+    /// error `inner` is aborted.
+    pub async fn new(inner: S, recipients: &Recipients) -> io::Result<Self> {
         let pending = Pending::default();
-        let writer = encryptor.wrap_output(pending.clone())?;
+        let writer = match recipients
+            .encryptor()
+            .map_err(io::Error::other)
+            .and_then(|enc| enc.wrap_output(pending.clone()))
+        {
+            Ok(w) => w,
+            Err(e) => {
+                inner.abort().await;
+                return Err(e);
+            }
+        };
         Ok(Sealing {
             inner,
             writer,

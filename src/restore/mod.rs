@@ -13,8 +13,10 @@ use futures_util::StreamExt;
 
 use crate::archive::pretty::byte_size;
 use crate::archive::{ArchiveReport, InspectReport, InspectStats, ReadOptions, TypePolicy};
+use crate::crypto::{open_stream, Identities};
 use crate::pipeline::{stream_verified, PipelineError};
-use crate::storage::{AtomicFile, Store, StoredBackup};
+use crate::storage::{AtomicFile, BackupMeta, Store, StoredBackup};
+use std::sync::Arc;
 
 /// Where the archive comes from.
 pub enum Source {
@@ -34,6 +36,8 @@ pub enum RestoreError {
     Fetch { what: String, detail: String },
     #[error("the backup is not a valid snapshot: {0}")]
     Invalid(crate::archive::ArchiveError),
+    #[error("{0}")]
+    Open(String),
     #[error("the archive's SHA-256 {actual} differs from the digest stored with the backup ({stored}): the backup was altered or damaged")]
     DigestMismatch { actual: String, stored: String },
 }
@@ -48,14 +52,19 @@ pub struct Prepared {
     _dir: tempfile::TempDir,
 }
 
-/// Fetches and verifies `source` into a temporary file.
-pub async fn fetch_verified(source: &Source, types: TypePolicy) -> Result<Prepared, RestoreError> {
+/// Fetches and verifies `source` into a temporary file (0600), decrypting an age-encrypted
+/// backup with `ids` on the way: the file holds the plaintext archive.
+pub async fn fetch_verified(
+    source: &Source,
+    types: TypePolicy,
+    ids: &Arc<Identities>,
+) -> Result<Prepared, RestoreError> {
     let what = source.to_string();
     let fetch_err = |detail: String| RestoreError::Fetch {
         what: what.clone(),
         detail,
     };
-    let (body, stored_sha): (BoxStream<'static, io::Result<Bytes>>, Option<String>) = match source {
+    let (body, stored): (BoxStream<'static, io::Result<Bytes>>, Option<BackupMeta>) = match source {
         Source::File(p) => {
             let f = tokio::fs::File::open(p)
                 .await
@@ -74,9 +83,17 @@ pub async fn fetch_verified(source: &Source, types: TypePolicy) -> Result<Prepar
                 .get(&backup.key)
                 .await
                 .map_err(|e| fetch_err(e.to_string()))?;
-            (body, head.meta.and_then(|m| m.sha256))
+            (body, head.meta)
         }
     };
+    let stored_sha = stored.as_ref().and_then(|m| m.sha256.clone());
+    let recipients = stored
+        .as_ref()
+        .and_then(|m| m.recipients.clone())
+        .unwrap_or_default();
+    let body = open_stream(body, ids.clone(), recipients)
+        .await
+        .map_err(|e| RestoreError::Open(e.to_string()))?;
     let dir = tempfile::Builder::new()
         .prefix("consul-snapshot-restore-")
         .tempdir()

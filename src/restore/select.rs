@@ -54,6 +54,7 @@ mod tests {
 
     fn b(hour: u32) -> StoredBackup {
         let name = BackupName {
+            encrypted: false,
             time: Utc
                 .with_ymd_and_hms(2026, 11, 21, hour, 0, 0)
                 .single()

@@ -21,7 +21,8 @@ use crate::pipeline::{stored_len, ArchiveSink, Envelope};
 /// Suffix of the temporary file an upload writes to.
 const PARTIAL: &str = ".partial";
 /// Suffix of the metadata sidecar.
-const SIDECAR: &str = ".meta.json";
+/// Suffix of the metadata sidecar next to each local backup (`<name>.meta.json`).
+pub const SIDECAR: &str = ".meta.json";
 
 /// See the module docs.
 #[derive(Debug, Clone)]

@@ -27,6 +27,7 @@ pub use naming::BackupName;
 pub use s3::{S3Config, S3Store, S3Upload};
 
 use crate::archive::{ArchiveReport, ReadOptions};
+use crate::crypto::{open_stream, Identities, OpenError};
 use crate::pipeline::{stream_verified, ArchiveSink, Discard};
 use crate::retention::{newest_first, plan_at, Decision, Entry, RetentionPolicy};
 
@@ -216,51 +217,100 @@ impl Store {
         plan_listed(self.list().await?, policy, datacenter)
     }
 
-    /// Streams a stored backup through the archive reader and checks its SHA-256 against
-    /// `expected` (lowercase hex). Returns the report.
+    /// Streams a stored backup through the archive reader and checks it against `expected`
+    /// (its metadata: the archive SHA-256, and for an encrypted backup the ciphertext's).
+    /// An age-encrypted backup is decrypted with `ids`; without identities only its stored
+    /// bytes are checked against the ciphertext SHA-256 and length, and `Ok(None)` says so.
+    /// Returns the plaintext archive's report otherwise.
     ///
     /// Errors: [`StorageError::Readback`] only when bytes were read and proved wrong (invalid
-    /// archive, other digest); a failure to read (after 3 tries) is
-    /// [`StorageError::ReadbackUnavailable`], which must never lead to deleting the backup.
+    /// archive, other digest, an identity that cannot open it); a failure to read (after 3
+    /// tries) is [`StorageError::ReadbackUnavailable`], which must never lead to deleting the
+    /// backup.
     pub async fn readback(
         &self,
         key: &str,
-        expected: Option<&str>,
-    ) -> Result<ArchiveReport, StorageError> {
+        expected: Option<&BackupMeta>,
+        ids: &Arc<Identities>,
+    ) -> Result<Option<ArchiveReport>, StorageError> {
         use backon::Retryable;
         let unavailable = |detail: String| StorageError::ReadbackUnavailable {
             key: key.to_string(),
             detail,
         };
+        let wrong = |detail: String| StorageError::Readback {
+            key: key.to_string(),
+            detail,
+        };
+        let encrypted = expected.is_some_and(BackupMeta::encrypted);
+        let recipients = expected
+            .and_then(|m| m.recipients.clone())
+            .unwrap_or_default();
         let read = || async {
             let body = self
                 .get(key)
                 .await
                 .map_err(|e| unavailable(e.to_string()))?;
+            if encrypted && ids.is_empty() {
+                return ciphertext_digest(body).await.map(|(d, n)| Err((d, n)));
+            }
+            let body = match open_stream(body, ids.clone(), recipients.clone()).await {
+                Ok(b) => b,
+                Err(OpenError::Io(e)) => return Err(unavailable(e.to_string())),
+                Err(e) => return Err(wrong(e.to_string())),
+            };
             match stream_verified(body, Discard, ReadOptions::default(), (), None).await {
-                Ok((report, (), ())) => Ok(report),
-                Err(crate::pipeline::PipelineError::Invalid(e)) => Err(StorageError::Readback {
-                    key: key.to_string(),
-                    detail: e.to_string(),
-                }),
+                Ok((report, (), ())) => Ok(Ok(report)),
+                Err(crate::pipeline::PipelineError::Invalid(e)) => Err(wrong(e.to_string())),
                 Err(e) => Err(unavailable(e.to_string())),
             }
         };
         // Only a failure to read is retried; bytes proved wrong are final.
-        let report = read
+        let read = read
             .retry(READBACK_RETRY.backoff())
             .when(|e| matches!(e, StorageError::ReadbackUnavailable { .. }))
             .notify(|e, _| tracing::warn!(key, error = %e, "read-back interrupted; retrying"))
             .await?;
+        let report = match read {
+            Ok(report) => report,
+            Err((digest, len)) => {
+                let want = expected.and_then(|m| m.ciphertext_sha256.as_deref());
+                let want_len = expected.and_then(|m| m.ciphertext_size);
+                if want.is_some_and(|w| w != digest) || want_len.is_some_and(|w| w != len) {
+                    return Err(wrong(format!(
+                        "the stored age file ({len} bytes, SHA-256 {digest}) differs from what was written ({} bytes, SHA-256 {})",
+                        want_len.map_or("?".into(), |n| n.to_string()),
+                        want.unwrap_or("?")
+                    )));
+                }
+                tracing::info!(key, "read-back checked the ciphertext's SHA-256 (no --age-identity to decrypt and verify the archive)");
+                return Ok(None);
+            }
+        };
         let got = hex::encode(report.archive_sha256);
-        match expected {
-            Some(want) if got != want => Err(StorageError::Readback {
-                key: key.to_string(),
-                detail: format!("archive SHA-256 {got} differs from the stored {want}"),
-            }),
-            _ => Ok(report),
+        match expected.and_then(|m| m.sha256.as_deref()) {
+            Some(want) if got != want => Err(wrong(format!(
+                "archive SHA-256 {got} differs from the stored {want}"
+            ))),
+            _ => Ok(Some(report)),
         }
     }
+}
+
+/// The SHA-256 (lowercase hex) and length of a stream.
+async fn ciphertext_digest(mut body: ByteStream) -> Result<(String, u64), StorageError> {
+    use futures_util::StreamExt;
+    use sha2::{Digest, Sha256};
+    let (mut sha, mut len) = (Sha256::new(), 0u64);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| StorageError::ReadbackUnavailable {
+            key: String::new(),
+            detail: e.to_string(),
+        })?;
+        sha.update(&chunk);
+        len += chunk.len() as u64;
+    }
+    Ok((hex::encode(sha.finalize()), len))
 }
 
 /// A read-back that could not read the bytes: 3 attempts before it counts as "could not be

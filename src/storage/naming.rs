@@ -1,4 +1,5 @@
-//! Backup object names: `<prefix>consul-<dc>-<UTC yyyymmddThhmmssZ>-<index>.snap`.
+//! Backup object names: `<prefix>consul-<dc>-<UTC yyyymmddThhmmssZ>-<index>.snap`, and
+//! `.snap.age` for a backup encrypted with age.
 //!
 //! The timestamp comes before the index and is fixed-width, so lexical order of names under one
 //! prefix and datacenter is time order (Litestream's sortable names). A name parses back into
@@ -20,15 +21,19 @@ pub struct BackupName {
     pub datacenter: String,
     /// Raft index of the snapshot.
     pub index: u64,
+    /// Whether the backup is encrypted with age (its name ends in `.snap.age`). Plain and
+    /// encrypted backups of one datacenter are one series for retention and `--latest`.
+    pub encrypted: bool,
 }
 
 /// The name (without prefix) for `name`.
 pub fn format_name(name: &BackupName) -> String {
     format!(
-        "consul-{}-{}-{}.snap",
+        "consul-{}-{}-{}.snap{}",
         name.datacenter,
         name.time.format(TIME_FORMAT),
-        name.index
+        name.index,
+        if name.encrypted { ".age" } else { "" }
     )
 }
 
@@ -40,6 +45,7 @@ pub fn format_name(name: &BackupName) -> String {
 /// use consul_snapshot_agent::storage::naming::{format_key, parse_key, BackupName};
 ///
 /// let name = BackupName {
+///     encrypted: false,
 ///     time: Utc.with_ymd_and_hms(2026, 11, 21, 19, 0, 0).unwrap(),
 ///     datacenter: "us-east-1".into(),
 ///     index: 146,
@@ -60,7 +66,11 @@ pub fn parse_key(prefix: &str, key: &str) -> Option<BackupName> {
 
 /// Parses a bare name.
 pub fn parse_name(name: &str) -> Option<BackupName> {
-    let rest = name.strip_prefix("consul-")?.strip_suffix(".snap")?;
+    let rest = name.strip_prefix("consul-")?;
+    let (rest, encrypted) = match rest.strip_suffix(".snap.age") {
+        Some(r) => (r, true),
+        None => (rest.strip_suffix(".snap")?, false),
+    };
     let (rest, index) = rest.rsplit_once('-')?;
     if index.is_empty()
         || !index.bytes().all(|b| b.is_ascii_digit())
@@ -75,6 +85,7 @@ pub fn parse_name(name: &str) -> Option<BackupName> {
     }
     let time = NaiveDateTime::parse_from_str(time, TIME_FORMAT).ok()?;
     Some(BackupName {
+        encrypted,
         time: Utc.from_utc_datetime(&time),
         datacenter: dc.to_string(),
         index,
@@ -100,6 +111,7 @@ mod tests {
     #[test]
     fn format_and_parse() {
         let n = BackupName {
+            encrypted: false,
             time: at("2026-11-21T19:00:00Z"),
             datacenter: "us-east-1".into(),
             index: 146,
@@ -139,13 +151,13 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip(secs in 0i64..4_000_000_000, dc in "[a-z0-9][a-z0-9-]{0,15}", index in any::<u64>()) {
-            let n = BackupName { time: Utc.timestamp_opt(secs, 0).single().expect("time"), datacenter: dc, index };
+            let n = BackupName { encrypted: false, time: Utc.timestamp_opt(secs, 0).single().expect("time"), datacenter: dc, index };
             prop_assert_eq!(parse_key("x/", &format_key("x/", &n)), Some(n));
         }
 
         #[test]
         fn lexical_order_is_time_order(a in 0i64..4_000_000_000, b in 0i64..4_000_000_000, ia in any::<u64>(), ib in any::<u64>()) {
-            let mk = |s: i64, i: u64| format_name(&BackupName { time: Utc.timestamp_opt(s, 0).single().expect("t"), datacenter: "dc1".into(), index: i });
+            let mk = |s: i64, i: u64| format_name(&BackupName { encrypted: false, time: Utc.timestamp_opt(s, 0).single().expect("t"), datacenter: "dc1".into(), index: i });
             if a < b {
                 prop_assert!(mk(a, ia) < mk(b, ib));
             }
