@@ -1,6 +1,7 @@
 # Installs the real servers the tests and benchmarks start, when missing, and exports where
 # they are (GARAGE_BIN, AZURITE_BIN, FAKE_GCS_BIN). Sourced by tests/run.sh; source it yourself
-# before `cargo bench --bench upload`:  . tests/servers.sh
+# before `cargo bench --bench upload`:  . tests/servers.sh  (also installs Debian's age, with
+# apt-get, for the encryption tests)
 #
 # Garage: building it takes about 13-15 minutes on 2 cores (once; it lands in ~/.cargo/bin).
 # With S3_ENDPOINT set (MinIO, AWS...) no Garage is needed or installed. Azurite (npm) is
@@ -45,4 +46,11 @@ if [ -z "${GCS_TEST_BUCKET:-}" ] && [ -z "${FAKE_GCS_BIN:-}" ]; then
   FAKE_GCS_BIN="$(ls "$pkg"/vendor/fake-gcs-server/bin/fake-gcs-server-linux-* | head -n 1)"
   chmod +x "$FAKE_GCS_BIN"
   export FAKE_GCS_BIN
+fi
+
+# age (Debian's package): the independent tool the encryption tests decrypt and encrypt with.
+if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
+  echo "== installing age (Debian), the age tool the encryption tests check against"
+  apt=(apt-get); [ "$(id -u)" = 0 ] || apt=(sudo apt-get)
+  "${apt[@]}" install -y -q age >/dev/null || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q age >/dev/null; }
 fi
