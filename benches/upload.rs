@@ -93,6 +93,24 @@ impl Bench {
         })
     }
 
+    /// Prints the baseline's row, ours, and the verdict (`max_ratio`: the wall-time target,
+    /// if the destination has one; the RSS budget applies to every row).
+    fn report(
+        &self,
+        tool: &str,
+        dest: &str,
+        baseline: support::Run,
+        ours: support::Run,
+        max_ratio: Option<f64>,
+    ) {
+        let base_label = format!("baseline: curl + tar -xzf + sha256sum -c + {tool}");
+        support::row(&base_label, baseline, self.archive_len, None);
+        let label = format!("consul-snapshot-agent agent --once (to {dest})");
+        support::row(&label, ours, self.archive_len, Some(baseline));
+        let target = format!("agent --once to {dest}");
+        support::verdict(&target, ours, baseline, max_ratio, Some(RSS_BUDGET_MIB));
+    }
+
     /// `agent --once --retain 0` with the destination flags `dest`.
     fn agent(&self, dest: &[String], env: &[(String, String)]) -> support::Run {
         support::best_of(self.runs, || {
@@ -174,12 +192,6 @@ fn s3_rows(bench: &Bench) {
         },
         &creds,
     );
-    support::row(
-        "baseline: curl + tar -xzf + sha256sum -c + aws s3 cp",
-        baseline,
-        bench.archive_len,
-        None,
-    );
     let dest: Vec<String> = [
         "--aws-s3-bucket",
         &s3.bucket,
@@ -193,19 +205,7 @@ fn s3_rows(bench: &Bench) {
     .map(String::from)
     .into();
     let ours = bench.agent(&dest, &creds);
-    support::row(
-        "consul-snapshot-agent agent --once (to S3)",
-        ours,
-        bench.archive_len,
-        Some(baseline),
-    );
-    support::verdict(
-        "agent --once to S3",
-        ours,
-        baseline,
-        Some(0.4),
-        Some(RSS_BUDGET_MIB),
-    );
+    bench.report("aws s3 cp", "S3", baseline, ours, Some(0.4));
 }
 
 /// Azure Blob into Azurite (or `AZURE_TEST_*`): baseline one shared-key-signed Put Blob by curl.
@@ -229,26 +229,8 @@ fn azure_rows(bench: &Bench) {
         },
         &[],
     );
-    support::row(
-        "baseline: curl + tar -xzf + sha256sum -c + curl -T",
-        baseline,
-        bench.archive_len,
-        None,
-    );
     let ours = bench.agent(&az.cli_args(), &az.cli_env());
-    support::row(
-        "consul-snapshot-agent agent --once (to Azure)",
-        ours,
-        bench.archive_len,
-        Some(baseline),
-    );
-    support::verdict(
-        "agent --once to Azure Blob",
-        ours,
-        baseline,
-        None,
-        Some(RSS_BUDGET_MIB),
-    );
+    bench.report("curl -T", "Azure Blob", baseline, ours, None);
 }
 
 /// GCS into fake-gcs-server: baseline one media upload by curl. Real GCS (`GCS_TEST_BUCKET`)
@@ -266,24 +248,6 @@ fn gcs_rows(bench: &Bench) {
         || vec![endpoint.clone(), gcs.bucket.clone()],
         &[],
     );
-    support::row(
-        "baseline: curl + tar -xzf + sha256sum -c + curl -T",
-        baseline,
-        bench.archive_len,
-        None,
-    );
     let ours = bench.agent(&gcs.cli_args(), &[]);
-    support::row(
-        "consul-snapshot-agent agent --once (to GCS)",
-        ours,
-        bench.archive_len,
-        Some(baseline),
-    );
-    support::verdict(
-        "agent --once to GCS",
-        ours,
-        baseline,
-        None,
-        Some(RSS_BUDGET_MIB),
-    );
+    bench.report("curl -T", "GCS", baseline, ours, None);
 }
