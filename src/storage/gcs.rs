@@ -529,9 +529,7 @@ impl ArchiveSink for GcsUpload {
         report: &ArchiveReport,
         envelope: Option<&Envelope>,
     ) -> io::Result<StoredBackup> {
-        let dc = self.pending.datacenter.clone().unwrap_or_default();
-        let created = self.pending.created.clone().unwrap_or_default();
-        let meta = BackupMeta::from_report(report, envelope, &dc, &created);
+        let meta = self.pending.committed(report, envelope);
         let total = self.sent + self.buffer.len() as u64;
         let expected = stored_len(report, envelope);
         if total != expected {

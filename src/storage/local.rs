@@ -240,9 +240,7 @@ impl ArchiveSink for LocalUpload {
         report: &ArchiveReport,
         envelope: Option<&Envelope>,
     ) -> io::Result<StoredBackup> {
-        let dc = self.pending.datacenter.clone().unwrap_or_default();
-        let created = self.pending.created.clone().unwrap_or_default();
-        let meta = BackupMeta::from_report(report, envelope, &dc, &created);
+        let meta = self.pending.committed(report, envelope);
         let expected = stored_len(report, envelope);
         let sidecar = self.dir.join(format!("{}{SIDECAR}", self.key));
         if let Err(e) = write_sidecar(&sidecar, &meta).await {

@@ -64,13 +64,12 @@ const RECIPIENTS_KEY: &str = "age-recipients";
 const RECIPIENT_SEP: &str = "; ";
 
 impl BackupMeta {
-    /// Metadata for a verified archive, stored as is or (`envelope`) encrypted.
-    pub fn from_report(
-        report: &ArchiveReport,
-        envelope: Option<&Envelope>,
-        datacenter: &str,
-        created: &str,
-    ) -> Self {
+    /// The metadata to store for a verified archive, from this pending upload's metadata
+    /// (its `datacenter` and `created`, set when the upload began) and the verifier's report;
+    /// `envelope` when the stored bytes are the archive encrypted.
+    pub fn committed(&self, report: &ArchiveReport, envelope: Option<&Envelope>) -> Self {
+        let datacenter = self.datacenter.clone().unwrap_or_default();
+        let created = self.created.clone().unwrap_or_default();
         BackupMeta {
             ciphertext_sha256: envelope.map(|e| hex::encode(e.ciphertext_sha256)),
             ciphertext_size: envelope.map(|e| e.ciphertext_len),
@@ -81,9 +80,9 @@ impl BackupMeta {
             snapshot_id: Some(report.meta.id.clone()),
             state_size: Some(report.state.len),
             archive_size: Some(report.archive_len),
-            datacenter: Some(datacenter.to_string()),
+            datacenter: Some(datacenter),
             agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
-            created: Some(created.to_string()),
+            created: Some(created),
         }
     }
 

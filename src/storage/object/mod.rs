@@ -254,9 +254,7 @@ impl ArchiveSink for ObjectUpload {
             name,
             pending,
         } = self;
-        let dc = pending.datacenter.clone().unwrap_or_default();
-        let created = pending.created.clone().unwrap_or_default();
-        let meta = BackupMeta::from_report(report, envelope, &dc, &created);
+        let meta = pending.committed(report, envelope);
         let expected = stored_len(report, envelope);
         let sidecar = Path::from(format!("{key}{SIDECAR}"));
         let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;

@@ -452,9 +452,7 @@ impl ArchiveSink for S3Upload {
         report: &ArchiveReport,
         envelope: Option<&Envelope>,
     ) -> io::Result<StoredBackup> {
-        let dc = self.pending.datacenter.clone().unwrap_or_default();
-        let created = self.pending.created.clone().unwrap_or_default();
-        let meta = BackupMeta::from_report(report, envelope, &dc, &created);
+        let meta = self.pending.committed(report, envelope);
         match self.publish(&meta, stored_len(report, envelope)).await {
             Ok(stored) => Ok(stored),
             Err(e) => {
