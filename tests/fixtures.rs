@@ -101,6 +101,19 @@ fn record_padded_fails_with_trailing_bytes() {
     );
 }
 
+/// The README says `small.snap` holds 4 nodes and 120 KV entries; its inspect golden has 16
+/// Register records (nodes, services and checks together), one ACL policy, one prepared query.
+#[test]
+fn record_counts_of_small_match_its_readme() {
+    let file = File::open(fixture("small.snap")).expect("open");
+    let r = read_archive(file, ReadOptions::default(), &mut ()).expect("verify");
+    let c = r.state.counts;
+    assert_eq!(c.nodes, 4, "{c:?}");
+    assert_eq!(c.kv_entries, 120, "{c:?}");
+    assert!(c.services > 0 && c.nodes + c.services < 16, "{c:?}");
+    assert_eq!((c.acl_policies, c.prepared_queries), (1, 1), "{c:?}");
+}
+
 #[test]
 fn good_fixtures_verify_strictly() {
     for name in [

@@ -9,6 +9,7 @@
 //! * [`write_archive`]: Consul's exact layout; [`StateWriter`] for state.bin.
 //! * [`InspectStats`], [`pretty`]: `consul snapshot inspect` statistics and layouts.
 
+pub mod counts;
 pub mod error;
 pub mod gojson;
 pub mod meta;
@@ -24,6 +25,7 @@ pub mod tar;
 pub mod types;
 pub mod writer;
 
+pub use counts::RecordCounts;
 pub use error::{ArchiveError, GzipError, IntegrityError, RaftError, ReadError, StateError};
 pub use meta::SnapshotMeta;
 pub use reader::{read_archive, ArchiveReport, ReadOptions};

@@ -5,7 +5,8 @@
 //!   raw strings only, never `str8`/`bin`; smallest integer forms; struct fields sorted by key).
 //! * [`Scanner`]: a push decoder that walks one value at a time over arbitrary chunk boundaries,
 //!   allocating nothing by a length read from the input (strings are skipped, not buffered), and
-//!   can capture one field of a top-level map (`Key` of a KVS record, `LastIndex` of the header).
+//!   can capture up to two fields of a top-level map (`Key` of a KVS record, `Service` and
+//!   `Check` of a Register record, `LastIndex` of the header).
 
 use super::error::StateError;
 
@@ -131,9 +132,14 @@ pub enum Captured {
     Raw(Vec<u8>),
     /// A non-negative integer.
     Uint(u64),
-    /// Anything else (nil, map, negative number...).
+    /// `nil` (Go's nil pointer, slice or map).
+    Nil,
+    /// Anything else (map, array, negative number...).
     Other,
 }
+
+/// Most top-level keys one value can capture at once (a Register record: `Service`, `Check`).
+pub const MAX_CAPTURES: usize = 2;
 
 #[derive(Debug, Clone, Copy)]
 struct Frame {
@@ -175,11 +181,16 @@ pub struct Scanner {
     pending: Pending,
     started: bool,
     role: Role,
-    capture_key: Option<&'static [u8]>,
+    capture_keys: &'static [&'static [u8]],
+    /// Longest of `capture_keys`, in bytes.
+    key_limit: usize,
     key_buf: Vec<u8>,
     key_overflow: bool,
-    key_matched: bool,
-    captured: Option<Captured>,
+    /// Which capture key the last top-level key matched.
+    key_matched: Option<usize>,
+    /// Which capture key the value being read belongs to.
+    capturing: usize,
+    captured: [Option<Captured>; MAX_CAPTURES],
     capture_buf: Vec<u8>,
 }
 
@@ -190,11 +201,13 @@ impl Default for Scanner {
             pending: Pending::None,
             started: false,
             role: Role::Other,
-            capture_key: None,
+            capture_keys: &[],
+            key_limit: 0,
             key_buf: Vec::with_capacity(16),
             key_overflow: false,
-            key_matched: false,
-            captured: None,
+            key_matched: None,
+            capturing: 0,
+            captured: [None, None],
             capture_buf: Vec::new(),
         }
     }
@@ -210,15 +223,17 @@ pub struct Progress {
 }
 
 impl Scanner {
-    /// Prepares for the next value. If `capture_key` is set and the value is a map, the value
-    /// of that key at the top level is kept and returned by [`Scanner::captured`].
-    pub fn begin(&mut self, capture_key: Option<&'static [u8]>) {
+    /// Prepares for the next value. If the value is a map, the values of the top-level keys
+    /// in `capture_keys` (at most [`MAX_CAPTURES`]; more are ignored) are kept and returned by
+    /// [`Scanner::captured`].
+    pub fn begin(&mut self, capture_keys: &'static [&'static [u8]]) {
         self.stack.clear();
         self.pending = Pending::None;
         self.started = false;
-        self.capture_key = capture_key;
-        self.key_matched = false;
-        self.captured = None;
+        self.capture_keys = &capture_keys[..capture_keys.len().min(MAX_CAPTURES)];
+        self.key_limit = self.capture_keys.iter().map(|k| k.len()).max().unwrap_or(0);
+        self.key_matched = None;
+        self.captured = [None, None];
         self.role = Role::Other;
     }
 
@@ -227,9 +242,10 @@ impl Scanner {
         !self.started
     }
 
-    /// The captured field of the value just completed, if the key was present.
-    pub fn captured(&self) -> Option<&Captured> {
-        self.captured.as_ref()
+    /// The captured value of `capture_keys[i]` in the value just completed, if the key was
+    /// present.
+    pub fn captured(&self, i: usize) -> Option<&Captured> {
+        self.captured.get(i).and_then(Option::as_ref)
     }
 
     /// Consumes bytes of `input` until the current value is complete or the input is used up.
@@ -327,7 +343,11 @@ impl Scanner {
             0x80..=0x8f => self.open(u64::from(marker & 0x0f), true, at),
             0x90..=0x9f => self.open(u64::from(marker & 0x0f), false, at),
             0xa0..=0xbf => self.raw(u64::from(marker & 0x1f)),
-            0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => {
+            0xc0 => {
+                self.set_capture(Captured::Nil);
+                Ok(self.item_done())
+            }
+            0xc2 | 0xc3 | 0xe0..=0xff => {
                 self.set_capture(Captured::Other);
                 Ok(self.item_done())
             }
@@ -393,8 +413,7 @@ impl Scanner {
     fn keep(&mut self, bytes: &[u8]) {
         match self.role {
             Role::Key => {
-                let limit = self.capture_key.map_or(0, <[u8]>::len);
-                if self.key_buf.len() + bytes.len() <= limit {
+                if self.key_buf.len() + bytes.len() <= self.key_limit {
                     self.key_buf.extend_from_slice(bytes);
                 } else {
                     self.key_overflow = true;
@@ -413,11 +432,16 @@ impl Scanner {
     fn finish_raw(&mut self) {
         match self.role {
             Role::Key => {
-                self.key_matched =
-                    !self.key_overflow && Some(self.key_buf.as_slice()) == self.capture_key;
+                self.key_matched = if self.key_overflow {
+                    None
+                } else {
+                    let key = self.key_buf.as_slice();
+                    self.capture_keys.iter().position(|k| *k == key)
+                };
             }
             Role::Capture => {
-                self.captured = Some(Captured::Raw(std::mem::take(&mut self.capture_buf)));
+                self.captured[self.capturing] =
+                    Some(Captured::Raw(std::mem::take(&mut self.capture_buf)));
             }
             Role::Other => {}
         }
@@ -425,13 +449,13 @@ impl Scanner {
 
     fn set_capture(&mut self, c: Captured) {
         if self.role == Role::Capture {
-            self.captured = Some(c);
+            self.captured[self.capturing] = Some(c);
         }
     }
 
     fn open(&mut self, count: u64, map: bool, at: u64) -> Result<bool, StateError> {
         if self.role == Role::Capture {
-            self.captured = Some(Captured::Other);
+            self.captured[self.capturing] = Some(Captured::Other);
         }
         if count == 0 {
             return Ok(self.item_done());
@@ -453,7 +477,7 @@ impl Scanner {
 
     /// The role of the item about to start, for capturing.
     fn role_of_next(&mut self) -> Role {
-        if self.capture_key.is_none() || self.stack.len() != 1 {
+        if self.capture_keys.is_empty() || self.stack.len() != 1 {
             return Role::Other;
         }
         let top = self.stack[0];
@@ -461,9 +485,10 @@ impl Scanner {
             return Role::Other;
         }
         if top.key_next {
-            self.key_matched = false;
+            self.key_matched = None;
             Role::Key
-        } else if std::mem::take(&mut self.key_matched) {
+        } else if let Some(i) = self.key_matched.take() {
+            self.capturing = i;
             Role::Capture
         } else {
             Role::Other
@@ -507,12 +532,12 @@ fn be(b: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    fn scan_all(bytes: &[u8], capture: Option<&'static [u8]>) -> (usize, Option<Captured>) {
+    fn scan_all(bytes: &[u8], capture: &'static [&'static [u8]]) -> (usize, Option<Captured>) {
         let mut s = Scanner::default();
         s.begin(capture);
         let p = s.feed(bytes, 0).expect("scan");
         assert!(p.complete, "value incomplete");
-        (p.consumed, s.captured().cloned())
+        (p.consumed, s.captured(0).cloned())
     }
 
     #[test]
@@ -577,7 +602,7 @@ mod tests {
             ("Key", Value::raw(b"a/b\xff".to_vec())),
         ]);
         let bytes = v.to_bytes();
-        let (n, cap) = scan_all(&bytes, Some(b"Key"));
+        let (n, cap) = scan_all(&bytes, &[b"Key"]);
         assert_eq!(n, bytes.len());
         assert_eq!(cap, Some(Captured::Raw(b"a/b\xff".to_vec())));
     }
@@ -586,7 +611,7 @@ mod tests {
     fn captures_uint() {
         let bytes = Value::record([("LastIndex", Value::Uint(70_000))]).to_bytes();
         assert_eq!(
-            scan_all(&bytes, Some(b"LastIndex")).1,
+            scan_all(&bytes, &[b"LastIndex"]).1,
             Some(Captured::Uint(70_000))
         );
     }
@@ -603,26 +628,26 @@ mod tests {
         ]);
         let bytes = v.to_bytes();
         let mut s = Scanner::default();
-        s.begin(Some(b"Key"));
+        s.begin(&[b"Key"]);
         for (i, b) in bytes.iter().enumerate() {
             let p = s.feed(std::slice::from_ref(b), i as u64).expect("scan");
             assert_eq!(p.consumed, 1);
             assert_eq!(p.complete, i + 1 == bytes.len());
         }
-        assert_eq!(s.captured(), Some(&Captured::Raw(vec![b'k'; 300])));
+        assert_eq!(s.captured(0), Some(&Captured::Raw(vec![b'k'; 300])));
     }
 
     #[test]
     fn stops_exactly_after_value() {
         let mut bytes = Value::Array(vec![Value::Uint(1), Value::Uint(2)]).to_bytes();
         bytes.extend_from_slice(&[0x02, 0x03]);
-        assert_eq!(scan_all(&bytes, None).0, 3);
+        assert_eq!(scan_all(&bytes, &[]).0, 3);
     }
 
     #[test]
     fn rejects_c1_and_deep_nesting() {
         let mut s = Scanner::default();
-        s.begin(None);
+        s.begin(&[]);
         assert!(matches!(
             s.feed(&[0x91, 0xc1], 10),
             Err(StateError::InvalidMarker {
@@ -631,7 +656,7 @@ mod tests {
             })
         ));
         let deep = vec![0x91u8; MAX_DEPTH + 1];
-        s.begin(None);
+        s.begin(&[]);
         assert!(matches!(s.feed(&deep, 0), Err(StateError::TooDeep { .. })));
     }
 
@@ -639,7 +664,7 @@ mod tests {
     fn huge_declared_length_allocates_nothing() {
         // A str32 claiming 4 GiB: the scanner only records how much to skip.
         let mut s = Scanner::default();
-        s.begin(Some(b"Key"));
+        s.begin(&[b"Key"]);
         let p = s
             .feed(
                 &[
@@ -650,5 +675,36 @@ mod tests {
             .expect("scan");
         assert!(!p.complete);
         assert!(s.capture_buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn captures_two_keys_and_tells_nil_from_a_map() {
+        // {"Node": "n1", "Service": nil, "Check": {"CheckID": "c"}}
+        let mut bytes = vec![0x83];
+        for (k, v) in [
+            (&b"Node"[..], &[0xa2, b'n', b'1'][..]),
+            (b"Service", &[0xc0]),
+            (
+                b"Check",
+                &[
+                    0x81, 0xa7, b'C', b'h', b'e', b'c', b'k', b'I', b'D', 0xa1, b'c',
+                ],
+            ),
+        ] {
+            bytes.push(0xa0 | k.len() as u8);
+            bytes.extend_from_slice(k);
+            bytes.extend_from_slice(v);
+        }
+        let mut s = Scanner::default();
+        s.begin(&[b"Service", b"Check"]);
+        let p = s.feed(&bytes, 0).expect("scan");
+        assert!(p.complete && p.consumed == bytes.len());
+        assert_eq!(s.captured(0), Some(&Captured::Nil));
+        assert_eq!(s.captured(1), Some(&Captured::Other));
+        // A key absent from the value is not captured at all.
+        s.begin(&[b"Missing", b"Node"]);
+        s.feed(&bytes, 0).expect("scan");
+        assert_eq!(s.captured(0), None);
+        assert_eq!(s.captured(1), Some(&Captured::Raw(b"n1".to_vec())));
     }
 }

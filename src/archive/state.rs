@@ -7,6 +7,7 @@
 
 use std::io::{self, Write};
 
+use super::counts::{RecordCounts, RegisterKind};
 use super::error::StateError;
 use super::msgpack::{Captured, Scanner, Value};
 use super::types::{self, msg, TypePolicy, TypeRejection};
@@ -56,6 +57,8 @@ pub struct StateSummary {
     pub last_index: Option<u64>,
     /// Number of records after the header.
     pub records: u64,
+    /// Records per kind an operator reads (KV entries, nodes, services...).
+    pub counts: RecordCounts,
 }
 
 /// Push parser for state.bin; see the module docs.
@@ -68,13 +71,14 @@ pub struct StateParser {
     policy: TypePolicy,
     last_index: Option<u64>,
     records: u64,
+    counts: RecordCounts,
 }
 
 impl StateParser {
     /// A parser that judges type bytes by `policy`.
     pub fn new(policy: TypePolicy) -> Self {
         let mut scanner = Scanner::default();
-        scanner.begin(Some(b"LastIndex"));
+        scanner.begin(&[b"LastIndex"]);
         StateParser {
             scanner,
             phase: Phase::Header,
@@ -83,6 +87,7 @@ impl StateParser {
             policy,
             last_index: None,
             records: 0,
+            counts: RecordCounts::default(),
         }
     }
 
@@ -109,7 +114,7 @@ impl StateParser {
                     i += p.consumed;
                     self.pos += p.consumed as u64;
                     if p.complete {
-                        if let Some(Captured::Uint(n)) = self.scanner.captured() {
+                        if let Some(Captured::Uint(n)) = self.scanner.captured(0) {
                             self.last_index = Some(*n);
                         }
                         self.phase = Phase::TypeByte;
@@ -131,8 +136,11 @@ impl StateParser {
                         type_byte: t,
                         start: self.pos,
                     };
-                    self.scanner
-                        .begin(if t == msg::KVS { Some(b"Key") } else { None });
+                    self.scanner.begin(match t {
+                        msg::KVS => &[b"Key"],
+                        msg::REGISTER => &[b"Service", b"Check"],
+                        _ => &[],
+                    });
                     i += 1;
                     self.pos += 1;
                 }
@@ -141,10 +149,18 @@ impl StateParser {
                     i += p.consumed;
                     self.pos += p.consumed as u64;
                     if p.complete {
-                        let kv_key = match self.scanner.captured() {
-                            Some(Captured::Raw(k)) => Some(k.as_slice()),
+                        let kv_key = match (type_byte, self.scanner.captured(0)) {
+                            (msg::KVS, Some(Captured::Raw(k))) => Some(k.as_slice()),
                             _ => None,
                         };
+                        let set = |c: Option<&Captured>| c.is_some_and(|c| *c != Captured::Nil);
+                        let register = (type_byte == msg::REGISTER).then(|| {
+                            RegisterKind::of(
+                                set(self.scanner.captured(0)),
+                                set(self.scanner.captured(1)),
+                            )
+                        });
+                        self.counts.add(type_byte, register);
                         visitor.record(&RecordInfo {
                             type_byte,
                             offset: start,
@@ -177,6 +193,7 @@ impl StateParser {
                 len: self.pos,
                 last_index: self.last_index,
                 records: self.records,
+                counts: self.counts,
             }),
         }
     }
@@ -292,7 +309,11 @@ mod tests {
             StateSummary {
                 len: 116,
                 last_index: Some(13),
-                records: 3
+                records: 3,
+                counts: RecordCounts {
+                    kv_entries: 1,
+                    ..RecordCounts::default()
+                },
             }
         );
         // First record carries the 12-byte header: 12 + 75.

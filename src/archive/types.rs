@@ -73,6 +73,7 @@ pub mod msg {
     pub const INDEX: u8 = 16;
     pub const ACL_TOKEN: u8 = 17;
     pub const ACL_POLICY: u8 = 19;
+    pub const CONFIG_ENTRY: u8 = 22;
     pub const CHUNKING_STATE: u8 = 29;
     pub const FEDERATION_STATE: u8 = 30;
     pub const SYSTEM_METADATA: u8 = 31;
