@@ -65,6 +65,7 @@ pub mod consul;
 pub mod crypto;
 #[cfg(feature = "dev")]
 pub mod devserver;
+pub mod guard;
 pub mod pipeline;
 pub mod restore;
 pub mod retention;

@@ -79,6 +79,37 @@ impl RecordCounts {
     }
 }
 
+impl RecordCounts {
+    /// Every count with its snake_case name, in declaration order.
+    pub fn fields(&self) -> [(&'static str, u64); 8] {
+        [
+            ("kv_entries", self.kv_entries),
+            ("nodes", self.nodes),
+            ("services", self.services),
+            ("acl_tokens", self.acl_tokens),
+            ("acl_policies", self.acl_policies),
+            ("sessions", self.sessions),
+            ("config_entries", self.config_entries),
+            ("prepared_queries", self.prepared_queries),
+        ]
+    }
+
+    /// The counts `get` gives by name (as [`RecordCounts::fields`] names them); `None` unless
+    /// every one is there (metadata written before counts existed, or cut short).
+    pub fn from_fields(get: impl Fn(&str) -> Option<u64>) -> Option<Self> {
+        Some(RecordCounts {
+            kv_entries: get("kv_entries")?,
+            nodes: get("nodes")?,
+            services: get("services")?,
+            acl_tokens: get("acl_tokens")?,
+            acl_policies: get("acl_policies")?,
+            sessions: get("sessions")?,
+            config_entries: get("config_entries")?,
+            prepared_queries: get("prepared_queries")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,7 +108,7 @@ impl<S: ArchiveSink> ArchiveSink for Sealing<S> {
     async fn commit(
         self,
         report: &ArchiveReport,
-        _envelope: Option<&Envelope>,
+        notes: &crate::pipeline::Annotations,
     ) -> io::Result<Self::Committed> {
         let Sealing {
             mut inner,
@@ -133,12 +133,15 @@ impl<S: ArchiveSink> ArchiveSink for Sealing<S> {
                 return Err(e);
             }
         }
-        let envelope = Envelope {
-            ciphertext_sha256: sha.finalize().into(),
-            ciphertext_len: len,
-            recipients,
+        let notes = crate::pipeline::Annotations {
+            envelope: Some(Envelope {
+                ciphertext_sha256: sha.finalize().into(),
+                ciphertext_len: len,
+                recipients,
+            }),
+            ..notes.clone()
         };
-        inner.commit(report, Some(&envelope)).await
+        inner.commit(report, &notes).await
     }
 
     async fn abort(self) {

@@ -60,12 +60,12 @@ impl<K: Send, S: ArchiveSink> ArchiveSink for FanOut<K, S> {
     async fn commit(
         self,
         report: &ArchiveReport,
-        envelope: Option<&super::Envelope>,
+        notes: &super::Annotations,
     ) -> io::Result<Self::Committed> {
         let mut out = Vec::with_capacity(self.slots.len());
         for (key, slot) in self.slots {
             let result = match slot {
-                Slot::Active(s) => s.commit(report, envelope).await,
+                Slot::Active(s) => s.commit(report, notes).await,
                 Slot::Failed(e) => Err(e),
             };
             out.push((key, result));

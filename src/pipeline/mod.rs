@@ -22,8 +22,23 @@ pub use fanout::FanOut;
 pub use crate::crypto::Envelope;
 
 /// The length of the bytes a sink received: the archive's, or its encryption's.
-pub fn stored_len(report: &ArchiveReport, envelope: Option<&Envelope>) -> u64 {
-    envelope.map_or(report.archive_len, |e| e.ciphertext_len)
+pub fn stored_len(report: &ArchiveReport, notes: &Annotations) -> u64 {
+    notes
+        .envelope
+        .as_ref()
+        .map_or(report.archive_len, |e| e.ciphertext_len)
+}
+
+/// What wrappers around a sink established before the commit, beyond the archive report
+/// (which always describes the plaintext archive).
+#[derive(Debug, Clone, Default)]
+pub struct Annotations {
+    /// Set when the bytes the sink received are the archive encrypted ([`crate::crypto`]):
+    /// their length and digest are the envelope's.
+    pub envelope: Option<Envelope>,
+    /// Set when the shrink guard judged the snapshot markedly smaller than the last backup
+    /// ([`crate::guard`]).
+    pub anomaly: Option<crate::guard::AnomalyMark>,
 }
 
 use crate::archive::{read_archive, ArchiveError, ArchiveReport, ReadOptions, RecordVisitor};
@@ -38,13 +53,12 @@ pub trait ArchiveSink: Send {
     type Committed: Send;
     /// Accepts the next chunk, in order. An error stops the pipeline; `abort` follows.
     fn write(&mut self, chunk: &Bytes) -> impl Future<Output = io::Result<()>> + Send;
-    /// Publishes the archive; called only after verification passed. `envelope` is `Some`
-    /// when the bytes this sink received are the archive encrypted (then their length and
-    /// digest are the envelope's, and `report` describes the plaintext).
+    /// Publishes the archive; called only after verification passed. `notes` carry what
+    /// wrappers established (an encryption envelope, a shrink-guard anomaly).
     fn commit(
         self,
         report: &ArchiveReport,
-        envelope: Option<&Envelope>,
+        notes: &Annotations,
     ) -> impl Future<Output = io::Result<Self::Committed>> + Send;
     /// Discards everything written. Must not fail: it logs what it could not clean up.
     fn abort(self) -> impl Future<Output = ()> + Send;
@@ -62,7 +76,7 @@ impl ArchiveSink for Discard {
         Ok(())
     }
 
-    async fn commit(self, _report: &ArchiveReport, _envelope: Option<&Envelope>) -> io::Result<()> {
+    async fn commit(self, _report: &ArchiveReport, _notes: &Annotations) -> io::Result<()> {
         Ok(())
     }
 
@@ -171,7 +185,7 @@ where
         (None, Ok((Ok(report), visitor))) => (report, visitor),
     };
     let committed = sink
-        .commit(&report, None)
+        .commit(&report, &Annotations::default())
         .await
         .map_err(PipelineError::Sink)?;
     Ok((report, visitor, committed))

@@ -114,7 +114,7 @@ impl ArchiveSink for AtomicFile {
     async fn commit(
         self,
         _report: &ArchiveReport,
-        _envelope: Option<&crate::crypto::Envelope>,
+        _notes: &crate::pipeline::Annotations,
     ) -> io::Result<PathBuf> {
         self.publish().await
     }

@@ -57,6 +57,14 @@ pub trait Backend: fmt::Debug + fmt::Display + Send + Sync {
     /// [`StorageError::NotOurs`] for a key outside our naming scheme (nothing is deleted).
     async fn delete(&self, keys: &[String]) -> Result<(), StorageError>;
 
+    /// Replaces the stored metadata of one backup (to record an anomaly's acknowledgement);
+    /// the archive bytes are untouched.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when there is no such backup, [`StorageError::NotOurs`] for
+    /// a key outside our naming scheme.
+    async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError>;
+
     /// Starts storing the backup `name`; `pending` carries what is known before the bytes
     /// (datacenter, creation time).
     async fn begin(
@@ -80,7 +88,7 @@ pub trait BackendUpload: fmt::Debug + Send {
     async fn commit(
         self: Box<Self>,
         report: &ArchiveReport,
-        envelope: Option<&crate::crypto::Envelope>,
+        notes: &crate::pipeline::Annotations,
     ) -> io::Result<StoredBackup>;
     /// Discards everything written; never fails (it logs what it could not clean up).
     async fn abort(self: Box<Self>);
@@ -98,9 +106,9 @@ where
     async fn commit(
         self: Box<Self>,
         report: &ArchiveReport,
-        envelope: Option<&crate::crypto::Envelope>,
+        notes: &crate::pipeline::Annotations,
     ) -> io::Result<StoredBackup> {
-        ArchiveSink::commit(*self, report, envelope).await
+        ArchiveSink::commit(*self, report, notes).await
     }
 
     async fn abort(self: Box<Self>) {

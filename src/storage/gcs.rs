@@ -30,7 +30,7 @@ use super::naming::{format_key, parse_key, BackupName};
 use super::object::SIDECAR;
 use super::{BackupMeta, StorageError, StoredBackup};
 use crate::archive::ArchiveReport;
-use crate::pipeline::{stored_len, ArchiveSink, Envelope};
+use crate::pipeline::{stored_len, Annotations, ArchiveSink};
 
 /// GCS requires every chunk but the last of a resumable upload to be a multiple of this.
 pub const CHUNK_UNIT: u64 = 256 << 10;
@@ -404,6 +404,12 @@ impl Backend for GcsBackend {
         Ok(())
     }
 
+    async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
+        self.head(key).await?;
+        let json = serde_json::to_vec_pretty(meta).map_err(|e| gcs_err("insert", e))?;
+        self.put_small(&format!("{key}{SIDECAR}"), json).await
+    }
+
     async fn begin(
         &self,
         name: &BackupName,
@@ -527,11 +533,11 @@ impl ArchiveSink for GcsUpload {
     async fn commit(
         mut self,
         report: &ArchiveReport,
-        envelope: Option<&Envelope>,
+        notes: &Annotations,
     ) -> io::Result<StoredBackup> {
-        let meta = self.pending.committed(report, envelope);
+        let meta = self.pending.committed(report, notes);
         let total = self.sent + self.buffer.len() as u64;
-        let expected = stored_len(report, envelope);
+        let expected = stored_len(report, notes);
         if total != expected {
             self.cancel().await;
             return Err(io::Error::other(format!(

@@ -16,7 +16,7 @@ use super::metadata::BackupMeta;
 use super::naming::{format_name, parse_name, BackupName};
 use super::{StorageError, StoredBackup};
 use crate::archive::ArchiveReport;
-use crate::pipeline::{stored_len, ArchiveSink, Envelope};
+use crate::pipeline::{stored_len, Annotations, ArchiveSink};
 
 /// Suffix of the temporary file an upload writes to.
 const PARTIAL: &str = ".partial";
@@ -111,6 +111,15 @@ impl LocalStore {
             modified: md.modified().ok().map(DateTime::<Utc>::from),
             meta: self.read_sidecar(key).await,
         })
+    }
+
+    /// Rewrites the sidecar of an existing backup (atomically).
+    pub async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
+        self.head(key).await?;
+        let sidecar = self.dir.join(format!("{key}{SIDECAR}"));
+        write_sidecar(&sidecar, meta)
+            .await
+            .map_err(|e| StorageError::io(format!("writing {}", sidecar.display()), e))
     }
 
     /// The archive's bytes.
@@ -235,19 +244,15 @@ impl ArchiveSink for LocalUpload {
         self.file.write(chunk).await
     }
 
-    async fn commit(
-        self,
-        report: &ArchiveReport,
-        envelope: Option<&Envelope>,
-    ) -> io::Result<StoredBackup> {
-        let meta = self.pending.committed(report, envelope);
-        let expected = stored_len(report, envelope);
+    async fn commit(self, report: &ArchiveReport, notes: &Annotations) -> io::Result<StoredBackup> {
+        let meta = self.pending.committed(report, notes);
+        let expected = stored_len(report, notes);
         let sidecar = self.dir.join(format!("{}{SIDECAR}", self.key));
         if let Err(e) = write_sidecar(&sidecar, &meta).await {
             self.file.abort().await;
             return Err(e);
         }
-        let path = self.file.commit(report, envelope).await?;
+        let path = self.file.commit(report, notes).await?;
         let size = tokio::fs::metadata(&path).await?.len();
         if size != expected {
             return Err(io::Error::other(format!(

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::ArchiveReport;
-use crate::crypto::Envelope;
+use crate::archive::RecordCounts;
+use crate::guard::AnomalyMark;
+use crate::pipeline::Annotations;
 
 /// Metadata of one backup. Every field is optional when read back: objects written by other
 /// tools, or whose metadata update failed, carry less.
@@ -42,6 +44,14 @@ pub struct BackupMeta {
     /// ([`crate::crypto::keys::fingerprint`]), never the keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipients: Option<Vec<String>>,
+    /// Records per kind in the snapshot (KV entries, nodes, services...), what the shrink
+    /// guard compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<RecordCounts>,
+    /// Set when the shrink guard found this snapshot markedly smaller than the backup before
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<AnomalyMark>,
 }
 
 /// S3 user-metadata keys (sent as `x-amz-meta-<key>`).
@@ -59,6 +69,11 @@ const KEYS: [&str; 11] = [
     "ciphertext-size",
 ];
 
+/// S3 user-metadata key prefix of each record count (`count-kv-entries`...).
+const COUNT_PREFIX: &str = "count-";
+/// S3 user-metadata keys of the anomaly mark.
+const ANOMALY_KEYS: [&str; 3] = ["anomaly", "anomaly-baseline", "anomaly-acknowledged"];
+
 /// S3 user-metadata key of the recipients' fingerprints, joined by [`RECIPIENT_SEP`].
 const RECIPIENTS_KEY: &str = "age-recipients";
 const RECIPIENT_SEP: &str = "; ";
@@ -66,14 +81,17 @@ const RECIPIENT_SEP: &str = "; ";
 impl BackupMeta {
     /// The metadata to store for a verified archive, from this pending upload's metadata
     /// (its `datacenter` and `created`, set when the upload began) and the verifier's report;
-    /// `envelope` when the stored bytes are the archive encrypted.
-    pub fn committed(&self, report: &ArchiveReport, envelope: Option<&Envelope>) -> Self {
+    /// `notes` when the stored bytes are the archive encrypted or the snapshot is an anomaly.
+    pub fn committed(&self, report: &ArchiveReport, notes: &Annotations) -> Self {
+        let envelope = notes.envelope.as_ref();
         let datacenter = self.datacenter.clone().unwrap_or_default();
         let created = self.created.clone().unwrap_or_default();
         BackupMeta {
             ciphertext_sha256: envelope.map(|e| hex::encode(e.ciphertext_sha256)),
             ciphertext_size: envelope.map(|e| e.ciphertext_len),
             recipients: envelope.map(|e| e.recipients.clone()),
+            counts: Some(report.state.counts),
+            anomaly: notes.anomaly.clone(),
             sha256: Some(hex::encode(report.archive_sha256)),
             index: Some(report.meta.index),
             term: Some(report.meta.term),
@@ -123,6 +141,19 @@ impl BackupMeta {
         if let Some(r) = &self.recipients {
             map.insert(RECIPIENTS_KEY.to_string(), r.join(RECIPIENT_SEP));
         }
+        if let Some(c) = &self.counts {
+            for (name, n) in c.fields() {
+                map.insert(count_key(name), n.to_string());
+            }
+        }
+        if let Some(a) = &self.anomaly {
+            let values = [Some(&a.reason), Some(&a.baseline), a.acknowledged.as_ref()];
+            for (k, v) in ANOMALY_KEYS.iter().zip(values) {
+                if let Some(v) = v {
+                    map.insert(k.to_string(), v.clone());
+                }
+            }
+        }
         map
     }
 
@@ -148,8 +179,19 @@ impl BackupMeta {
             ciphertext_size: num("ciphertext-size"),
             recipients: get(RECIPIENTS_KEY)
                 .map(|v| v.split(RECIPIENT_SEP).map(str::to_string).collect()),
+            counts: RecordCounts::from_fields(|name| num(&count_key(name))),
+            anomaly: get(ANOMALY_KEYS[0]).map(|reason| AnomalyMark {
+                reason,
+                baseline: get(ANOMALY_KEYS[1]).unwrap_or_default(),
+                acknowledged: get(ANOMALY_KEYS[2]),
+            }),
         }
     }
+}
+
+/// `kv_entries` → `count-kv-entries` (S3 metadata keys use dashes).
+fn count_key(name: &str) -> String {
+    format!("{COUNT_PREFIX}{}", name.replace('_', "-"))
 }
 
 #[cfg(test)]
@@ -166,6 +208,16 @@ mod tests {
             ciphertext_sha256: Some("cd".into()),
             ciphertext_size: Some(11),
             recipients: Some(vec!["age SHA256:x".into(), "ssh-ed25519 SHA256:y".into()]),
+            counts: Some(RecordCounts {
+                kv_entries: 120,
+                nodes: 4,
+                ..RecordCounts::default()
+            }),
+            anomaly: Some(AnomalyMark {
+                reason: "kv_entries 120 -> 0 (-100%) since x".into(),
+                baseline: "x".into(),
+                acknowledged: Some("2026-11-25T10:00:00Z".into()),
+            }),
             ..Default::default()
         };
         assert_eq!(BackupMeta::from_map(&m.to_map()), m);

@@ -202,6 +202,11 @@ impl Store {
         self.0.begin(name, pending).await.map(Upload)
     }
 
+    /// Replaces the stored metadata of one backup.
+    pub async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
+        self.0.set_meta(key, meta).await
+    }
+
     /// Removes leftovers of interrupted uploads older than `older_than`.
     pub async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
         self.0.sweep(older_than).await
@@ -335,9 +340,9 @@ impl ArchiveSink for Upload {
     async fn commit(
         self,
         report: &ArchiveReport,
-        envelope: Option<&crate::crypto::Envelope>,
+        notes: &crate::pipeline::Annotations,
     ) -> io::Result<StoredBackup> {
-        self.0.commit(report, envelope).await
+        self.0.commit(report, notes).await
     }
 
     async fn abort(self) {
@@ -369,6 +374,9 @@ impl Backend for LocalStore {
     async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
         LocalStore::delete(self, keys).await
     }
+    async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
+        LocalStore::set_meta(self, key, meta).await
+    }
     async fn begin(
         &self,
         name: &BackupName,
@@ -397,6 +405,9 @@ impl Backend for S3Store {
     }
     async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
         S3Store::delete(self, keys).await
+    }
+    async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
+        S3Store::set_meta(self, key, meta).await
     }
     async fn begin(
         &self,

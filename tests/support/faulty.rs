@@ -27,6 +27,7 @@ pub enum Call {
     Head,
     Get,
     Delete,
+    SetMeta,
     Begin,
     Sweep,
     Write,
@@ -190,6 +191,13 @@ impl<B: Backend + 'static> Backend for Faulty<B> {
         self.inner.delete(keys).await
     }
 
+    async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
+        self.apply(Call::SetMeta)
+            .await
+            .map_err(|e| storage_err(Call::SetMeta, e))?;
+        self.inner.set_meta(key, meta).await
+    }
+
     async fn begin(
         &self,
         name: &BackupName,
@@ -257,14 +265,14 @@ impl BackendUpload for FaultyUpload {
     async fn commit(
         self: Box<Self>,
         report: &ArchiveReport,
-        envelope: Option<&consul_snapshot_agent::crypto::Envelope>,
+        notes: &consul_snapshot_agent::pipeline::Annotations,
     ) -> io::Result<StoredBackup> {
         if let Err(e) = self.faults.apply(Call::Commit).await {
             // A commit that fails publishes nothing: what was written is discarded.
             self.inner.abort().await;
             return Err(e);
         }
-        self.inner.commit(report, envelope).await
+        self.inner.commit(report, notes).await
     }
 
     async fn abort(self: Box<Self>) {

@@ -27,7 +27,7 @@ use super::backend::{Backend, BackendUpload, ByteStream};
 use super::naming::{format_key, parse_key, BackupName};
 use super::{BackupMeta, StorageError, StoredBackup};
 use crate::archive::ArchiveReport;
-use crate::pipeline::{stored_len, ArchiveSink, Envelope};
+use crate::pipeline::{stored_len, Annotations, ArchiveSink};
 
 /// Suffix of a backup's metadata sidecar object.
 pub const SIDECAR: &str = ".meta.json";
@@ -183,6 +183,20 @@ impl Backend for ObjectBackend {
         Ok(())
     }
 
+    async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
+        self.head(key).await?;
+        let json = serde_json::to_vec_pretty(meta).map_err(|e| StorageError::Object {
+            kind: self.kind.to_string(),
+            op: "put".into(),
+            detail: e.to_string(),
+        })?;
+        self.store
+            .put(&Path::from(format!("{key}{SIDECAR}")), json.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("put", e))
+    }
+
     async fn begin(
         &self,
         name: &BackupName,
@@ -242,11 +256,7 @@ impl ArchiveSink for ObjectUpload {
         Ok(())
     }
 
-    async fn commit(
-        self,
-        report: &ArchiveReport,
-        envelope: Option<&Envelope>,
-    ) -> io::Result<StoredBackup> {
+    async fn commit(self, report: &ArchiveReport, notes: &Annotations) -> io::Result<StoredBackup> {
         let ObjectUpload {
             backend,
             writer,
@@ -254,8 +264,8 @@ impl ArchiveSink for ObjectUpload {
             name,
             pending,
         } = self;
-        let meta = pending.committed(report, envelope);
-        let expected = stored_len(report, envelope);
+        let meta = pending.committed(report, notes);
+        let expected = stored_len(report, notes);
         let sidecar = Path::from(format!("{key}{SIDECAR}"));
         let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
         if let Err(e) = backend.store.put(&sidecar, json.into()).await {

@@ -242,6 +242,13 @@ impl S3Store {
         .boxed())
     }
 
+    /// Replaces one backup's user metadata (a server-side copy onto itself; see
+    /// [`upload::set_metadata`]).
+    pub async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
+        let b = self.head(key).await?;
+        upload::set_metadata(&self.client, &self.cfg, key, meta, b.size).await
+    }
+
     /// Deletes objects in batches of 1000; keys not under our scheme are refused.
     pub async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
         if let Some(k) = keys.iter().find(|k| parse_key(&self.prefix, k).is_none()) {

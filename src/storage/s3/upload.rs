@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use super::config::{Encryption, S3Config};
 use super::{head_object, s3_err};
 use crate::archive::ArchiveReport;
-use crate::pipeline::{stored_len, ArchiveSink, Envelope};
+use crate::pipeline::{stored_len, Annotations, ArchiveSink};
 use crate::storage::metadata::BackupMeta;
 use crate::storage::naming::BackupName;
 use crate::storage::{StorageError, StoredBackup};
@@ -316,7 +316,7 @@ impl S3Upload {
 
 /// Replaces the object's user metadata in place (server-side copy onto itself), re-stating
 /// encryption and storage class, which a REPLACE copy would otherwise reset.
-async fn set_metadata(
+pub(crate) async fn set_metadata(
     client: &aws_sdk_s3::Client,
     cfg: &S3Config,
     key: &str,
@@ -450,10 +450,10 @@ impl ArchiveSink for S3Upload {
     async fn commit(
         mut self,
         report: &ArchiveReport,
-        envelope: Option<&Envelope>,
+        notes: &Annotations,
     ) -> io::Result<StoredBackup> {
-        let meta = self.pending.committed(report, envelope);
-        match self.publish(&meta, stored_len(report, envelope)).await {
+        let meta = self.pending.committed(report, notes);
+        match self.publish(&meta, stored_len(report, notes)).await {
             Ok(stored) => Ok(stored),
             Err(e) => {
                 self.abort_upload().await;
