@@ -4,7 +4,10 @@
 //!
 //! What can never happen: a failed or unverified save deleting anything (retention runs only
 //! for a destination whose upload committed, only over a complete listing, and never deletes
-//! the backup just stored); a destination failing taking the others down with it.
+//! the backup just stored); a destination failing taking the others down with it; retention
+//! deleting the backups from before a markedly smaller snapshot (the shrink guard: the new
+//! snapshot is judged against the last backup before it is committed, marked as an anomaly if
+//! it shrank, and retention holds what came before).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +18,12 @@ use tokio_util::sync::CancellationToken;
 use crate::archive::{ArchiveReport, InspectReport, InspectStats, ReadOptions, TypePolicy};
 use crate::consul::{get_snapshot, ConsulClient, ConsulError, RetryPolicy};
 use crate::crypto::{Identities, Recipients, Sealing};
+use crate::guard::{Anomaly, Baseline, GuardConfig, Guarded, Hold, Measures, Thresholds};
 use crate::pipeline::{stream_verified, FanOut, PipelineError};
 use crate::retention::{Decision, RetentionPolicy};
-use crate::storage::{BackupMeta, BackupName, StorageError, Store, StoredBackup};
+use crate::storage::{
+    sort_newest_first, BackupMeta, BackupName, StorageError, Store, StoredBackup,
+};
 
 /// Multipart uploads and `.partial` files of ours older than this are removed at the start of
 /// a cycle (younger ones may belong to a writer at work).
@@ -43,6 +49,8 @@ pub struct CycleConfig {
     /// What the read-back decrypts with; empty: it checks an encrypted backup's ciphertext
     /// digest only.
     pub identities: Arc<Identities>,
+    /// The shrink guard; `None`: off.
+    pub guard: Option<GuardConfig>,
 }
 
 /// Why a cycle failed before anything was stored. Nothing was deleted.
@@ -88,6 +96,8 @@ pub struct DestinationOutcome {
     pub stored: Result<StoredBackup, String>,
     /// Retention decisions and deletions there; `None` when retention did not run.
     pub retention: Option<Result<Vec<Decision>, String>>,
+    /// The shrink guard's active holds there (known when retention ran).
+    pub holds: Vec<Hold>,
 }
 
 impl DestinationOutcome {
@@ -108,6 +118,8 @@ pub struct CycleOutcome {
     pub name: BackupName,
     pub destinations: Vec<DestinationOutcome>,
     pub duration: Duration,
+    /// Set when this snapshot is markedly smaller than the last backup (shrink guard).
+    pub anomaly: Option<Anomaly>,
 }
 
 impl CycleOutcome {
@@ -116,6 +128,20 @@ impl CycleOutcome {
         self.destinations
             .iter()
             .all(|d| d.stored.is_ok() && !matches!(d.retention, Some(Err(_))))
+    }
+
+    /// Reasons of the shrink guard's unacknowledged anomalies: this snapshot's, and every
+    /// active hold's at any destination (the same anomaly once). Empty when all is well.
+    pub fn anomalies(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.anomaly.iter().map(Anomaly::reason).collect();
+        for h in self.destinations.iter().flat_map(|d| &d.holds) {
+            let name = h.anomaly.rsplit('/').next().unwrap_or(&h.anomaly);
+            let line = format!("{name}: {}", h.reason);
+            if !out.iter().any(|o| *o == h.reason || *o == line) {
+                out.push(line);
+            }
+        }
+        out
     }
 }
 
@@ -133,6 +159,10 @@ pub async fn run_cycle(
     let started = Instant::now();
     let datacenter = datacenter_of(client, cfg).await?;
     sweep_leftovers(stores).await;
+    let baseline = match &cfg.guard {
+        Some(_) => baseline_of(stores, &datacenter).await,
+        None => None,
+    };
     let download = get_snapshot(client, cfg.stale, cfg.retry)
         .await
         .map_err(CycleError::Request)?;
@@ -151,22 +181,33 @@ pub async fn run_cycle(
     let (uploads, mut stored_at) = begin_uploads(stores, &name, &pending).await?;
     let (opts, stats) = (ReadOptions { types: cfg.types }, InspectStats::new(None));
     let fanout = FanOut::new(uploads);
+    let thresholds = cfg
+        .guard
+        .as_ref()
+        .map_or_else(Thresholds::default, |g| g.thresholds.clone());
     let streamed = match &cfg.encryption {
         // Verified as plaintext, encrypted in the same pass: destinations get ciphertext only.
         Some(recipients) => {
             let sealing = Sealing::new(fanout, recipients)
                 .await
                 .map_err(|e| CycleError::Store(format!("starting encryption: {e}")))?;
-            stream_verified(download.body, sealing, opts, stats, cancel).await
+            let sink = Guarded::new(sealing, baseline, thresholds);
+            stream_verified(download.body, sink, opts, stats, cancel).await
         }
-        None => stream_verified(download.body, fanout, opts, stats, cancel).await,
+        None => {
+            let sink = Guarded::new(fanout, baseline, thresholds);
+            stream_verified(download.body, sink, opts, stats, cancel).await
+        }
     };
-    let (report, stats, results) = streamed.map_err(|e| match e {
+    let (report, stats, (anomaly, results)) = streamed.map_err(|e| match e {
         PipelineError::Invalid(e) => CycleError::Invalid(e),
         PipelineError::Source(e) => CycleError::Transfer(e),
         PipelineError::Sink(e) => CycleError::Store(e.to_string()),
         PipelineError::Cancelled => CycleError::Cancelled,
     })?;
+    if let Some(a) = &anomaly {
+        tracing::warn!(reason = %a.reason(), "shrink guard: this snapshot is markedly smaller than the last backup; it is stored and marked as an anomaly, and retention holds the backups from before it until `prune --acknowledge-anomaly KEY` or the hold expires");
+    }
     if download.index.is_some_and(|i| i != report.meta.index) {
         tracing::warn!(header = ?download.index, meta = report.meta.index, "X-Consul-Index differs from the snapshot's meta.json index");
     }
@@ -189,6 +230,53 @@ pub async fn run_cycle(
         name,
         destinations,
         duration: started.elapsed(),
+        anomaly,
+    })
+}
+
+/// Backups looked at per destination to find the shrink guard's baseline (newest first; older
+/// agent versions stored no counts).
+const BASELINE_CANDIDATES: usize = 3;
+
+/// The shrink guard's baseline: the newest backup of `datacenter`, at any destination, whose
+/// metadata has record counts. `None` (nothing judged) when there is none or no destination
+/// could be read; that is logged, never fatal.
+async fn baseline_of(stores: &[Store], datacenter: &str) -> Option<Baseline> {
+    let mut best: Option<(StoredBackup, Measures)> = None;
+    for store in stores {
+        let mut listed = match store.list().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(destination = %store, error = %e, "shrink guard: could not list the last backups; this snapshot is not compared there");
+                continue;
+            }
+        };
+        listed.retain(|b| b.is_of(datacenter));
+        sort_newest_first(&mut listed);
+        listed.truncate(BASELINE_CANDIDATES);
+        let Ok(listed) = store.fill_meta(listed, |_| true, false).await else {
+            continue;
+        };
+        let found = listed.into_iter().find_map(|b| {
+            let m = b.meta.as_ref()?;
+            let measures = Measures {
+                counts: m.counts?,
+                state_bytes: m.state_size?,
+            };
+            Some((b, measures))
+        });
+        if let Some((b, m)) = found {
+            let newer = best
+                .as_ref()
+                .is_none_or(|(x, _)| (b.name.time, b.name.index) > (x.name.time, x.name.index));
+            if newer {
+                best = Some((b, m));
+            }
+        }
+    }
+    best.map(|(b, measures)| Baseline {
+        name: b.key.rsplit('/').next().unwrap_or(&b.key).to_string(),
+        measures,
     })
 }
 
@@ -284,13 +372,14 @@ async fn finish_destination(
             }
         }
     }
-    let retention = match &stored {
-        Ok(b) => Some(
-            apply_retention(store, &cfg.retention, &b.key, &name.datacenter)
-                .await
-                .map_err(|e| e.to_string()),
-        ),
-        Err(_) => None,
+    let hold = cfg.guard.as_ref().map(|g| g.hold);
+    let (retention, holds) = match &stored {
+        Ok(b) => match apply_retention(store, &cfg.retention, &b.key, &name.datacenter, hold).await
+        {
+            Ok((decisions, holds)) => (Some(Ok(decisions)), holds),
+            Err(e) => (Some(Err(e.to_string())), Vec::new()),
+        },
+        Err(_) => (None, Vec::new()),
     };
     match &stored {
         Ok(b) => {
@@ -305,19 +394,23 @@ async fn finish_destination(
         kind: store.kind(),
         stored,
         retention,
+        holds,
     }
 }
 
 /// Lists, plans and deletes at one destination, over the backups of `datacenter` only, never
-/// deleting `just_stored`. A listing that does not contain `just_stored` is not trusted
-/// (eventual consistency, a wrong prefix): nothing is deleted then.
+/// deleting `just_stored` nor what the shrink guard holds (`hold`: the guard is on). A listing
+/// that does not contain `just_stored` is not trusted (eventual consistency, a wrong prefix):
+/// nothing is deleted then. Returns the decisions and the active holds.
 pub async fn apply_retention(
     store: &Store,
     policy: &RetentionPolicy,
     just_stored: &str,
     datacenter: &str,
-) -> Result<Vec<Decision>, StorageError> {
-    let (listed, decisions) = store.plan_retention(policy, datacenter).await?;
+    hold: Option<Duration>,
+) -> Result<(Vec<Decision>, Vec<Hold>), StorageError> {
+    let plan = store.plan_retention(policy, datacenter, hold).await?;
+    let (listed, decisions) = (plan.listed, plan.decisions);
     for d in decisions.iter().filter(|d| {
         d.reasons
             .iter()
@@ -340,5 +433,8 @@ pub async fn apply_retention(
         store.delete(&doomed).await?;
         tracing::info!(destination = %store, deleted = doomed.len(), "retention applied");
     }
-    Ok(decisions)
+    for h in &plan.holds {
+        tracing::warn!(destination = %store, anomaly = %h.anomaly, held = h.held.len(), until = %h.until, "shrink guard: holding the backups from before an unacknowledged anomaly");
+    }
+    Ok((decisions, plan.holds))
 }

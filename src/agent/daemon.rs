@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::cycle::{run_cycle, CycleConfig, CycleError};
 use super::leader::{acquire, monitor, Session};
 use super::notify::{Event, Notifier};
-use super::registration::{Registration, ALIVE_TTL};
+use super::registration::{CheckStatus, Registration, ALIVE_TTL};
 use super::telemetry::{self, Role, Telemetry};
 use crate::config::AgentConfig;
 use crate::consul::ConsulClient;
@@ -309,7 +309,9 @@ impl Leader<'_> {
             notifier.send(Event::new("start"));
             let result = run_cycle(client, stores, cycle, Some(&leadership)).await;
             if !matches!(result, Err(CycleError::Cancelled)) {
-                notifier.send(Event::for_result(&result));
+                for ev in Event::for_cycle(&result) {
+                    notifier.send(ev);
+                }
             }
             if matches!(result, Err(CycleError::Cancelled)) {
                 let why = if stop.is_cancelled() {
@@ -320,8 +322,8 @@ impl Leader<'_> {
                 tracing::warn!("snapshot cancelled ({why}); the upload in flight was aborted and nothing was stored");
                 break ended(stop);
             }
-            let (ok, output) = record(telemetry, &result);
-            if let Err(e) = reg.report(client, ok, &output).await {
+            let (ok, status, output) = record(telemetry, &result);
+            if let Err(e) = reg.report(client, status, &output).await {
                 tracing::debug!(error = %e, "leader check update failed");
             }
             failures = if ok { 0 } else { failures + 1 };
@@ -353,11 +355,12 @@ fn ended(stop: &CancellationToken) -> LeadEnd {
 }
 
 /// Logs a finished (not cancelled) cycle and records it in the metrics; returns whether every
-/// destination stored the snapshot, and the text for the leader's health check.
+/// destination stored the snapshot, and the status and text for the leader's health check
+/// (warning, with the reason, while a shrink-guard anomaly is unacknowledged).
 fn record(
     telemetry: &Telemetry,
     result: &Result<super::CycleOutcome, CycleError>,
-) -> (bool, String) {
+) -> (bool, CheckStatus, String) {
     match result {
         Ok(o) => {
             telemetry.outcome(o);
@@ -371,19 +374,31 @@ fn record(
                     }
                 }
             }
-            (
-                o.all_ok(),
+            let stored = format!(
+                "snapshot index {} stored at {} destination(s)",
+                o.report.meta.index,
+                o.destinations.iter().filter(|d| d.stored.is_ok()).count()
+            );
+            let anomalies = o.anomalies();
+            let status = match (o.all_ok(), anomalies.is_empty()) {
+                (false, _) => CheckStatus::Critical,
+                (true, false) => CheckStatus::Warning,
+                (true, true) => CheckStatus::Passing,
+            };
+            let output = if anomalies.is_empty() {
+                stored
+            } else {
                 format!(
-                    "snapshot index {} stored at {} destination(s)",
-                    o.report.meta.index,
-                    o.destinations.iter().filter(|d| d.stored.is_ok()).count()
-                ),
-            )
+                    "{stored}; shrink guard: unacknowledged anomaly ({}); acknowledge with `prune --acknowledge-anomaly KEY`",
+                    anomalies.join("; ")
+                )
+            };
+            (o.all_ok(), status, output)
         }
         Err(e) => {
             telemetry.failure(e.reason(), &e.to_string());
             tracing::error!(error = %e, "Snapshot failed (will retry at next interval)");
-            (false, e.to_string())
+            (false, CheckStatus::Critical, e.to_string())
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Webhook notifications for cycle start, success and failure: a JSON POST to each URL,
+//! Webhook notifications for cycle start, success, failure and shrink-guard anomaly: a JSON
+//! POST to each URL,
 //! retried, bounded in time, and never holding up a cycle (sent from background tasks).
 //! Webhook URLs often embed credentials (Slack, Teams), so logs name only their host.
 
@@ -19,7 +20,8 @@ const DELIVERY_RETRY: RetryPolicy =
 /// The JSON body.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Event {
-    /// `start`, `success` or `failure`.
+    /// `start`, `success`, `failure` or `anomaly` (the snapshot just stored is markedly
+    /// smaller than the last backup; sent after its `success`).
     pub event: &'static str,
     /// RFC 3339.
     pub time: String,
@@ -31,6 +33,19 @@ pub struct Event {
     pub index: Option<u64>,
     /// What went wrong, for `failure`.
     pub error: Option<String>,
+    /// For `anomaly`: which measures dropped, as one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `anomaly`: name of the backup compared with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// For `anomaly`: the counts of the baseline (KV entries, nodes, services, ACL tokens and
+    /// policies, sessions, config entries, prepared queries, state.bin bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<crate::guard::Measures>,
+    /// For `anomaly`: the same counts of the new snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<crate::guard::Measures>,
 }
 
 impl Event {
@@ -42,11 +57,39 @@ impl Event {
             size: None,
             index: None,
             error: None,
+            reason: None,
+            baseline: None,
+            before: None,
+            after: None,
         }
     }
 }
 
 impl Event {
+    /// The events a finished cycle sends: `success` or `failure`, then `anomaly` when the
+    /// shrink guard marked the snapshot.
+    pub fn for_cycle(
+        result: &Result<super::cycle::CycleOutcome, super::cycle::CycleError>,
+    ) -> Vec<Self> {
+        let mut out = vec![Event::for_result(result)];
+        if let Ok(o) = result {
+            if let Some(a) = &o.anomaly {
+                let first = o.destinations.iter().find_map(|d| d.stored.as_ref().ok());
+                out.push(Event {
+                    key: first.map(|b| b.key.clone()),
+                    size: Some(o.report.archive_len),
+                    index: Some(o.report.meta.index),
+                    reason: Some(a.reason()),
+                    baseline: Some(a.baseline.clone()),
+                    before: Some(a.before),
+                    after: Some(a.after),
+                    ..Event::new("anomaly")
+                });
+            }
+        }
+        out
+    }
+
     /// The `success` or `failure` event for a cycle's result.
     pub fn for_result(
         result: &Result<super::cycle::CycleOutcome, super::cycle::CycleError>,

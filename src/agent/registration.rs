@@ -12,6 +12,26 @@ use crate::consul::{ConsulClient, ConsulError};
 /// TTL of the alive check; it is passed every third of it.
 pub const ALIVE_TTL: Duration = Duration::from_secs(30);
 
+/// A Consul check status (the values `/v1/agent/check/update` accepts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    Passing,
+    /// Stored, but something needs a look (a shrink-guard anomaly).
+    Warning,
+    Critical,
+}
+
+impl CheckStatus {
+    /// Consul's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Passing => "passing",
+            CheckStatus::Warning => "warning",
+            CheckStatus::Critical => "critical",
+        }
+    }
+}
+
 /// One agent instance's registration.
 #[derive(Debug, Clone)]
 pub struct Registration {
@@ -73,7 +93,7 @@ impl Registration {
                 "ServiceID": self.service_id,
                 "TTL": format_go_duration(ttl),
                 "Status": "passing",
-                "Notes": "the leader's snapshots: passing after a stored snapshot, critical after a failed one",
+                "Notes": "the leader's snapshots: passing after a stored snapshot, warning while a shrink-guard anomaly is unacknowledged, critical after a failed one",
             }))
             .await
     }
@@ -82,15 +102,11 @@ impl Registration {
     pub async fn report(
         &self,
         client: &ConsulClient,
-        ok: bool,
+        status: CheckStatus,
         output: &str,
     ) -> Result<(), ConsulError> {
         client
-            .check_update(
-                &self.saving_check(),
-                if ok { "passing" } else { "critical" },
-                output,
-            )
+            .check_update(&self.saving_check(), status.as_str(), output)
             .await
     }
 

@@ -55,6 +55,7 @@ pub struct Telemetry {
     last_bytes: Gauge,
     last_index: Gauge,
     leader: Gauge,
+    anomaly: Gauge,
     successes: Counter,
     failures: Family<ReasonLabel, Counter>,
     deleted: Counter,
@@ -81,6 +82,7 @@ impl Telemetry {
             last_bytes: Gauge::default(),
             last_index: Gauge::default(),
             leader: Gauge::default(),
+            anomaly: Gauge::default(),
             successes: Counter::default(),
             failures: Family::default(),
             deleted: Counter::default(),
@@ -126,6 +128,11 @@ impl Telemetry {
             t.leader.clone(),
         );
         registry.register(
+            "anomaly",
+            "1 while a shrink-guard anomaly is unacknowledged (a snapshot markedly smaller than the backup before it; retention holds the older backups)",
+            t.anomaly.clone(),
+        );
+        registry.register(
             "successes",
             "Snapshot cycles that stored everywhere",
             t.successes.clone(),
@@ -167,6 +174,15 @@ impl Telemetry {
             .set(i64::try_from(o.report.meta.index).unwrap_or(i64::MAX));
         self.deleted
             .inc_by(o.destinations.iter().map(|d| d.deleted() as u64).sum());
+        // Holds are known where retention ran; without that, only a new anomaly changes it.
+        let known = o
+            .destinations
+            .iter()
+            .any(|d| matches!(d.retention, Some(Ok(_))));
+        let active = !o.anomalies().is_empty();
+        if active || known {
+            self.anomaly.set(i64::from(active));
+        }
         for d in &o.destinations {
             let family = if d.stored.is_ok() {
                 &self.stored_at

@@ -56,6 +56,7 @@ impl Args {
             retention: cfg.retention.clone(),
             encryption: cfg.encryption.clone(),
             identities: cfg.identities.clone(),
+            guard: cfg.guard.clone(),
         }
     }
 }
@@ -101,7 +102,9 @@ async fn once(cfg: AgentConfig, cycle: CycleConfig) -> anyhow::Result<ExitCode> 
     let notifier = Notifier::new(cfg.webhooks.clone(), cfg.webhook_timeout);
     notifier.send(Event::new("start"));
     let result = run_cycle(&client, &stores, &cycle, None).await;
-    notifier.send(Event::for_result(&result));
+    for ev in Event::for_cycle(&result) {
+        notifier.send(ev);
+    }
     // Deliveries are bounded; a dead endpoint delays the exit by at most the webhook timeout.
     notifier.flush(cfg.webhook_timeout).await;
     let outcome = result.map_err(|e| anyhow!("Snapshot failed: {e}"))?;
@@ -154,6 +157,21 @@ pub fn summary(outcome: &CycleOutcome) -> String {
             (Ok(b), None) => out.push_str(&format!("  {}: stored {}\n", d.destination, b.key)),
             (Err(e), _) => out.push_str(&format!("  {}: FAILED: {e}\n", d.destination)),
         }
+        for h in &d.holds {
+            out.push_str(&format!(
+                "  {}: shrink guard holds {} backup(s) for anomaly {} until {}\n",
+                d.destination,
+                h.held.len(),
+                h.anomaly,
+                h.until.to_rfc3339()
+            ));
+        }
+    }
+    if let Some(a) = &outcome.anomaly {
+        out.push_str(&format!(
+            "ANOMALY (shrink guard): {}. The snapshot is stored; the backups from before it are held until `prune --acknowledge-anomaly KEY` or the hold expires.\n",
+            a.reason()
+        ));
     }
     out
 }

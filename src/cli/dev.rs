@@ -85,6 +85,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         webhook_timeout: Duration::from_secs(10),
         encryption: None,
         identities: Default::default(),
+        guard: crate::guard::GuardConfig::new(&[], None),
         effective: crate::config::AgentOptions::default(),
     };
     let cycle = CycleConfig {
@@ -96,6 +97,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         retention: cfg.retention.clone(),
         encryption: None,
         identities: Default::default(),
+        guard: cfg.guard.clone(),
     };
     println!(
         "Consul API test server (a test double, not Consul): {}",

@@ -1,21 +1,29 @@
-//! `prune`: apply the retention policy now; `--dry-run` shows the plan without deleting.
+//! `prune`: apply the retention policy now; `--dry-run` shows the plan without deleting;
+//! `--acknowledge-anomaly KEY` ends the shrink guard's hold for one anomaly.
 
 use std::process::ExitCode;
 
 use anyhow::anyhow;
 
 use crate::archive::pretty::tabwriter;
+use crate::config::options::ShrinkGuardOptions;
 use crate::config::{
-    load_files, resolve_retention, resolve_storage, DatacenterArg, FileArgs, StorageArgs,
+    load_files, resolve_guard, resolve_retention, resolve_storage, DatacenterArg, FileArgs,
+    StorageArgs,
 };
 use crate::retention::RetentionPolicy;
-use crate::storage::{choose_datacenter, plan_listed};
+use crate::storage::{choose_datacenter, Store, StoredBackup};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Show what would be deleted and why, delete nothing.
+    /// Show what would be deleted and why, delete nothing (and acknowledge nothing).
     #[arg(long = "dry-run")]
     dry_run: bool,
+    /// Acknowledge the shrink-guard anomaly of this backup (its key, as `list` shows it, or
+    /// its name): the drop was intended, so the backups from before it are no longer held
+    /// and retention treats them as usual. Recorded in the backup's metadata. Repeatable.
+    #[arg(long = "acknowledge-anomaly", value_name = "KEY")]
+    acknowledge: Vec<String>,
     #[command(flatten)]
     datacenter: DatacenterArg,
     #[command(flatten)]
@@ -24,23 +32,80 @@ pub struct Args {
     storage: StorageArgs,
     #[command(flatten)]
     retention: RetentionPolicy,
+    #[command(flatten)]
+    guard: ShrinkGuardOptions,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::runtime::block_on(prune(args))?
 }
 
+/// Whether `wanted` (a key, or a name) names backup `b`.
+fn names(b: &StoredBackup, wanted: &str) -> bool {
+    b.key == wanted || b.key.rsplit('/').next() == Some(wanted)
+}
+
+/// Acknowledges the anomalies `wanted` names among `listed` (updating the listing's metadata
+/// to match); in a dry run only the listing is changed. Returns the lines to print and which
+/// of `wanted` were found here.
+async fn acknowledge(
+    store: &Store,
+    listed: &mut [StoredBackup],
+    wanted: &[String],
+    dry_run: bool,
+) -> anyhow::Result<(String, Vec<bool>)> {
+    let mut out = String::new();
+    let mut found = vec![false; wanted.len()];
+    for (i, w) in wanted.iter().enumerate() {
+        for b in listed.iter_mut().filter(|b| names(b, w)) {
+            found[i] = true;
+            let head = store
+                .head(&b.key)
+                .await
+                .map_err(|e| anyhow!("reading the metadata of {} at {store}: {e}", b.key))?;
+            let mut meta = head.meta.unwrap_or_default();
+            let Some(mark) = meta.anomaly.as_mut() else {
+                return Err(super::usage(anyhow!(
+                    "{} at {store} is not marked as a shrink-guard anomaly; `list` shows which backups are",
+                    b.key
+                )));
+            };
+            if let Some(when) = &mark.acknowledged {
+                out.push_str(&format!(
+                    "{}: anomaly already acknowledged at {when}\n",
+                    b.key
+                ));
+            } else {
+                mark.acknowledged = Some(chrono::Utc::now().to_rfc3339());
+                if dry_run {
+                    out.push_str(&format!("{}: would acknowledge the anomaly\n", b.key));
+                } else {
+                    store
+                        .set_meta(&b.key, &meta)
+                        .await
+                        .map_err(|e| anyhow!("acknowledging {} at {store}: {e}", b.key))?;
+                    out.push_str(&format!("{}: anomaly acknowledged\n", b.key));
+                }
+            }
+            b.meta = Some(meta);
+        }
+    }
+    Ok((out, found))
+}
+
 async fn prune(args: Args) -> anyhow::Result<ExitCode> {
     let file = load_files(&args.files).map_err(super::usage)?;
     let env = |k: &str| std::env::var(k).ok();
     let policy = resolve_retention(&args.retention, &file);
+    let hold = resolve_guard(&args.guard, &file).map(|g| g.hold);
     let mut out = String::new();
+    let mut found = vec![false; args.acknowledge.len()];
     for store in resolve_storage(&args.storage, &file, &env)?
         .stores()
         .await?
     {
         // A listing error deletes nothing: it stops here.
-        let listed = store
+        let mut listed = store
             .list()
             .await
             .map_err(|e| anyhow!("listing {}: {e}", store))?;
@@ -50,8 +115,15 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
             out.push_str(&format!("{}: no backups\n\n", store));
             continue;
         };
-        let (_, decisions) =
-            plan_listed(listed, &policy, &dc).map_err(|e| anyhow!("planning at {}: {e}", store))?;
+        let (acked, here) =
+            acknowledge(&store, &mut listed, &args.acknowledge, args.dry_run).await?;
+        out.push_str(&acked);
+        found.iter_mut().zip(here).for_each(|(f, h)| *f |= h);
+        let plan = store
+            .plan(listed, &policy, &dc, hold)
+            .await
+            .map_err(|e| anyhow!("planning at {}: {e}", store))?;
+        let decisions = plan.decisions;
         let doomed: Vec<String> = decisions
             .iter()
             .filter(|d| !d.keep)
@@ -82,7 +154,7 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow!("deleting at {}: {e}", store))?;
         }
         out.push_str(&format!(
-            "{} kept, {} {}\n\n",
+            "{} kept, {} {}\n",
             decisions.len() - doomed.len(),
             doomed.len(),
             if args.dry_run {
@@ -91,6 +163,21 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
                 "deleted"
             }
         ));
+        for h in &plan.holds {
+            out.push_str(&format!(
+                "shrink guard: anomaly {} holds {} backup(s) until {} ({})\n",
+                h.anomaly,
+                h.held.len(),
+                h.until.to_rfc3339(),
+                h.reason
+            ));
+        }
+        out.push('\n');
+    }
+    if let Some((k, _)) = args.acknowledge.iter().zip(&found).find(|(_, f)| !**f) {
+        return Err(super::usage(anyhow!(
+            "--acknowledge-anomaly {k}: no such backup at any destination"
+        )));
     }
     Ok(super::output::stdout(out.as_bytes())?.unwrap_or(ExitCode::SUCCESS))
 }

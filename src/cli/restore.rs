@@ -178,8 +178,15 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         .safety_snapshot
         .unwrap_or(matches!(source, Source::Stored { .. }));
     if safety {
-        let index =
-            safety_snapshot(&client, &stores, consul.datacenter.clone(), recipients).await?;
+        let guard = crate::config::resolve_guard(&Default::default(), &file);
+        let index = safety_snapshot(
+            &client,
+            &stores,
+            consul.datacenter.clone(),
+            recipients,
+            guard,
+        )
+        .await?;
         let _ = writeln!(
             out,
             "Safety snapshot of the current state: index {index} saved."
@@ -198,6 +205,7 @@ async fn safety_snapshot(
     stores: &[crate::storage::Store],
     datacenter: Option<String>,
     encryption: Option<std::sync::Arc<crate::crypto::Recipients>>,
+    guard: Option<crate::guard::GuardConfig>,
 ) -> anyhow::Result<u64> {
     if stores.is_empty() {
         bail!("--safety-snapshot needs a destination (--local-path or --aws-s3-bucket)");
@@ -214,6 +222,9 @@ async fn safety_snapshot(
         },
         encryption,
         identities: Default::default(),
+        // Judged like any backup: if Consul's state shrank, the next cycles must not take
+        // this snapshot as the baseline unmarked and rotate out what came before.
+        guard,
     };
     let o = run_cycle(client, stores, &cfg, None)
         .await

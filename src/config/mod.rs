@@ -131,6 +131,24 @@ pub fn resolve_encryption(
     encryption_keys(&e)
 }
 
+/// The shrink guard a `shrink_guard` section sets up (`None`: off).
+pub fn guard_config(
+    o: &crate::config::options::ShrinkGuardOptions,
+) -> Option<crate::guard::GuardConfig> {
+    crate::guard::GuardConfig::new(o.thresholds.as_deref().unwrap_or_default(), o.anomaly_hold)
+}
+
+/// Shrink-guard settings from `flags` over the files' `snapshot_agent.shrink_guard` (for
+/// `prune`, which must hold what the agent holds).
+pub fn resolve_guard(
+    flags: &crate::config::options::ShrinkGuardOptions,
+    file: &FileConfig,
+) -> Option<crate::guard::GuardConfig> {
+    let mut g = flags.clone();
+    g.merge(file_layer(file).shrink_guard);
+    guard_config(&g)
+}
+
 /// The files' `snapshot_agent` layer (empty when no file was given).
 fn file_layer(file: &FileConfig) -> AgentOptions {
     file.snapshot_agent.clone().unwrap_or_default()
@@ -401,6 +419,8 @@ pub struct AgentConfig {
     pub encryption: Option<std::sync::Arc<crate::crypto::Recipients>>,
     /// Identities the read-back decrypts with (may be empty).
     pub identities: std::sync::Arc<crate::crypto::Identities>,
+    /// The shrink guard; `None` when every threshold is 0.
+    pub guard: Option<crate::guard::GuardConfig>,
     /// The merged sections as they take effect, in the file schema: what `--print-config`
     /// writes.
     pub effective: AgentOptions,
@@ -486,6 +506,7 @@ pub fn resolve_agent(
         webhook_timeout: o.notify.timeout.unwrap_or_default(),
         encryption,
         identities,
+        guard: guard_config(&o.shrink_guard),
         retention: retention.clone(),
         effective: AgentOptions::default(),
     };

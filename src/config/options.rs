@@ -106,6 +106,10 @@ pub struct AgentOptions {
     #[serde(default)]
     #[merge(strategy = conflate::Merge::merge)]
     pub encryption: EncryptionOptions,
+    #[command(flatten)]
+    #[serde(default)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub shrink_guard: ShrinkGuardOptions,
 }
 
 impl S3Options {
@@ -174,6 +178,17 @@ impl AgentOptions {
             notify: NotifyOptions {
                 webhooks: None,
                 timeout: Some(Duration::from_secs(10)),
+            },
+            shrink_guard: ShrinkGuardOptions {
+                thresholds: Some(
+                    crate::guard::Measure::ALL
+                        .map(|measure| crate::guard::Threshold {
+                            measure,
+                            percent: measure.default_threshold(),
+                        })
+                        .to_vec(),
+                ),
+                anomaly_hold: Some(crate::guard::DEFAULT_HOLD),
             },
             ..AgentOptions::default()
         }
@@ -512,6 +527,81 @@ pub struct EncryptionOptions {
         env = "CONSUL_SNAPSHOT_AGE_IDENTITY"
     )]
     pub age_identities: Option<Vec<PathBuf>>,
+}
+
+/// `snapshot_agent.shrink_guard` (ours): a new snapshot markedly smaller than the last backup
+/// is stored but marked as an anomaly, and retention holds the backups from before the drop.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[command(next_help_heading = "Shrink guard")]
+pub struct ShrinkGuardOptions {
+    /// MEASURE=PERCENT: a snapshot whose MEASURE dropped by more than PERCENT since the last
+    /// backup is an anomaly; 0 switches the measure off. Repeatable. Measures: kv_entries,
+    /// nodes, services, acl_tokens, acl_policies, sessions, config_entries, prepared_queries,
+    /// state_bytes. Defaults: kv_entries, services, acl_tokens and state_bytes at 50, the
+    /// others off. In a file: "thresholds": {"kv_entries": 50, ...}.
+    #[arg(long = "shrink-threshold", value_name = "MEASURE=PERCENT")]
+    #[serde(
+        default,
+        with = "threshold_map",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[merge(strategy = merge_thresholds)]
+    pub thresholds: Option<Vec<crate::guard::Threshold>>,
+    /// How long an unacknowledged anomaly holds the backups from before it, e.g. 30d, 72h
+    /// (default 30d); `prune --acknowledge-anomaly KEY` ends a hold sooner.
+    #[arg(long = "anomaly-hold", value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    #[merge(strategy = conflate::option::overwrite_none)]
+    pub anomaly_hold: Option<Duration>,
+}
+
+/// Thresholds from flags (`left`) over files (`right`), measure by measure: `right`'s first,
+/// so that `left`'s, applied later, win.
+fn merge_thresholds(
+    left: &mut Option<Vec<crate::guard::Threshold>>,
+    right: Option<Vec<crate::guard::Threshold>>,
+) {
+    if let Some(mut r) = right {
+        r.extend(left.take().unwrap_or_default());
+        *left = Some(r);
+    }
+}
+
+/// `thresholds` in a file: a map of measure name to percent.
+mod threshold_map {
+    use std::collections::BTreeMap;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::guard::{Measure, Threshold};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<Threshold>>, s: S) -> Result<S::Ok, S::Error> {
+        let map: BTreeMap<&str, u32> = v
+            .iter()
+            .flatten()
+            .map(|t| (t.measure.name(), t.percent))
+            .collect();
+        s.collect_map(map)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<Threshold>>, D::Error> {
+        let map = BTreeMap::<Measure, u32>::deserialize(d)?;
+        map.into_iter()
+            .map(|(measure, percent)| {
+                if percent > 100 {
+                    return Err(D::Error::custom(format!(
+                        "thresholds.{measure}: {percent} is not a percentage from 0 (off) to 100"
+                    )));
+                }
+                Ok(Threshold { measure, percent })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
 }
 
 /// Retries of the snapshot request while no byte has arrived.

@@ -19,6 +19,27 @@ pub use detect::{judge, Anomaly, Measure, Measures, Threshold, Thresholds};
 pub use hold::{Hold, DEFAULT_HOLD};
 pub use sink::{Baseline, Guarded};
 
+/// The shrink guard as it takes effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardConfig {
+    /// Percent drop per measure beyond which a snapshot is an anomaly.
+    pub thresholds: Thresholds,
+    /// How long an unacknowledged anomaly holds the backups from before it.
+    pub hold: std::time::Duration,
+}
+
+impl GuardConfig {
+    /// From the settings (`None` fields take the defaults); `None` when every threshold is
+    /// 0: the guard is off, nothing is judged and nothing held.
+    pub fn new(thresholds: &[Threshold], hold: Option<std::time::Duration>) -> Option<Self> {
+        let thresholds = Thresholds::with(thresholds);
+        (!thresholds.all_off()).then(|| GuardConfig {
+            thresholds,
+            hold: hold.unwrap_or(DEFAULT_HOLD),
+        })
+    }
+}
+
 /// The anomaly record stored with an anomalous backup (sidecar JSON `anomaly`; S3 user
 /// metadata `anomaly`, `anomaly-baseline`, `anomaly-acknowledged`). ASCII only, as S3
 /// metadata must be.

@@ -10,6 +10,7 @@ pub mod local;
 pub mod metadata;
 pub mod naming;
 pub mod object;
+pub mod plan;
 pub mod s3;
 
 use std::io;
@@ -24,6 +25,7 @@ pub use backend::{Backend, BackendUpload, ByteStream};
 pub use local::{LocalStore, LocalUpload};
 pub use metadata::BackupMeta;
 pub use naming::BackupName;
+pub use plan::RetentionPlan;
 pub use s3::{S3Config, S3Store, S3Upload};
 
 use crate::archive::{ArchiveReport, ReadOptions};
@@ -157,14 +159,15 @@ impl StorageError {
     }
 }
 
-/// A configured destination: any [`Backend`], shared (cloning is cheap).
+/// A configured destination: any [`Backend`], shared (cloning is cheap), with a cache of the
+/// backups' metadata it has read (see [`Store::fill_meta`]).
 #[derive(Debug, Clone)]
-pub struct Store(Arc<dyn Backend>);
+pub struct Store(Arc<dyn Backend>, plan::MetaCache);
 
 impl Store {
     /// Wraps a backend.
     pub fn new(backend: impl Backend + 'static) -> Self {
-        Store(Arc::new(backend))
+        Store(Arc::new(backend), plan::MetaCache::default())
     }
 
     /// The backend's kind (`local`, `s3`), for metric labels.
@@ -213,13 +216,16 @@ impl Store {
     }
 
     /// Lists (completely, or fails) and plans retention over the backups of `datacenter`
-    /// only; see [`plan_listed`]. Deletes nothing.
+    /// only, with the shrink guard's holds when `hold` is set; see [`Store::plan`]. Deletes
+    /// nothing.
     pub async fn plan_retention(
         &self,
         policy: &RetentionPolicy,
         datacenter: &str,
-    ) -> Result<(Vec<StoredBackup>, Vec<Decision>), StorageError> {
-        plan_listed(self.list().await?, policy, datacenter)
+        hold: Option<std::time::Duration>,
+    ) -> Result<RetentionPlan, StorageError> {
+        self.plan(self.list().await?, policy, datacenter, hold)
+            .await
     }
 
     /// Streams a stored backup through the archive reader and checks it against `expected`
