@@ -67,6 +67,46 @@ async fn snapshot_get_headers_and_no_leader() {
     s.shutdown().await;
 }
 
+/// A recursive KV delete empties that tree in the next snapshot, as in Consul; everything else
+/// is kept record for record, and the archive still verifies.
+#[tokio::test]
+async fn recursive_kv_delete_shows_in_the_next_snapshot() {
+    let (s, c) = start(DevServerConfig::default()).await;
+    let snapshot = || async {
+        let r = c
+            .get(format!("{}/v1/snapshot", s.url()))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 200);
+        let bytes = r.bytes().await.expect("body");
+        read_archive(&bytes[..], ReadOptions::default(), &mut ()).expect("verifies")
+    };
+    let before = snapshot().await;
+    assert!(before.state.counts.kv_entries > 0);
+    let r = c
+        .delete(format!("{}/v1/kv/vault/?recurse", s.url()))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 200);
+    let vault_gone = snapshot().await;
+    assert!(vault_gone.meta.index > before.meta.index);
+    let left = vault_gone.state.counts.kv_entries;
+    assert!(left > 0 && left < before.state.counts.kv_entries, "{left}");
+    let mut expected = before.state.counts;
+    expected.kv_entries = left;
+    assert_eq!(vault_gone.state.counts, expected, "only KV entries change");
+    c.delete(format!("{}/v1/kv/?recurse", s.url()))
+        .send()
+        .await
+        .expect("delete all");
+    let wiped = snapshot().await;
+    assert_eq!(wiped.state.counts.kv_entries, 0);
+    assert_eq!(wiped.state.counts.nodes, before.state.counts.nodes);
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn restore_verifies_like_consul_and_replaces_the_state() {
     let (s, c) = start(DevServerConfig::default()).await;

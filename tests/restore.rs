@@ -3,7 +3,6 @@
 mod support;
 
 use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +13,7 @@ use consul_snapshot_agent::devserver::{DevServerConfig, Faults};
 use consul_snapshot_agent::pipeline::stream_verified;
 use consul_snapshot_agent::storage::{BackupMeta, BackupName, S3Store, Store, StoredBackup};
 use support::garage::{s3_target, S3Target};
+use support::webhook::receiver;
 use support::{describe, run_cli_env, TestConsul};
 
 fn archive(seed: u64) -> Bytes {
@@ -280,42 +280,6 @@ fn consul_errors_are_shown_as_consul_sent_them_without_the_token() {
         "{err}"
     );
     assert!(!err.contains("tok-123-secret"));
-}
-
-/// A webhook receiver on a free loopback port.
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<serde_json::Value>>>,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn receiver(stall: bool) -> Receiver {
-    use axum::routing::post;
-    let rt = tokio::runtime::Runtime::new().expect("rt");
-    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let url = format!(
-        "http://{}/hook?token=shh",
-        listener.local_addr().expect("addr")
-    );
-    let g = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |axum::Json(v): axum::Json<serde_json::Value>| {
-            let g = g.clone();
-            async move {
-                if stall {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                }
-                g.lock().expect("lock").push(v);
-                "ok"
-            }
-        }),
-    );
-    rt.spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    Receiver { url, got, _rt: rt }
 }
 
 #[test]

@@ -196,5 +196,11 @@ async fn remove(
     };
     let recurse = q.contains_key("recurse");
     let ok = s.mutate(|c| c.kv_delete(&key, recurse, cas));
+    if recurse {
+        // The KV entries of the snapshot state go too: the next snapshot shows the wipe.
+        if let Err(e) = s.store.delete_kv_tree(key.as_bytes(), s.index()).await {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+    }
     json_resp(&s, s.index(), &json!(ok))
 }

@@ -142,6 +142,67 @@ impl SnapshotStore {
         };
     }
 
+    /// Removes the KV entries under `prefix` from the snapshot state, as a recursive KV delete
+    /// does in Consul: the next snapshot (at Raft index `index`) no longer has them. Returns how
+    /// many were removed.
+    pub async fn delete_kv_tree(&self, prefix: &[u8], index: u64) -> io::Result<u64> {
+        let mut cur = self.current.lock().await;
+        let (from, to, prefix) = (cur.state.clone(), self.next_path(), prefix.to_vec());
+        let out = to.clone();
+        let (len, dropped) = tokio::task::spawn_blocking(move || -> io::Result<(u64, u64)> {
+            let mut src = std::fs::File::open(&from)?;
+            let mut filter = KvFilter {
+                prefix,
+                out: io::BufWriter::new(std::fs::File::create(&out)?),
+                buf: Vec::new(),
+                buf_start: 0,
+                last_end: 0,
+                kept: 0,
+                dropped: 0,
+                err: None,
+            };
+            let mut parser =
+                crate::archive::StateParser::new(crate::archive::TypePolicy::AnyBelowFlag);
+            let mut chunk = vec![0u8; 1 << 16];
+            loop {
+                let n = io::Read::read(&mut src, &mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                filter.state_bytes(&chunk[..n]);
+                parser
+                    .feed(&chunk[..n], &mut filter)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            }
+            parser
+                .finish()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            if let Some(e) = filter.err.take() {
+                return Err(e);
+            }
+            // What follows the last record: nothing, or the header of a state without records.
+            let rest = std::mem::take(&mut filter.buf);
+            filter.out.write_all(&rest)?;
+            filter.out.flush()?;
+            Ok((filter.kept + rest.len() as u64, filter.dropped))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let mut meta = cur.meta.clone();
+        meta.index = index.max(meta.index + 1);
+        meta.id = format!("{}-{}-{}", meta.term, meta.index, millis);
+        meta.size = len as i64;
+        *cur = Current {
+            state: to,
+            meta,
+            archive: None,
+        };
+        Ok(dropped)
+    }
+
     fn next_path(&self) -> PathBuf {
         self.dir.join(format!(
             "state-{}.bin",
@@ -154,6 +215,56 @@ fn source_meta(source: &SnapshotSource) -> SnapshotMeta {
     match source {
         SnapshotSource::Synthetic(spec) => spec.meta(),
         SnapshotSource::Archive(_) => SnapshotMeta::default(),
+    }
+}
+
+/// Copies a state.bin stream record by record, leaving out the KVS records under `prefix`.
+struct KvFilter {
+    prefix: Vec<u8>,
+    out: io::BufWriter<std::fs::File>,
+    /// Raw bytes from offset `buf_start` not yet written or skipped.
+    buf: Vec<u8>,
+    buf_start: u64,
+    /// End offset of the last record (0 before the first: the header comes with it).
+    last_end: u64,
+    /// Bytes written.
+    kept: u64,
+    /// Records left out.
+    dropped: u64,
+    err: Option<io::Error>,
+}
+
+impl KvFilter {
+    /// Writes (`keep`) or skips the buffered bytes up to offset `end`.
+    fn take_until(&mut self, end: u64, keep: bool) {
+        let n = usize::try_from(end.saturating_sub(self.buf_start))
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
+        if keep && self.err.is_none() {
+            match self.out.write_all(&self.buf[..n]) {
+                Ok(()) => self.kept += n as u64,
+                Err(e) => self.err = Some(e),
+            }
+        }
+        self.buf.drain(..n);
+        self.buf_start += n as u64;
+    }
+}
+
+impl RecordVisitor for KvFilter {
+    fn record(&mut self, rec: &RecordInfo<'_>) {
+        let end = self.last_end + rec.size;
+        // The header (before the first record) is always kept.
+        self.take_until(rec.offset, true);
+        let drop = rec.type_byte == crate::archive::types::msg::KVS
+            && rec.kv_key.is_some_and(|k| k.starts_with(&self.prefix));
+        self.take_until(end, !drop);
+        self.dropped += u64::from(drop);
+        self.last_end = end;
+    }
+
+    fn state_bytes(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
     }
 }
 

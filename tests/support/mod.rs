@@ -8,6 +8,7 @@ pub mod faulty;
 pub mod garage;
 pub mod net;
 pub mod s3proxy;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

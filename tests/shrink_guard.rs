@@ -1,0 +1,336 @@
+//! The shrink guard end to end: the Consul API test server's KV tree is wiped between two
+//! cycles (recursive KV deletes, which the next snapshot shows), with `--retain 2` and five
+//! further cycles. The backups from before the wipe must survive; the anomaly must show in the
+//! metadata, `list`, the `consul_snapshot_anomaly` gauge, the "Saving Snapshots" check and a
+//! webhook event; after `prune --acknowledge-anomaly`, retention resumes.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use consul_snapshot_agent::archive::synth::SynthSpec;
+use consul_snapshot_agent::devserver::{DevServerConfig, SnapshotSource};
+use consul_snapshot_agent::storage::naming::parse_name;
+use consul_snapshot_agent::storage::BackupMeta;
+use serde_json::Value;
+use support::agent::{wait_until, AgentProcess};
+use support::garage::s3_target;
+use support::net::{free_port, raw_http};
+use support::webhook::receiver;
+use support::{describe, metric, run_cli_env, scrape, TestConsul};
+
+const KV_ENTRIES: u64 = 200;
+
+fn consul() -> TestConsul {
+    TestConsul::start(DevServerConfig {
+        session_ttl_min: Duration::from_millis(500),
+        snapshot: SnapshotSource::Synthetic(SynthSpec {
+            kv_entries: KV_ENTRIES,
+            ..SynthSpec::default()
+        }),
+        ..DevServerConfig::default()
+    })
+}
+
+/// Deletes every application KV tree of the synthetic state (`vault/`, `config/`, `app/`), as
+/// an operator's `consul kv delete -recurse` would. The agent's lock key is left alone.
+fn wipe_kv(c: &TestConsul) {
+    let port: u16 = c
+        .addr()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    for tree in ["vault/", "config/", "app/"] {
+        let answer = raw_http(
+            port,
+            &format!("DELETE /v1/kv/{tree}?recurse HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        )
+        .expect("delete");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}
+
+/// Backups in `dir`, oldest first (names sort by time).
+fn backups(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| parse_name(n).is_some())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn sidecar(dir: &Path, name: &str) -> BackupMeta {
+    let raw = std::fs::read(dir.join(format!("{name}.meta.json"))).expect("sidecar");
+    serde_json::from_slice(&raw).expect("sidecar json")
+}
+
+/// Status and output of the agent's "Saving Snapshots" check.
+fn saving_check(c: &TestConsul) -> Option<(String, String)> {
+    let port: u16 = c.addr().rsplit(':').next().and_then(|p| p.parse().ok())?;
+    let answer = raw_http(
+        port,
+        "GET /v1/agent/checks HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .ok()?;
+    let body = answer.split("\r\n\r\n").nth(1)?;
+    let checks: Value = serde_json::from_str(body).ok()?;
+    checks.as_object()?.values().find_map(|ch| {
+        (ch["Name"] == "Consul Snapshot Agent Saving Snapshots").then(|| {
+            (
+                ch["Status"].as_str().unwrap_or_default().to_string(),
+                ch["Output"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+    })
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    let out = run_cli_env(args, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    out
+}
+
+#[test]
+fn a_wiped_kv_tree_holds_the_backups_from_before_it_until_acknowledged() {
+    let c = consul();
+    let dir = tempfile::tempdir().expect("tmp");
+    let local = dir.path().display().to_string();
+    let hook = receiver(false);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let args: Vec<String> = [
+        "--http-addr",
+        &c.addr(),
+        "--local-path",
+        &local,
+        "--metrics-addr",
+        &metrics,
+        "--session-ttl",
+        "2s",
+        "--retries",
+        "0",
+        "--interval",
+        "1s",
+        "--retain",
+        "2",
+        "--webhook",
+        &hook.url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut agent = AgentProcess::start(&args, &[]);
+    let events = |kind: &str| -> Vec<Value> {
+        hook.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|e| e["event"] == kind)
+            .cloned()
+            .collect()
+    };
+
+    // Two backups of the full state, then the wipe.
+    assert!(
+        wait_until(Duration::from_secs(30), || backups(dir.path()).len() >= 2),
+        "no backups:\n{}",
+        agent.log()
+    );
+    wipe_kv(&c);
+    assert!(
+        wait_until(Duration::from_secs(30), || !events("anomaly").is_empty()),
+        "no anomaly event:\n{}",
+        agent.log()
+    );
+    let anomaly = events("anomaly")[0].clone();
+    let a_name = anomaly["key"].as_str().expect("key").to_string();
+    assert_eq!(anomaly["before"]["kv_entries"], KV_ENTRIES, "{anomaly}");
+    assert_eq!(anomaly["after"]["kv_entries"], 0, "{anomaly}");
+    assert!(
+        anomaly["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("kv_entries 200 -> 0 (-100%)")),
+        "{anomaly}"
+    );
+    let baseline = anomaly["baseline"].as_str().expect("baseline").to_string();
+
+    // Five further cycles after the anomaly.
+    let successes_at_anomaly = events("success").len();
+    assert!(
+        wait_until(Duration::from_secs(60), || events("success").len()
+            >= successes_at_anomaly + 5),
+        "cycles stopped:\n{}",
+        agent.log()
+    );
+    let names = backups(dir.path());
+    let a_pos = names
+        .iter()
+        .position(|n| *n == a_name)
+        .unwrap_or_else(|| panic!("the anomalous backup {a_name} is gone: {names:?}"));
+    // retain 2 kept two backups when the wipe came; both are still there, and the baseline
+    // (the last one before the drop) is one of them.
+    assert_eq!(a_pos, 2, "{names:?}");
+    assert!(names[..2].contains(&baseline), "{baseline} in {names:?}");
+    for pre in &names[..2] {
+        let m = sidecar(dir.path(), pre);
+        assert_eq!(m.counts.expect("counts").kv_entries, KV_ENTRIES, "{pre}");
+    }
+    // ...beside the anomaly and retain 2's newest two: the three cycles between were rotated.
+    assert_eq!(names.len(), 5, "{names:?}");
+
+    // The mark in the metadata.
+    let a_meta = sidecar(dir.path(), &a_name);
+    let mark = a_meta.anomaly.expect("anomaly mark");
+    assert!(mark.reason.contains("kv_entries"), "{mark:?}");
+    assert_eq!(mark.baseline, baseline);
+    assert_eq!(mark.acknowledged, None);
+    assert_eq!(a_meta.counts.expect("counts").kv_entries, 0);
+
+    // In list, table and JSON.
+    let table = String::from_utf8(cli(&["list", "--local-path", &local]).stdout).expect("utf8");
+    assert!(table.contains("UNACKNOWLEDGED"), "{table}");
+    assert!(
+        table.contains(&format!("anomaly {a_name}: kv_entries")),
+        "{table}"
+    );
+    let json: Vec<Value> =
+        serde_json::from_slice(&cli(&["list", "--local-path", &local, "--output", "json"]).stdout)
+            .expect("json");
+    let row = json.iter().find(|r| r["key"] == a_name).expect("row");
+    assert!(row["anomaly"]["reason"].is_string(), "{row}");
+    assert_eq!(row["counts"]["kv_entries"], 0);
+    let pre_row = json.iter().find(|r| r["key"] == baseline).expect("row");
+    assert_eq!(pre_row["counts"]["kv_entries"], KV_ENTRIES);
+    assert!(pre_row.get("anomaly").is_none(), "{pre_row}");
+
+    // The gauge and the check.
+    let (_, body) = scrape(&metrics, "/metrics");
+    assert_eq!(metric(&body, "consul_snapshot_anomaly"), 1.0, "{body}");
+    let (status, output) = saving_check(&c).expect("saving check");
+    assert_eq!(status, "warning", "{output}");
+    assert!(output.contains("kv_entries"), "{output}");
+
+    // prune --dry-run names the hold as the reason.
+    let dry = String::from_utf8(
+        cli(&[
+            "prune",
+            "--dry-run",
+            "--local-path",
+            &local,
+            "--retain",
+            "2",
+        ])
+        .stdout,
+    )
+    .expect("utf8");
+    let line = dry
+        .lines()
+        .find(|l| l.contains(&baseline))
+        .unwrap_or_else(|| panic!("{dry}"));
+    assert!(
+        line.starts_with("keep") && line.contains("held by the shrink guard"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains(&format!("--acknowledge-anomaly {a_name}")),
+        "{dry}"
+    );
+
+    // Acknowledged: retention resumes.
+    let acked = String::from_utf8(
+        cli(&[
+            "prune",
+            "--local-path",
+            &local,
+            "--retain",
+            "2",
+            "--acknowledge-anomaly",
+            &a_name,
+        ])
+        .stdout,
+    )
+    .expect("utf8");
+    assert!(acked.contains("anomaly acknowledged"), "{acked}");
+    let successes_at_ack = events("success").len();
+    assert!(
+        wait_until(Duration::from_secs(30), || events("success").len()
+            >= successes_at_ack + 2),
+        "cycles stopped:\n{}",
+        agent.log()
+    );
+    let names = backups(dir.path());
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        !names.contains(&baseline) && !names.contains(&a_name),
+        "{names:?}"
+    );
+    let (_, body) = scrape(&metrics, "/metrics");
+    assert_eq!(metric(&body, "consul_snapshot_anomaly"), 0.0, "{body}");
+    assert_eq!(saving_check(&c).expect("check").0, "passing");
+    assert_eq!(events("anomaly").len(), 1, "one drop, one event");
+    agent.terminate(Duration::from_secs(10));
+}
+
+/// The same on S3 (Garage): the mark travels in user metadata, and the acknowledgement
+/// rewrites it in place (a server-side copy onto itself).
+#[test]
+fn on_s3_the_mark_and_its_acknowledgement_live_in_user_metadata() {
+    let c = consul();
+    let s3 = s3_target();
+    let prefix = format!("guard-{}", support::net::random());
+    let env: Vec<(String, String)> = s3.cli_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run = |extra: &[&str]| {
+        let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        a.extend(s3.cli_args(&prefix));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = run_cli_env(&a, &env);
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let addr = c.addr();
+    let once = || {
+        run(&[
+            "agent",
+            "--once",
+            "--http-addr",
+            &addr,
+            "--retain",
+            "1",
+            "--retries",
+            "0",
+        ])
+    };
+    let list = || -> Vec<Value> {
+        serde_json::from_str(&run(&["list", "--output", "json"])).expect("json")
+    };
+    once();
+    // Names have one-second resolution.
+    std::thread::sleep(Duration::from_millis(1100));
+    wipe_kv(&c);
+    let out = once();
+    assert!(out.contains("ANOMALY (shrink guard): kv_entries"), "{out}");
+    std::thread::sleep(Duration::from_millis(1100));
+    once();
+    let rows = list();
+    // retain 1, yet three backups: the pre-wipe one and the anomaly are held.
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0]["counts"]["kv_entries"], KV_ENTRIES);
+    let a_key = rows[1]["key"].as_str().expect("key").to_string();
+    assert!(rows[1]["anomaly"]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("kv_entries")));
+    assert!(rows[1]["anomaly"].get("acknowledged").is_none());
+
+    let out = run(&["prune", "--retain", "1", "--acknowledge-anomaly", &a_key]);
+    assert!(out.contains("anomaly acknowledged"), "{out}");
+    let rows = list();
+    assert_eq!(rows.len(), 1, "retention resumed: {rows:?}");
+    assert_eq!(rows[0]["counts"]["kv_entries"], 0);
+}
