@@ -10,7 +10,8 @@
 //! emulators come from `tests/servers.sh` (source it first). Emulator RSS is not counted.
 //!
 //! Targets: S3 (issue 4) ≤ 0.4 × the baseline's wall time; every row peak RSS ≤ 64 MiB plus
-//! the parts or blocks in flight (16 MiB × (4 + 1) with the defaults). The Azure and GCS rows
+//! the parts or blocks in flight (16 MiB × (4 + 1) with the defaults). S3 with age encryption
+//! (issue 11) ≤ 1.1 × the plain S3 run, peak RSS within 8 MiB of it. The Azure and GCS rows
 //! have no ratio target of their own (issue 10 asks for the figures); their verdict line
 //! reports the ratio and the same RSS budget.
 
@@ -206,6 +207,27 @@ fn s3_rows(bench: &Bench) {
     .into();
     let ours = bench.agent(&dest, &creds);
     bench.report("aws s3 cp", "S3", baseline, ours, Some(0.4));
+
+    // The same with client-side encryption (issue 11): within 1.1x of the plain run, RSS
+    // unchanged (the plain run's peak plus 8 MiB of slack for age's buffers).
+    let (_, recipient) = consul_snapshot_agent::crypto::keys::generate_identity();
+    let mut sealed_dest = dest.clone();
+    sealed_dest.extend(["--encrypt-age-recipient".to_string(), recipient]);
+    let sealed = bench.agent(&sealed_dest, &creds);
+    support::row(
+        "consul-snapshot-agent agent --once, age-encrypted (to S3)",
+        sealed,
+        bench.archive_len,
+        Some(ours),
+    );
+    let plain_rss = ours.peak_rss_kib as f64 / 1024.0;
+    support::verdict(
+        "encrypted agent --once to S3 vs plain",
+        sealed,
+        ours,
+        Some(1.1),
+        Some(plain_rss + 8.0),
+    );
 }
 
 /// Azure Blob into Azurite (or `AZURE_TEST_*`): baseline one shared-key-signed Put Blob by curl.

@@ -230,7 +230,7 @@ fn a_file_encrypted_by_age_restores_and_a_tampered_one_does_not() {
 fn plain_and_encrypted_backups_are_one_series_for_retention_and_latest() {
     let consul = TestConsul::start(DevServerConfig::default());
     let keys = tempfile::tempdir().expect("tmp");
-    let (_, recipient) = keygen(keys.path(), "ops.key");
+    let (id, recipient) = keygen(keys.path(), "ops.key");
     let local = tempfile::tempdir().expect("tmp");
     let run = |encrypt: bool| {
         let mut args = strings(&["agent", "--once", "--retries", "0", "--retain", "2"]);
@@ -281,4 +281,38 @@ fn plain_and_encrypted_backups_are_one_series_for_retention_and_latest() {
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r["encrypted"] == true), "{rows:#?}");
+
+    // list --verify: without an identity the ciphertext digests are checked, with one every
+    // archive is decrypted and verified; a damaged backup fails it (exit 1).
+    let local_path = local.path().display().to_string();
+    let verify = |identity: bool| {
+        let mut args = strings(&["list", "--verify", "--output", "json", "--local-path"]);
+        args.push(local_path.clone());
+        if identity {
+            args.extend(["--age-identity".into(), id.display().to_string()]);
+        }
+        let out = cli(&args, &[]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+        let states: Vec<String> = rows
+            .iter()
+            .map(|r| r["verified"].as_str().unwrap_or_default().to_string())
+            .collect();
+        (out.status.code(), states)
+    };
+    assert_eq!(verify(false), (Some(0), vec!["ciphertext".to_string(); 2]));
+    assert_eq!(verify(true), (Some(0), vec!["ok".to_string(); 2]));
+    let victim = &backups(local.path())[0];
+    let mut bytes = std::fs::read(victim).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(victim, &bytes).expect("write");
+    assert_eq!(
+        verify(true),
+        (Some(1), vec!["failed".to_string(), "ok".to_string()])
+    );
+    assert_eq!(
+        verify(false).0,
+        Some(1),
+        "the ciphertext digest differs too"
+    );
 }

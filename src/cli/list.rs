@@ -22,6 +22,14 @@ pub struct Args {
     /// Output layout.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
+    /// Read every listed backup back and verify it (every archive check, and its SHA-256
+    /// against the metadata); an encrypted one is decrypted with --age-identity, or without
+    /// one only its stored bytes are checked against the ciphertext SHA-256. Exit 1 if any
+    /// fails. Reads every byte of every backup.
+    #[arg(long)]
+    verify: bool,
+    #[command(flatten)]
+    identities: super::age::IdentityArgs,
     #[command(flatten)]
     datacenter: DatacenterArg,
     #[command(flatten)]
@@ -52,6 +60,28 @@ struct Row {
     /// The shrink guard's mark: the snapshot was markedly smaller than the backup before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     anomaly: Option<AnomalyMark>,
+    /// With `--verify`: `ok` (read back and verified), `ciphertext` (encrypted, no identity:
+    /// the stored bytes match the ciphertext SHA-256), `failed` or `unreadable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified: Option<&'static str>,
+    /// With `--verify`, why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify_error: Option<String>,
+}
+
+/// Reads one backup back through the verifier: the `verified` value and any error.
+async fn verify_one(
+    store: &crate::storage::Store,
+    key: &str,
+    meta: Option<&crate::storage::BackupMeta>,
+    ids: &std::sync::Arc<crate::crypto::Identities>,
+) -> (&'static str, Option<String>) {
+    match store.readback(key, meta, ids).await {
+        Ok(Some(_)) => ("ok", None),
+        Ok(None) => ("ciphertext", None),
+        Err(e @ crate::storage::StorageError::Readback { .. }) => ("failed", Some(e.to_string())),
+        Err(e) => ("unreadable", Some(e.to_string())),
+    }
 }
 
 /// A count for the table: `-` when unknown.
@@ -65,6 +95,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn list(args: Args) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
+    let ids = std::sync::Arc::new(crate::crypto::Identities::load(
+        &args.identities.age_identities,
+    )?);
     let file = load_files(&args.files)?;
     let env = |k: &str| std::env::var(k).ok();
     for store in resolve_storage(&args.storage, &file, &env)?
@@ -94,6 +127,12 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
         sort_newest_first(&mut backups);
         backups.reverse();
         for b in backups {
+            let (verified, verify_error) = if args.verify {
+                let (v, e) = verify_one(&store, &b.key, b.meta.as_ref(), &ids).await;
+                (Some(v), e)
+            } else {
+                (None, None)
+            };
             let meta = b.meta.clone().unwrap_or_default();
             rows.push(Row {
                 destination: store.to_string(),
@@ -108,6 +147,8 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
                 recipients: meta.recipients.unwrap_or_default(),
                 counts: meta.counts,
                 anomaly: meta.anomaly,
+                verified,
+                verify_error,
             });
         }
     }
@@ -145,6 +186,21 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
                     r.sha256.as_deref().unwrap_or("-")
                 ));
             }
+            if args.verify {
+                // One line per backup below the table: verification results are long.
+                t.push('\n');
+                for r in &rows {
+                    t.push_str(&format!(
+                        "\nverify {}: {}{}",
+                        r.key,
+                        r.verified.unwrap_or("-"),
+                        r.verify_error
+                            .as_deref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
             for r in rows.iter().filter(|r| r.anomaly.is_some()) {
                 if let Some(a) = &r.anomaly {
                     t.push_str(&format!("\n\nanomaly {}: {}", r.key, a.reason));
@@ -155,5 +211,13 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
             v
         }
     };
-    Ok(super::output::stdout(&out)?.unwrap_or(ExitCode::SUCCESS))
+    let bad = rows
+        .iter()
+        .any(|r| matches!(r.verified, Some("failed" | "unreadable")));
+    let code = if bad {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
+    Ok(super::output::stdout(&out)?.unwrap_or(code))
 }

@@ -273,6 +273,12 @@ impl Store {
             match stream_verified(body, Discard, ReadOptions::default(), (), None).await {
                 Ok((report, (), ())) => Ok(Ok(report)),
                 Err(crate::pipeline::PipelineError::Invalid(e)) => Err(wrong(e.to_string())),
+                // age's authentication failed: the stored ciphertext was altered.
+                Err(crate::pipeline::PipelineError::Source(e))
+                    if encrypted && e.kind() == std::io::ErrorKind::InvalidData =>
+                {
+                    Err(wrong(e.to_string()))
+                }
                 Err(e) => Err(unavailable(e.to_string())),
             }
         };
