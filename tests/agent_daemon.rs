@@ -11,7 +11,7 @@ use consul_snapshot_agent::archive::synth::SynthSpec;
 use consul_snapshot_agent::devserver::{AclTokens, DevServerConfig, Faults, SnapshotSource};
 use consul_snapshot_agent::storage::naming::parse_name;
 use support::agent::{wait_until, AgentProcess};
-use support::{describe, metric, run_cli_env, scrape, TestConsul};
+use support::{backup_names as backups, describe, metric, run_cli_env, scrape, TestConsul};
 
 const LOCK: &str = "consul-snapshot/lock";
 
@@ -52,20 +52,6 @@ fn args(consul: &TestConsul, dir: &Path, extra: &[&str]) -> Vec<String> {
     ];
     a.extend(extra.iter().map(|s| s.to_string()));
     a
-}
-
-/// Backups in `dir`, by name.
-fn backups(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                .filter(|n| parse_name(n).is_some())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 fn partials(dir: &Path) -> Vec<String> {

@@ -23,6 +23,23 @@ fn header(r: &reqwest::Response, name: &str) -> String {
         .to_string()
 }
 
+/// `GET /v1/snapshot`: its `X-Consul-Index` and the verified archive's report.
+async fn served(
+    c: &reqwest::Client,
+    s: &DevServer,
+) -> (String, consul_snapshot_agent::archive::ArchiveReport) {
+    let r = c
+        .get(format!("{}/v1/snapshot", s.url()))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let index = header(&r, "X-Consul-Index");
+    let bytes = r.bytes().await.expect("body");
+    let report = read_archive(&bytes[..], ReadOptions::default(), &mut ()).expect("verifies");
+    (index, report)
+}
+
 #[tokio::test]
 async fn snapshot_get_headers_and_no_leader() {
     let (s, c) = start(DevServerConfig::default()).await;
@@ -72,16 +89,7 @@ async fn snapshot_get_headers_and_no_leader() {
 #[tokio::test]
 async fn recursive_kv_delete_shows_in_the_next_snapshot() {
     let (s, c) = start(DevServerConfig::default()).await;
-    let snapshot = || async {
-        let r = c
-            .get(format!("{}/v1/snapshot", s.url()))
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(r.status(), 200);
-        let bytes = r.bytes().await.expect("body");
-        read_archive(&bytes[..], ReadOptions::default(), &mut ()).expect("verifies")
-    };
+    let snapshot = || async { served(&c, &s).await.1 };
     let before = snapshot().await;
     assert!(before.state.counts.kv_entries > 0);
     let r = c
@@ -168,14 +176,8 @@ async fn restore_verifies_like_consul_and_replaces_the_state() {
     assert_eq!(restored[0].meta.index, 146);
     assert_eq!(restored[0].applied_index, 1001, "max(1000, 146) + 1");
 
-    let r = c
-        .get(format!("{}/v1/snapshot", s.url()))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(header(&r, "X-Consul-Index"), "1001");
-    let bytes = r.bytes().await.expect("body");
-    let again = read_archive(&bytes[..], ReadOptions::default(), &mut ()).expect("verifies");
+    let (index, again) = served(&c, &s).await;
+    assert_eq!(index, "1001");
     assert_eq!(
         again.state_sha256, restored[0].state_sha256,
         "the restored state is what is served now"

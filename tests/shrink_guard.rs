@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use consul_snapshot_agent::archive::synth::SynthSpec;
 use consul_snapshot_agent::devserver::{DevServerConfig, SnapshotSource};
-use consul_snapshot_agent::storage::naming::parse_name;
 use consul_snapshot_agent::storage::BackupMeta;
 use serde_json::Value;
 use support::agent::{wait_until, AgentProcess};
 use support::garage::s3_target;
 use support::net::{free_port, raw_http};
 use support::webhook::receiver;
-use support::{describe, metric, run_cli_env, scrape, TestConsul};
+use support::{backup_names as backups, describe, metric, run_cli_env, scrape, TestConsul};
 
 const KV_ENTRIES: u64 = 200;
 
@@ -50,20 +49,6 @@ fn wipe_kv(c: &TestConsul) {
         .expect("delete");
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
-}
-
-/// Backups in `dir`, oldest first (names sort by time).
-fn backups(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                .filter(|n| parse_name(n).is_some())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 fn sidecar(dir: &Path, name: &str) -> BackupMeta {

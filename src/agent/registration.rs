@@ -7,30 +7,11 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::consul::duration::format_go_duration;
+pub use crate::consul::CheckStatus;
 use crate::consul::{ConsulClient, ConsulError};
 
 /// TTL of the alive check; it is passed every third of it.
 pub const ALIVE_TTL: Duration = Duration::from_secs(30);
-
-/// A Consul check status (the values `/v1/agent/check/update` accepts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckStatus {
-    Passing,
-    /// Stored, but something needs a look (a shrink-guard anomaly).
-    Warning,
-    Critical,
-}
-
-impl CheckStatus {
-    /// Consul's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckStatus::Passing => "passing",
-            CheckStatus::Warning => "warning",
-            CheckStatus::Critical => "critical",
-        }
-    }
-}
 
 /// One agent instance's registration.
 #[derive(Debug, Clone)]

@@ -44,32 +44,7 @@ pub struct Session {
     pub expires_at: Option<Instant>,
 }
 
-/// Status of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckStatus {
-    Passing,
-    Warning,
-    Critical,
-}
-
-impl CheckStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckStatus::Passing => "passing",
-            CheckStatus::Warning => "warning",
-            CheckStatus::Critical => "critical",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "passing" => Some(CheckStatus::Passing),
-            "warning" => Some(CheckStatus::Warning),
-            "critical" => Some(CheckStatus::Critical),
-            _ => None,
-        }
-    }
-}
+pub use crate::consul::CheckStatus;
 
 /// A TTL check.
 #[derive(Debug, Clone)]

@@ -160,3 +160,18 @@ pub fn record_fault_row(scenario: &str, expected: &str, observed: &str) {
         .expect("table file");
     f.write_all(line.as_bytes()).expect("write row");
 }
+
+/// Names of the backups in a local destination `dir` (by our naming scheme), sorted: oldest
+/// first, as names sort by time.
+pub fn backup_names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| consul_snapshot_agent::storage::naming::parse_name(n).is_some())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
