@@ -1,7 +1,7 @@
 # Installs the real servers the tests and benchmarks start, when missing, and exports where
 # they are (GARAGE_BIN, AZURITE_BIN, FAKE_GCS_BIN). Sourced by tests/run.sh; source it yourself
-# before `cargo bench --bench upload`:  . tests/servers.sh  (also installs Debian's age, with
-# apt-get, for the encryption tests)
+# before `cargo bench --bench upload`:  . tests/servers.sh  (also installs Debian's age and
+# prometheus packages, with apt-get, for the encryption and monitoring tests)
 #
 # Garage: building it takes about 13-15 minutes on 2 cores (once; it lands in ~/.cargo/bin).
 # With S3_ENDPOINT set (MinIO, AWS...) no Garage is needed or installed. Azurite (npm) is
@@ -53,4 +53,14 @@ if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
   echo "== installing age (Debian), the age tool the encryption tests check against"
   apt=(apt-get); [ "$(id -u)" = 0 ] || apt=(sudo apt-get)
   "${apt[@]}" install -y -q age >/dev/null || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q age >/dev/null; }
+fi
+
+# Prometheus and promtool (Debian's package): the monitoring tests scrape a running agent with
+# a real Prometheus and check the alert rules with `promtool test rules`.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  echo "== installing Prometheus (Debian), for the monitoring tests"
+  apt=(apt-get); [ "$(id -u)" = 0 ] || apt=(sudo apt-get)
+  export DEBIAN_FRONTEND=noninteractive
+  "${apt[@]}" install -y -q --no-install-recommends prometheus >/dev/null \
+    || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q --no-install-recommends prometheus >/dev/null; }
 fi

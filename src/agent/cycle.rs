@@ -73,6 +73,10 @@ pub enum CycleError {
 }
 
 impl CycleError {
+    /// Every [`CycleError::reason`] label.
+    pub const REASONS: [&'static str; 5] =
+        ["consul", "transfer", "verification", "storage", "cancelled"];
+
     /// A short label for metrics (`failures by reason`).
     pub fn reason(&self) -> &'static str {
         match self {

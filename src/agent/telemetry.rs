@@ -55,6 +55,7 @@ pub struct Telemetry {
     last_bytes: Gauge,
     last_index: Gauge,
     leader: Gauge,
+    health_window_gauge: Gauge<f64, AtomicU64>,
     anomaly: Gauge,
     successes: Counter,
     failures: Family<ReasonLabel, Counter>,
@@ -82,6 +83,7 @@ impl Telemetry {
             last_bytes: Gauge::default(),
             last_index: Gauge::default(),
             leader: Gauge::default(),
+            health_window_gauge: Gauge::default(),
             anomaly: Gauge::default(),
             successes: Counter::default(),
             failures: Family::default(),
@@ -126,6 +128,26 @@ impl Telemetry {
             "leader",
             "1 while this agent holds the lock and takes snapshots",
             t.leader.clone(),
+        );
+        t.health_window_gauge.set(health_window.as_secs_f64());
+        // Every label value from the start, at 0: alert rules see a series before the first
+        // failure, and increase() counts that failure.
+        for reason in super::cycle::CycleError::REASONS {
+            t.failures.get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            });
+        }
+        for kind in ["local", "s3", "azure", "gcs"] {
+            for family in [&t.stored_at, &t.failed_at] {
+                family.get_or_create(&KindLabel {
+                    kind: kind.to_string(),
+                });
+            }
+        }
+        registry.register(
+            "health_window_seconds",
+            "How long the leader may go without a stored snapshot before it counts as unhealthy: two periods of the schedule",
+            t.health_window_gauge.clone(),
         );
         registry.register(
             "anomaly",
@@ -282,6 +304,42 @@ impl Telemetry {
     }
 }
 
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text (what `prometheus_client` writes) as the Prometheus text format 0.0.4: a
+/// counter family `x` is described as `x_total` (the name of its sample), and the `# UNIT` and
+/// `# EOF` lines, which that format does not have, are left out.
+pub fn to_text_format(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 64);
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let described = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match described {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{p}{name}_total {tail}"));
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Serves `/metrics` and `/health` on `addr` until `stop` is cancelled. Binding errors are
 /// returned at once.
 pub async fn serve(
@@ -297,16 +355,23 @@ pub async fn serve(
     let app = Router::new()
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let t = t1.clone();
                 async move {
-                    (
-                        [(
-                            "Content-Type",
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        t.render(),
-                    )
+                    // Prometheus asks for OpenMetrics; promtool, curl and older scrapers get
+                    // the classic text format, in which a counter's HELP names its `_total`.
+                    let open = headers
+                        .get(axum::http::header::ACCEPT)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.contains("application/openmetrics-text"));
+                    if open {
+                        ([("Content-Type", OPENMETRICS_CONTENT_TYPE)], t.render())
+                    } else {
+                        (
+                            [("Content-Type", TEXT_CONTENT_TYPE)],
+                            to_text_format(&t.render()),
+                        )
+                    }
                 }
             }),
         )
@@ -326,4 +391,33 @@ pub async fn serve(
             .await;
     });
     Ok((bound, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In the text format every sample's own name has HELP and TYPE lines (what
+    /// `promtool check metrics` demands; `tests/monitoring.rs` runs promtool itself).
+    #[test]
+    fn text_format_describes_every_sample_by_its_own_name() {
+        let t = Telemetry::new(Duration::from_secs(60));
+        t.failure("consul", "x");
+        let text = to_text_format(&t.render());
+        assert!(!text.contains("# EOF"), "{text}");
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| l.split(['{', ' ']).next().unwrap_or_default())
+            .collect();
+        assert!(
+            samples.contains(&"consul_snapshot_successes_total"),
+            "{text}"
+        );
+        assert!(samples.contains(&"consul_snapshot_anomaly"), "{text}");
+        for name in samples {
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}: {text}");
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name}: {text}");
+        }
+    }
 }
