@@ -133,13 +133,13 @@ impl Telemetry {
         // Every label value from the start, at 0: alert rules see a series before the first
         // failure, and increase() counts that failure.
         for reason in super::cycle::CycleError::REASONS {
-            t.failures.get_or_create(&ReasonLabel {
+            let _ = t.failures.get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
             });
         }
         for kind in ["local", "s3", "azure", "gcs"] {
             for family in [&t.stored_at, &t.failed_at] {
-                family.get_or_create(&KindLabel {
+                let _ = family.get_or_create(&KindLabel {
                     kind: kind.to_string(),
                 });
             }
