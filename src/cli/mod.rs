@@ -18,6 +18,7 @@ mod inspect;
 mod list;
 mod logging;
 mod output;
+mod peers_json;
 mod progress;
 mod prune;
 mod restore;
@@ -85,6 +86,12 @@ enum Command {
     List(Box<list::Args>),
     /// Apply the retention policy now, printing each backup kept or deleted with its reason.
     Prune(Box<prune::Args>),
+    /// Write Raft's peers.json to recover a cluster that lost quorum (data intact).
+    ///
+    /// The servers come from a snapshot's Raft configuration (FILE or --latest) or from a
+    /// live server (--from-consul ADDR); --exclude leaves out servers gone for good. Prints
+    /// the recovery steps, and what peers.json cannot fix (lost data needs a restore).
+    PeersJson(Box<peers_json::Args>),
     /// Restore a backup into Consul: fetch, verify, show, confirm, PUT /v1/snapshot.
     ///
     /// From a local FILE, or from the configured destinations with --latest, --key or --before.
@@ -144,6 +151,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Restore(a) => restore::run(*a),
         Command::List(a) => list::run(*a),
         Command::Prune(a) => prune::run(*a),
+        Command::PeersJson(a) => peers_json::run(*a),
     }
 }
 

@@ -64,7 +64,7 @@ pub struct Args {
 /// The backup `sel` names across `stores`, and the index of the store holding it. `--latest`
 /// and `--before` look at one datacenter's backups only: `datacenter` if given, else the only
 /// one present; several and no choice is refused with the list.
-async fn choose_backup(
+pub(super) async fn choose_backup(
     stores: &[crate::storage::Store],
     sel: &Selection,
     datacenter: Option<&str>,

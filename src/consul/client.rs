@@ -261,6 +261,22 @@ impl ConsulClient {
         Err(status_error(resp).await)
     }
 
+    /// `GET /v1/operator/raft/configuration` (with `?stale`: any server answers, as during an
+    /// outage): the body, for [`crate::restore::peers::from_operator`].
+    pub async fn raft_configuration(&self) -> Result<Vec<u8>, ConsulError> {
+        let resp = self
+            .send(self.request(
+                Method::GET,
+                "/v1/operator/raft/configuration",
+                &[("stale", "")],
+            ))
+            .await?;
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ConsulError::from_transport(&self.display_addr, &e))
+    }
+
     /// `GET /v1/agent/self`: the agent's datacenter, node name and version.
     pub async fn agent_self(&self) -> Result<AgentSelf, ConsulError> {
         let resp = self

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::http::{
-    authorize, json as json_resp, json_body, now, parse_go_duration, text, ApiError, Need, Params,
+    authorize, json as json_resp, json_body, now, parse_go_duration, require_leader, text,
+    ApiError, Need, Params,
 };
 use super::state::{Check, CheckStatus, Service};
 use super::AppState;
@@ -31,6 +32,31 @@ pub async fn peers(State(s): State<Arc<AppState>>) -> Response {
     json_resp(&s, s.index(), &json!([LEADER]))
 }
 
+/// `GET /v1/operator/raft/configuration`: this one server, leader and voter (`operator:read`;
+/// without a leader only with `?stale`, as Consul).
+pub async fn raft_configuration(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<Params>,
+    h: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&s, &h, &q, Need::Read).and_then(|()| require_leader(&s, &q)) {
+        return r.into_response();
+    }
+    let leader = !s.faults().no_leader;
+    json_resp(
+        &s,
+        s.index(),
+        &json!({
+            "Servers": [{"ID": NODE_ID, "Node": s.cfg.node_name, "Address": LEADER,
+                         "Leader": leader, "ProtocolVersion": "3", "Voter": true}],
+            "Index": s.index()
+        }),
+    )
+}
+
+/// The test server's node ID (`/v1/agent/self` `Config.NodeID`, its Raft server ID).
+const NODE_ID: &str = "9d754d17-d864-b1d3-e758-f3fe25a9874f";
+
 pub async fn agent_self(
     State(s): State<Arc<AppState>>,
     Query(q): Query<Params>,
@@ -44,7 +70,7 @@ pub async fn agent_self(
         &s,
         s.index(),
         &json!({
-            "Config": {"Datacenter": c.datacenter, "NodeName": c.node_name, "NodeID": "9d754d17-d864-b1d3-e758-f3fe25a9874f",
+            "Config": {"Datacenter": c.datacenter, "NodeName": c.node_name, "NodeID": NODE_ID,
                        "Server": true, "Revision": "testdouble", "Version": c.version},
             "DebugConfig": {},
             "Coord": {"Adjustment": 0, "Error": 1.5, "Vec": [0, 0, 0, 0, 0, 0, 0, 0]},

@@ -378,6 +378,10 @@ pub fn router(shared: Arc<AppState>) -> Router {
         .route("/v1/status/leader", get(agent::leader))
         .route("/v1/status/peers", get(agent::peers))
         .route("/v1/agent/self", get(agent::agent_self))
+        .route(
+            "/v1/operator/raft/configuration",
+            get(agent::raft_configuration),
+        )
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/checks", get(agent::checks))
         .route("/v1/agent/service/register", put(agent::service_register))
