@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod age;
 mod agent;
+mod completions;
 #[cfg(feature = "dev")]
 mod dev;
 #[cfg(feature = "dev")]
@@ -92,6 +93,10 @@ enum Command {
     /// live server (--from-consul ADDR); --exclude leaves out servers gone for good. Prints
     /// the recovery steps, and what peers.json cannot fix (lost data needs a restore).
     PeersJson(Box<peers_json::Args>),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionArgs),
+    /// Print the man page (roff), or write every page with --dir.
+    Man(completions::ManArgs),
     /// Restore a backup into Consul: fetch, verify, show, confirm, PUT /v1/snapshot.
     ///
     /// From a local FILE, or from the configured destinations with --latest, --key or --before.
@@ -152,6 +157,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::List(a) => list::run(*a),
         Command::Prune(a) => prune::run(*a),
         Command::PeersJson(a) => peers_json::run(*a),
+        Command::Completions(a) => completions::completions(a),
+        Command::Man(a) => completions::man(a),
     }
 }
 
