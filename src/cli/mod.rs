@@ -13,6 +13,7 @@ mod completions;
 mod dev;
 #[cfg(feature = "dev")]
 mod dev_server;
+mod drill;
 #[cfg(feature = "dev")]
 mod generate;
 mod inspect;
@@ -87,6 +88,13 @@ enum Command {
     List(Box<list::Args>),
     /// Apply the retention policy now, printing each backup kept or deleted with its reason.
     Prune(Box<prune::Args>),
+    /// Prove a backup restores: restore it into a scratch Consul and compare what comes back.
+    ///
+    /// Fetches and verifies the backup (FILE, --latest or --key), restores it into the Consul
+    /// at --target-http-addr (refused when that is the agent's own cluster), takes a snapshot
+    /// back and compares records per type and the KV key set. Exit 0 when it matches, 1 when
+    /// not, with what differed and the time each step took.
+    Drill(Box<drill::Args>),
     /// Write Raft's peers.json to recover a cluster that lost quorum (data intact).
     ///
     /// The servers come from a snapshot's Raft configuration (FILE or --latest) or from a
@@ -157,6 +165,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::List(a) => list::run(*a),
         Command::Prune(a) => prune::run(*a),
         Command::PeersJson(a) => peers_json::run(*a),
+        Command::Drill(a) => drill::run(*a),
         Command::Completions(a) => completions::completions(a),
         Command::Man(a) => completions::man(a),
     }

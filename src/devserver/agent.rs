@@ -47,15 +47,12 @@ pub async fn raft_configuration(
         &s,
         s.index(),
         &json!({
-            "Servers": [{"ID": NODE_ID, "Node": s.cfg.node_name, "Address": LEADER,
+            "Servers": [{"ID": s.cfg.node_id, "Node": s.cfg.node_name, "Address": LEADER,
                          "Leader": leader, "ProtocolVersion": "3", "Voter": true}],
             "Index": s.index()
         }),
     )
 }
-
-/// The test server's node ID (`/v1/agent/self` `Config.NodeID`, its Raft server ID).
-const NODE_ID: &str = "9d754d17-d864-b1d3-e758-f3fe25a9874f";
 
 pub async fn agent_self(
     State(s): State<Arc<AppState>>,
@@ -70,7 +67,7 @@ pub async fn agent_self(
         &s,
         s.index(),
         &json!({
-            "Config": {"Datacenter": c.datacenter, "NodeName": c.node_name, "NodeID": NODE_ID,
+            "Config": {"Datacenter": c.datacenter, "NodeName": c.node_name, "NodeID": c.node_id,
                        "Server": true, "Revision": "testdouble", "Version": c.version},
             "DebugConfig": {},
             "Coord": {"Adjustment": 0, "Error": 1.5, "Vec": [0, 0, 0, 0, 0, 0, 0, 0]},

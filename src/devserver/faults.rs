@@ -38,4 +38,7 @@ pub struct Faults {
     pub restore_delay_ms: Option<u64>,
     /// `PUT /v1/session/renew/...` accepts the request and never answers (a hung server).
     pub stall_session_renew: bool,
+    /// A restore loses the KV entries under this prefix (a scratch cluster that does not
+    /// restore faithfully, for drills to catch).
+    pub restore_drop_kv_prefix: Option<String>,
 }

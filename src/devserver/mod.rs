@@ -73,6 +73,9 @@ pub struct DevServerConfig {
     pub listen: SocketAddr,
     pub datacenter: String,
     pub node_name: String,
+    /// The node ID (`/v1/agent/self` `Config.NodeID`), also its Raft server ID: what tells
+    /// one cluster from another.
+    pub node_id: String,
     /// `Config.Version` of `/v1/agent/self`.
     pub version: String,
     pub acl: Option<AclTokens>,
@@ -92,6 +95,7 @@ impl Default for DevServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             datacenter: "dc1".into(),
             node_name: "node-1".into(),
+            node_id: "9d754d17-d864-b1d3-e758-f3fe25a9874f".into(),
             version: "1.21.0".into(),
             acl: None,
             snapshot: SnapshotSource::Synthetic(SynthSpec::default()),

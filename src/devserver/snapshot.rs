@@ -518,6 +518,15 @@ pub async fn restore(
     meta.index = applied_index;
     meta.id = format!("{}-{}-{}", meta.term, applied_index, millis);
     s.store.replace(state_path, meta).await;
+    if let Some(prefix) = s.faults().restore_drop_kv_prefix {
+        if let Err(e) = s
+            .store
+            .delete_kv_tree(prefix.as_bytes(), applied_index)
+            .await
+        {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+    }
     s.record_restore(RestoreRecord {
         meta: report.meta,
         archive_sha256: report.archive_sha256,

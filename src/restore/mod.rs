@@ -2,6 +2,7 @@
 //! (archive SHA-256 against the stored digest, and every check of the archive reader), then
 //! stream the verified file to `PUT /v1/snapshot`. Nothing reaches Consul unverified.
 
+pub mod drill;
 pub mod peers;
 pub mod select;
 

@@ -1,0 +1,290 @@
+//! `drill`: prove a backup restores. Fetch and verify it, restore it into a scratch Consul
+//! (`--target-http-addr`, never the agent's own cluster), take a snapshot back and compare
+//! contents ([`crate::restore::drill`]); report the steps' durations: the time to recover.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail};
+
+use crate::archive::pretty::tabwriter;
+use crate::archive::{read_archive, ReadOptions, TypePolicy};
+use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
+use crate::consul::config::Address;
+use crate::consul::{get_snapshot, put_snapshot, ConsulArgs, ConsulClient, RetryPolicy, Secret};
+use crate::pipeline::{stream_verified, Discard};
+use crate::restore::drill::{compare, DrillReport, Durations, Fingerprint};
+use crate::restore::peers;
+use crate::restore::select::Selection;
+use crate::restore::{body_of, checked_body, fetch_verified, Source};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A local snapshot archive to drill. Without it, --latest or --key.
+    #[arg(conflicts_with_all = ["latest", "key"])]
+    file: Option<PathBuf>,
+    /// The newest backup at the configured destinations.
+    #[arg(long, conflicts_with = "key")]
+    latest: bool,
+    /// The backup with this key (or file name).
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+    /// The scratch Consul to restore into (its state is replaced): http(s)://host:port or
+    /// host:port. Not the cluster the agent backs up.
+    #[arg(long = "target-http-addr", value_name = "ADDR")]
+    target_http_addr: String,
+    /// ACL token for the scratch cluster (needs acl:write, as any restore).
+    #[arg(long = "target-token", value_name = "TOKEN", hide_env_values = true)]
+    target_token: Option<Secret>,
+    /// File holding the scratch cluster's token.
+    #[arg(long = "target-token-file", value_name = "PATH")]
+    target_token_file: Option<PathBuf>,
+    /// CA certificate for the scratch cluster's TLS.
+    #[arg(long = "target-ca-file", value_name = "PATH")]
+    target_ca_file: Option<PathBuf>,
+    /// Client certificate for the scratch cluster.
+    #[arg(long = "target-client-cert", value_name = "PATH")]
+    target_client_cert: Option<PathBuf>,
+    /// Client key for the scratch cluster.
+    #[arg(long = "target-client-key", value_name = "PATH")]
+    target_client_key: Option<PathBuf>,
+    /// Restore even when the target looks like the agent's own Consul (same address, or a
+    /// Raft server ID in common). Replaces that cluster's state: only for a deliberately
+    /// shared test cluster.
+    #[arg(long = "allow-production-target")]
+    allow_production_target: bool,
+    /// How long to wait for the scratch cluster to apply the restore.
+    #[arg(long = "restore-timeout", value_name = "DURATION", default_value = "30m", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    restore_timeout: std::time::Duration,
+    /// Output layout.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(flatten)]
+    identity: super::age::IdentityArgs,
+    #[command(flatten)]
+    files: FileArgs,
+    /// The agent's own Consul (to refuse restoring into it).
+    #[command(flatten)]
+    consul: ConsulArgs,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::runtime::block_on(drill(args))?
+}
+
+/// `http://host:port` without a trailing slash, for comparing addresses.
+fn normalized(a: &Address) -> String {
+    match a {
+        Address::Http(u) => u.as_str().trim_end_matches('/').to_string(),
+        Address::Unix(p) => format!("unix://{}", p.display()),
+    }
+}
+
+/// Refuses a target that is the production cluster: the same address, or a Raft server ID in
+/// common (the same cluster under another name). An unreachable production Consul is no
+/// evidence either way; the drill goes on.
+async fn refuse_production(target: &ConsulClient, prod: &ConsulClient) -> anyhow::Result<()> {
+    let (t, p) = (
+        target.addr().trim_end_matches('/'),
+        prod.addr().trim_end_matches('/'),
+    );
+    if t == p {
+        bail!("the target {t} is the agent's own Consul; a drill replaces the target's state. Use a scratch cluster, or --allow-production-target");
+    }
+    let ids = |body: Vec<u8>| -> Vec<String> {
+        peers::from_operator(&body)
+            .map(|v| v.into_iter().map(|p| p.id).collect())
+            .unwrap_or_default()
+    };
+    let Ok(prod_ids) = prod.raft_configuration().await.map(ids) else {
+        tracing::warn!(production = %p, "could not read the configured Consul's Raft configuration; only the addresses were compared");
+        return Ok(());
+    };
+    let target_ids = target
+        .raft_configuration()
+        .await
+        .map(ids)
+        .map_err(|e| anyhow!("reading the target's Raft configuration: {e}"))?;
+    if let Some(id) = target_ids.iter().find(|id| prod_ids.contains(id)) {
+        bail!("the target {t} shares Raft server {id} with the agent's own Consul {p}: it is the same cluster. Use a scratch cluster, or --allow-production-target");
+    }
+    Ok(())
+}
+
+async fn drill(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let env = |k: &str| std::env::var(k).ok();
+    let file = load_files(&args.files).map_err(super::usage)?;
+    // The target takes only its own flags: the environment's CONSUL_* belong to production.
+    let target_cfg = ConsulArgs {
+        http_addr: Some(args.target_http_addr.clone()),
+        token: args.target_token.clone(),
+        token_file: args.target_token_file.clone(),
+        ca_file: args.target_ca_file.clone(),
+        client_cert: args.target_client_cert.clone(),
+        client_key: args.target_client_key.clone(),
+        ..ConsulArgs::default()
+    }
+    .resolve(&|_| None)
+    .map_err(|e| super::usage(anyhow!("--target-*: {e}")))?;
+    let target = ConsulClient::new(&target_cfg)?;
+    let prod_cfg = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
+    if !args.allow_production_target {
+        let prod = ConsulClient::new(&prod_cfg)?;
+        if normalized(&prod_cfg.address) == normalized(&target_cfg.address) {
+            return Err(super::usage(anyhow!(
+                "the target {} is the agent's own Consul; a drill replaces the target's state. Use a scratch cluster, or --allow-production-target",
+                target.addr()
+            )));
+        }
+        refuse_production(&target, &prod)
+            .await
+            .map_err(super::usage)?;
+    }
+
+    // 1. Fetch and verify.
+    let t0 = Instant::now();
+    let source = match (&args.file, args.latest, &args.key) {
+        (Some(f), ..) => Source::File(f.clone()),
+        (None, latest, key) => {
+            let sel = match (latest, key) {
+                (true, _) => Selection::Latest,
+                (false, Some(k)) => Selection::Key(k.clone()),
+                (false, None) => bail!("say what to drill: a FILE, --latest or --key KEY"),
+            };
+            let stores = resolve_storage(&args.storage, &file, &env)?
+                .stores()
+                .await?;
+            let (i, backup) =
+                super::restore::choose_backup(&stores, &sel, prod_cfg.datacenter.as_deref())
+                    .await?;
+            Source::Stored {
+                store: Box::new(stores[i].clone()),
+                backup: Box::new(backup),
+            }
+        }
+    };
+    let ids = Arc::new(crate::crypto::Identities::load(
+        &args.identity.age_identities,
+    )?);
+    let types = TypePolicy::AnyBelowFlag;
+    let prepared = fetch_verified(&source, types, &ids)
+        .await
+        .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
+    let path = prepared.path.clone();
+    let backup = tokio::task::spawn_blocking(move || -> anyhow::Result<Fingerprint> {
+        let mut fp = Fingerprint::default();
+        read_archive(std::fs::File::open(&path)?, ReadOptions { types }, &mut fp)?;
+        Ok(fp)
+    })
+    .await??;
+    let fetch_verify = t0.elapsed().as_secs_f64();
+
+    // 2. Restore into the scratch cluster.
+    let t1 = Instant::now();
+    let (body, len) = body_of(&prepared.path).await?;
+    let body = checked_body(
+        body,
+        prepared.report.archive_sha256,
+        prepared.report.archive_len,
+    );
+    let limit = (!args.restore_timeout.is_zero()).then_some(args.restore_timeout);
+    put_snapshot(&target, body, len, limit)
+        .await
+        .map_err(|e| anyhow!("restoring into {}: {e}", target.addr()))?;
+    let restore = t1.elapsed().as_secs_f64();
+
+    // 3. Take a snapshot back, verified, and fingerprint it.
+    let t2 = Instant::now();
+    let download = get_snapshot(&target, false, RetryPolicy::default())
+        .await
+        .map_err(|e| anyhow!("taking a snapshot back from {}: {e}", target.addr()))?;
+    let (restored_report, restored, ()) = stream_verified(
+        download.body,
+        Discard,
+        ReadOptions { types },
+        Fingerprint::default(),
+        None,
+    )
+    .await
+    .map_err(|e| anyhow!("the snapshot taken back from {}: {e}", target.addr()))?;
+    let read_back = t2.elapsed().as_secs_f64();
+
+    let (rows, differences) = compare(&backup, &restored);
+    let report = DrillReport {
+        pass: differences.is_empty(),
+        source: source.to_string(),
+        target: target.addr().to_string(),
+        backup_index: prepared.report.meta.index,
+        restored_index: restored_report.meta.index,
+        durations: Durations {
+            fetch_verify,
+            restore,
+            read_back,
+            total: started.elapsed().as_secs_f64(),
+        },
+        differences,
+        types: rows,
+    };
+    let out = match args.output {
+        Output::Json => {
+            let mut v = serde_json::to_vec_pretty(&report)?;
+            v.push(b'\n');
+            v
+        }
+        Output::Table => render(&report).into_bytes(),
+    };
+    let code = if report.pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
+    Ok(super::output::stdout(&out)?.unwrap_or(code))
+}
+
+/// The table layout.
+fn render(r: &DrillReport) -> String {
+    let d = &r.durations;
+    let mut out = format!(
+        "Drill {}: {} restored into {}\n  fetch + verify {:.1}s, restore {:.1}s, read back {:.1}s; time to recover {:.1}s\n  backup index {}, index after the restore {}\n",
+        if r.pass { "PASSED" } else { "FAILED" },
+        r.source,
+        r.target,
+        d.fetch_verify,
+        d.restore,
+        d.read_back,
+        d.total,
+        r.backup_index,
+        r.restored_index
+    );
+    for diff in &r.differences {
+        out.push_str(&format!("  differs: {diff}\n"));
+    }
+    let mut t = String::from("TYPE\tBACKUP\tRESTORED\tCOMPARED");
+    for row in &r.types {
+        t.push_str(&format!(
+            "\n{}\t{}\t{}\t{}",
+            row.name,
+            row.backup,
+            row.restored,
+            if row.compared {
+                "yes"
+            } else {
+                "no (written by the cluster)"
+            }
+        ));
+    }
+    out.push_str(&String::from_utf8_lossy(&tabwriter(t.as_bytes(), 0, 2)));
+    out.push('\n');
+    out
+}
