@@ -10,15 +10,12 @@ use std::time::Instant;
 use anyhow::{anyhow, bail};
 
 use crate::archive::pretty::tabwriter;
-use crate::archive::{read_archive, ReadOptions, TypePolicy};
 use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
 use crate::consul::config::Address;
-use crate::consul::{get_snapshot, put_snapshot, ConsulArgs, ConsulClient, RetryPolicy, Secret};
-use crate::pipeline::{stream_verified, Discard};
-use crate::restore::drill::{compare, DrillReport, Durations, Fingerprint};
-use crate::restore::peers;
+use crate::consul::{ConsulArgs, ConsulClient, Secret};
+use crate::restore::drill::{refuse_production, run_drill, DrillReport};
 use crate::restore::select::Selection;
-use crate::restore::{body_of, checked_body, fetch_verified, Source};
+use crate::restore::Source;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Output {
@@ -90,37 +87,6 @@ fn normalized(a: &Address) -> String {
     }
 }
 
-/// Refuses a target that is the production cluster: the same address, or a Raft server ID in
-/// common (the same cluster under another name). An unreachable production Consul is no
-/// evidence either way; the drill goes on.
-async fn refuse_production(target: &ConsulClient, prod: &ConsulClient) -> anyhow::Result<()> {
-    let (t, p) = (
-        target.addr().trim_end_matches('/'),
-        prod.addr().trim_end_matches('/'),
-    );
-    if t == p {
-        bail!("the target {t} is the agent's own Consul; a drill replaces the target's state. Use a scratch cluster, or --allow-production-target");
-    }
-    let ids = |body: Vec<u8>| -> Vec<String> {
-        peers::from_operator(&body)
-            .map(|v| v.into_iter().map(|p| p.id).collect())
-            .unwrap_or_default()
-    };
-    let Ok(prod_ids) = prod.raft_configuration().await.map(ids) else {
-        tracing::warn!(production = %p, "could not read the configured Consul's Raft configuration; only the addresses were compared");
-        return Ok(());
-    };
-    let target_ids = target
-        .raft_configuration()
-        .await
-        .map(ids)
-        .map_err(|e| anyhow!("reading the target's Raft configuration: {e}"))?;
-    if let Some(id) = target_ids.iter().find(|id| prod_ids.contains(id)) {
-        bail!("the target {t} shares Raft server {id} with the agent's own Consul {p}: it is the same cluster. Use a scratch cluster, or --allow-production-target");
-    }
-    Ok(())
-}
-
 async fn drill(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let env = |k: &str| std::env::var(k).ok();
@@ -149,11 +115,9 @@ async fn drill(args: Args) -> anyhow::Result<ExitCode> {
         }
         refuse_production(&target, &prod)
             .await
-            .map_err(super::usage)?;
+            .map_err(|e| super::usage(anyhow!(e)))?;
     }
 
-    // 1. Fetch and verify.
-    let t0 = Instant::now();
     let source = match (&args.file, args.latest, &args.key) {
         (Some(f), ..) => Source::File(f.clone()),
         (None, latest, key) => {
@@ -177,65 +141,8 @@ async fn drill(args: Args) -> anyhow::Result<ExitCode> {
     let ids = Arc::new(crate::crypto::Identities::load(
         &args.identity.age_identities,
     )?);
-    let types = TypePolicy::AnyBelowFlag;
-    let prepared = fetch_verified(&source, types, &ids)
-        .await
-        .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
-    let path = prepared.path.clone();
-    let backup = tokio::task::spawn_blocking(move || -> anyhow::Result<Fingerprint> {
-        let mut fp = Fingerprint::default();
-        read_archive(std::fs::File::open(&path)?, ReadOptions { types }, &mut fp)?;
-        Ok(fp)
-    })
-    .await??;
-    let fetch_verify = t0.elapsed().as_secs_f64();
-
-    // 2. Restore into the scratch cluster.
-    let t1 = Instant::now();
-    let (body, len) = body_of(&prepared.path).await?;
-    let body = checked_body(
-        body,
-        prepared.report.archive_sha256,
-        prepared.report.archive_len,
-    );
     let limit = (!args.restore_timeout.is_zero()).then_some(args.restore_timeout);
-    put_snapshot(&target, body, len, limit)
-        .await
-        .map_err(|e| anyhow!("restoring into {}: {e}", target.addr()))?;
-    let restore = t1.elapsed().as_secs_f64();
-
-    // 3. Take a snapshot back, verified, and fingerprint it.
-    let t2 = Instant::now();
-    let download = get_snapshot(&target, false, RetryPolicy::default())
-        .await
-        .map_err(|e| anyhow!("taking a snapshot back from {}: {e}", target.addr()))?;
-    let (restored_report, restored, ()) = stream_verified(
-        download.body,
-        Discard,
-        ReadOptions { types },
-        Fingerprint::default(),
-        None,
-    )
-    .await
-    .map_err(|e| anyhow!("the snapshot taken back from {}: {e}", target.addr()))?;
-    let read_back = t2.elapsed().as_secs_f64();
-
-    let (rows, differences) = compare(&backup, &restored);
-    let report = DrillReport {
-        pass: differences.is_empty(),
-        source: source.to_string(),
-        target: target.addr().to_string(),
-        backup_index: prepared.report.meta.index,
-        restored_index: restored_report.meta.index,
-        durations: Durations {
-            fetch_verify,
-            restore,
-            read_back,
-            total: started.elapsed().as_secs_f64(),
-        },
-        differences,
-        types: rows,
-    };
+    let report = run_drill(&source, &target, &ids, limit, started).await?;
     let out = match args.output {
         Output::Json => {
             let mut v = serde_json::to_vec_pretty(&report)?;

@@ -1,5 +1,5 @@
 //! Restore drills: prove a backup restores by restoring it into a scratch Consul cluster and
-//! taking a snapshot back. What must survive the round trip is the backup's content, compared
+//! taking a snapshot back ([`run_drill`], used by the `drill` command and the daemon). What must survive the round trip is the backup's content, compared
 //! as a [`Fingerprint`]: records per type and a digest of the KV key set.
 //!
 //! Record types a live cluster writes by itself after a restore are shown but not compared
@@ -9,12 +9,18 @@
 //! `agent/consul/fsm`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::{body_of, checked_body, fetch_verified, Source};
 use crate::archive::types::{self, msg};
-use crate::archive::{RecordInfo, RecordVisitor};
+use crate::archive::{read_archive, ReadOptions, RecordInfo, RecordVisitor, TypePolicy};
+use crate::consul::{get_snapshot, put_snapshot, ConsulClient, RetryPolicy};
+use crate::crypto::Identities;
+use crate::pipeline::{stream_verified, Discard};
 
 /// Types not compared by a drill (see the module docs).
 pub const SELF_WRITTEN: [u8; 8] = [
@@ -124,6 +130,136 @@ pub struct DrillReport {
     /// What differed (empty when it passed).
     pub differences: Vec<String>,
     pub types: Vec<TypeCount>,
+}
+
+/// Why a drill could not be completed (a completed drill that found differences is a
+/// [`DrillReport`] with `pass: false`).
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// The target is the production cluster.
+    #[error("{0}")]
+    Production(String),
+    /// Fetching or verifying the backup failed.
+    #[error("Error verifying snapshot: {0}")]
+    Backup(String),
+    /// The scratch cluster failed (restore refused, no snapshot back, an invalid one).
+    #[error("{0}")]
+    Target(String),
+}
+
+/// Refuses a target that is the production cluster: the same address, or a Raft server ID in
+/// common (the same cluster under another name). An unreachable production Consul is no
+/// evidence either way; the drill goes on.
+pub async fn refuse_production(
+    target: &ConsulClient,
+    prod: &ConsulClient,
+) -> Result<(), DrillError> {
+    let (t, p) = (
+        target.addr().trim_end_matches('/'),
+        prod.addr().trim_end_matches('/'),
+    );
+    if t == p {
+        return Err(DrillError::Production(format!("the target {t} is the agent's own Consul; a drill replaces the target's state. Use a scratch cluster, or --allow-production-target")));
+    }
+    let ids = |body: Vec<u8>| -> Vec<String> {
+        super::peers::from_operator(&body)
+            .map(|v| v.into_iter().map(|p| p.id).collect())
+            .unwrap_or_default()
+    };
+    let Ok(prod_ids) = prod.raft_configuration().await.map(ids) else {
+        tracing::warn!(production = %p, "could not read the configured Consul's Raft configuration; only the addresses were compared");
+        return Ok(());
+    };
+    let target_ids =
+        target.raft_configuration().await.map(ids).map_err(|e| {
+            DrillError::Target(format!("reading the target's Raft configuration: {e}"))
+        })?;
+    if let Some(id) = target_ids.iter().find(|id| prod_ids.contains(id)) {
+        return Err(DrillError::Production(format!("the target {t} shares Raft server {id} with the agent's own Consul {p}: it is the same cluster. Use a scratch cluster, or --allow-production-target")));
+    }
+    Ok(())
+}
+
+/// Runs a drill of `source` into `target`: fetch and verify, restore, take a snapshot back
+/// (verified), compare. `started` is when the drill began (for the total).
+///
+/// # Errors
+/// [`DrillError`] when a step could not be completed; differences are not errors.
+pub async fn run_drill(
+    source: &Source,
+    target: &ConsulClient,
+    ids: &Arc<Identities>,
+    restore_timeout: Option<Duration>,
+    started: Instant,
+) -> Result<DrillReport, DrillError> {
+    let types = TypePolicy::AnyBelowFlag;
+    // 1. Fetch and verify, then fingerprint the verified file.
+    let t0 = Instant::now();
+    let prepared = fetch_verified(source, types, ids)
+        .await
+        .map_err(|e| DrillError::Backup(e.to_string()))?;
+    let path = prepared.path.clone();
+    let backup = tokio::task::spawn_blocking(move || -> Result<Fingerprint, String> {
+        let mut fp = Fingerprint::default();
+        let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+        read_archive(f, ReadOptions { types }, &mut fp).map_err(|e| e.to_string())?;
+        Ok(fp)
+    })
+    .await
+    .map_err(|e| DrillError::Backup(e.to_string()))?
+    .map_err(DrillError::Backup)?;
+    let fetch_verify = t0.elapsed().as_secs_f64();
+
+    // 2. Restore into the scratch cluster: exactly the verified bytes.
+    let t1 = Instant::now();
+    let target_err = |what: &str, e: &dyn std::fmt::Display| {
+        DrillError::Target(format!("{what} {}: {e}", target.addr()))
+    };
+    let (body, len) = body_of(&prepared.path)
+        .await
+        .map_err(|e| DrillError::Backup(e.to_string()))?;
+    let body = checked_body(
+        body,
+        prepared.report.archive_sha256,
+        prepared.report.archive_len,
+    );
+    put_snapshot(target, body, len, restore_timeout)
+        .await
+        .map_err(|e| target_err("restoring into", &e))?;
+    let restore = t1.elapsed().as_secs_f64();
+
+    // 3. A snapshot back, verified and fingerprinted in one pass.
+    let t2 = Instant::now();
+    let download = get_snapshot(target, false, RetryPolicy::default())
+        .await
+        .map_err(|e| target_err("taking a snapshot back from", &e))?;
+    let (restored_report, restored, ()) = stream_verified(
+        download.body,
+        Discard,
+        ReadOptions { types },
+        Fingerprint::default(),
+        None,
+    )
+    .await
+    .map_err(|e| target_err("the snapshot taken back from", &e))?;
+    let read_back = t2.elapsed().as_secs_f64();
+
+    let (rows, differences) = compare(&backup, &restored);
+    Ok(DrillReport {
+        pass: differences.is_empty(),
+        source: source.to_string(),
+        target: target.addr().to_string(),
+        backup_index: prepared.report.meta.index,
+        restored_index: restored_report.meta.index,
+        durations: Durations {
+            fetch_verify,
+            restore,
+            read_back,
+            total: started.elapsed().as_secs_f64(),
+        },
+        differences,
+        types: rows,
+    })
 }
 
 #[cfg(test)]
