@@ -125,3 +125,89 @@ fn the_production_cluster_is_refused_as_a_target() {
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(twin.server().restores().len(), 1);
 }
+
+/// The daemon drills its newest backup once per `--drill-interval`, as leader: a `drill`
+/// webhook event, and the drill metrics.
+#[test]
+fn the_daemon_drills_the_newest_backup_on_its_interval() {
+    use std::time::Duration;
+    use support::agent::{wait_until, AgentProcess};
+    let prod = TestConsul::start(DevServerConfig {
+        session_ttl_min: Duration::from_millis(500),
+        ..DevServerConfig::default()
+    });
+    let target = scratch("7e1d0c0b-aaaa-bbbb-cccc-ddddeeeeffff");
+    let dir = tempfile::tempdir().expect("tmp");
+    let hook = support::webhook::receiver(false);
+    let metrics = format!("127.0.0.1:{}", support::net::free_port());
+    let args: Vec<String> = [
+        "--http-addr",
+        &prod.addr(),
+        "--local-path",
+        &dir.path().display().to_string(),
+        "--metrics-addr",
+        &metrics,
+        "--session-ttl",
+        "2s",
+        "--interval",
+        "1s",
+        "--retain",
+        "3",
+        "--drill-interval",
+        "1h",
+        "--drill-target-http-addr",
+        &target.addr(),
+        "--webhook",
+        &hook.url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut agent = AgentProcess::start(&args, &[]);
+    let drills = || -> Vec<Value> {
+        hook.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|e| e["event"] == "drill")
+            .cloned()
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || !drills().is_empty()),
+        "no drill:\n{}",
+        agent.log()
+    );
+    let d = &drills()[0];
+    assert_eq!(d["drill"]["pass"], true, "{d:#}");
+    assert!(d["error"].is_null(), "{d:#}");
+    // More cycles, no second drill within the hour.
+    let successes = || {
+        hook.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|e| e["event"] == "success")
+            .count()
+    };
+    let now = successes();
+    assert!(wait_until(Duration::from_secs(20), || successes() >= now + 2));
+    assert_eq!(drills().len(), 1);
+    assert_eq!(target.server().restores().len(), 1);
+    let (_, body) = support::scrape(&metrics, "/metrics");
+    assert!(
+        support::metric(
+            &body,
+            "consul_snapshot_last_drill_success_timestamp_seconds"
+        ) > 0.0
+    );
+    assert_eq!(
+        support::metric(&body, "consul_snapshot_drill_interval_seconds"),
+        3600.0
+    );
+    assert_eq!(
+        support::metric(&body, "consul_snapshot_drill_failures_total"),
+        0.0
+    );
+    agent.terminate(Duration::from_secs(10));
+}

@@ -84,6 +84,9 @@ pub async fn run_until(
         .with_call_timeout((cfg.ha.session_ttl / 2).max(Duration::from_secs(1)));
     let stores = cfg.storage.stores().await?;
     let telemetry = Arc::new(Telemetry::new(schedule.health_window(Utc::now())));
+    if let Some((interval, _)) = &cfg.drill {
+        telemetry.drill_interval(*interval);
+    }
     let notifier = Notifier::new(cfg.webhooks.clone(), cfg.webhook_timeout);
     if let Some(addr) = cfg.metrics_addr {
         let (bound, _) = telemetry::serve(addr, telemetry.clone(), stop.clone()).await?;
@@ -293,6 +296,17 @@ impl Leader<'_> {
             tracing::warn!(error = %e, "registering the leader check failed");
         }
         let mut last_start = None;
+        let mut last_drill: Option<std::time::Instant> = None;
+        let drill_target = match &cfg.drill {
+            Some((interval, target)) => match ConsulClient::new(target) {
+                Ok(c) => Some((*interval, c)),
+                Err(e) => {
+                    tracing::error!(error = %e, "drill target unusable; no drills");
+                    None
+                }
+            },
+            None => None,
+        };
         let mut failures = 0u32;
         let end = loop {
             let Some(next) = schedule.next(last_start, Utc::now(), cfg.jitter, draw()) else {
@@ -327,6 +341,29 @@ impl Leader<'_> {
                 tracing::debug!(error = %e, "leader check update failed");
             }
             failures = if ok { 0 } else { failures + 1 };
+            // A drill of the newest backup, when one is due (after a stored snapshot).
+            if let (Some((interval, target)), Ok(o)) = (&drill_target, &result) {
+                if ok && last_drill.is_none_or(|t| t.elapsed() >= *interval) {
+                    last_drill = Some(std::time::Instant::now());
+                    let drilled = tokio::select! {
+                        () = leadership.cancelled() => None,
+                        r = super::drill::drill_newest(client, stores, &o.name.datacenter, target, &cycle.identities) => Some(r),
+                    };
+                    if let Some(r) = drilled {
+                        match &r {
+                            Ok(rep) if rep.pass => {
+                                tracing::info!(backup = %rep.source, seconds = rep.durations.total, "restore drill passed")
+                            }
+                            Ok(rep) => {
+                                tracing::error!(backup = %rep.source, differences = %rep.differences.join("; "), "restore drill FAILED")
+                            }
+                            Err(e) => tracing::error!(error = %e, "restore drill could not run"),
+                        }
+                        telemetry.drill(&r);
+                        notifier.send(Event::for_drill(&r));
+                    }
+                }
+            }
             if failures >= cfg.ha.max_failures {
                 tracing::warn!(failures, "giving up leadership after consecutive failures");
                 break LeadEnd::GaveUp;

@@ -18,10 +18,11 @@ const DELIVERY_RETRY: RetryPolicy =
     RetryPolicy::new(2, Duration::from_millis(200), Duration::from_secs(2));
 
 /// The JSON body.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
-    /// `start`, `success`, `failure` or `anomaly` (the snapshot just stored is markedly
-    /// smaller than the last backup; sent after its `success`).
+    /// `start`, `success`, `failure`, `anomaly` (the snapshot just stored is markedly
+    /// smaller than the last backup; sent after its `success`) or `drill` (a scheduled
+    /// restore drill ended).
     pub event: &'static str,
     /// RFC 3339.
     pub time: String,
@@ -46,6 +47,9 @@ pub struct Event {
     /// For `anomaly`: the same counts of the new snapshot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<crate::guard::Measures>,
+    /// For `drill`: the report (pass, differences, durations, counts per type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<crate::restore::drill::DrillReport>,
 }
 
 impl Event {
@@ -61,6 +65,24 @@ impl Event {
             baseline: None,
             before: None,
             after: None,
+            drill: None,
+        }
+    }
+
+    /// The `drill` event: `error` says why it failed or could not run.
+    pub fn for_drill(result: &Result<crate::restore::drill::DrillReport, String>) -> Self {
+        match result {
+            Ok(r) => Event {
+                key: Some(r.source.clone()),
+                index: Some(r.backup_index),
+                error: (!r.pass).then(|| r.differences.join("; ")),
+                drill: Some(r.clone()),
+                ..Event::new("drill")
+            },
+            Err(e) => Event {
+                error: Some(e.clone()),
+                ..Event::new("drill")
+            },
         }
     }
 }

@@ -57,6 +57,10 @@ pub struct Telemetry {
     leader: Gauge,
     health_window_gauge: Gauge<f64, AtomicU64>,
     anomaly: Gauge,
+    last_drill_success: Gauge<f64, AtomicU64>,
+    last_drill_duration: Gauge<f64, AtomicU64>,
+    drill_interval: Gauge<f64, AtomicU64>,
+    drill_failures: Counter,
     successes: Counter,
     failures: Family<ReasonLabel, Counter>,
     deleted: Counter,
@@ -85,6 +89,10 @@ impl Telemetry {
             leader: Gauge::default(),
             health_window_gauge: Gauge::default(),
             anomaly: Gauge::default(),
+            last_drill_success: Gauge::default(),
+            last_drill_duration: Gauge::default(),
+            drill_interval: Gauge::default(),
+            drill_failures: Counter::default(),
             successes: Counter::default(),
             failures: Family::default(),
             deleted: Counter::default(),
@@ -153,6 +161,26 @@ impl Telemetry {
             "anomaly",
             "1 while a shrink-guard anomaly is unacknowledged (a snapshot markedly smaller than the backup before it; retention holds the older backups)",
             t.anomaly.clone(),
+        );
+        registry.register(
+            "last_drill_success_timestamp_seconds",
+            "Unix time of the last restore drill that passed",
+            t.last_drill_success.clone(),
+        );
+        registry.register(
+            "last_drill_duration_seconds",
+            "Duration of the last restore drill (fetch, verify, restore, read back): the time to recover",
+            t.last_drill_duration.clone(),
+        );
+        registry.register(
+            "drill_interval_seconds",
+            "How often the leader runs a restore drill; 0 when drills are off",
+            t.drill_interval.clone(),
+        );
+        registry.register(
+            "drill_failures",
+            "Restore drills that failed or could not run",
+            t.drill_failures.clone(),
         );
         registry.register(
             "successes",
@@ -225,6 +253,28 @@ impl Telemetry {
             s.last_error = None;
         } else {
             self.failure("storage", "a destination failed");
+        }
+    }
+
+    /// Sets the drill interval (0: drills off).
+    pub fn drill_interval(&self, d: Duration) {
+        self.drill_interval.set(d.as_secs_f64());
+    }
+
+    /// Records a drill's end.
+    pub fn drill(&self, r: &Result<crate::restore::drill::DrillReport, String>) {
+        match r {
+            Ok(r) => {
+                self.last_drill_duration.set(r.durations.total);
+                if r.pass {
+                    self.last_drill_success.set(unix_now());
+                } else {
+                    self.drill_failures.inc();
+                }
+            }
+            Err(_) => {
+                self.drill_failures.inc();
+            }
         }
     }
 

@@ -86,6 +86,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         encryption: None,
         identities: Default::default(),
         guard: crate::guard::GuardConfig::new(&[], None),
+        drill: None,
         effective: crate::config::AgentOptions::default(),
     };
     let cycle = CycleConfig {

@@ -131,6 +131,32 @@ pub fn resolve_encryption(
     encryption_keys(&e)
 }
 
+/// Scheduled drills from a `drill` section: `None` when the interval is unset or 0.
+///
+/// # Errors
+/// An interval without a target, or a target that does not parse.
+pub fn drill_config(
+    d: &crate::config::options::DrillOptions,
+) -> anyhow::Result<Option<(Duration, crate::consul::ConsulConfig)>> {
+    let Some(interval) = d.interval.filter(|i| !i.is_zero()) else {
+        return Ok(None);
+    };
+    let Some(addr) = &d.target_http_addr else {
+        bail!("drill.interval is set but drill.target_http_addr (--drill-target-http-addr) is not: a drill needs a scratch Consul");
+    };
+    // Only the drill's own settings: the CONSUL_* environment belongs to the cluster backed up.
+    let target = ConsulArgs {
+        http_addr: Some(addr.clone()),
+        token: d.target_token.clone(),
+        token_file: d.target_token_file.clone(),
+        ca_file: d.target_ca_file.clone(),
+        ..ConsulArgs::default()
+    }
+    .resolve(&|_| None)
+    .context("drill.target_http_addr")?;
+    Ok(Some((interval, target)))
+}
+
 /// The shrink guard a `shrink_guard` section sets up (`None`: off).
 pub fn guard_config(
     o: &crate::config::options::ShrinkGuardOptions,
@@ -421,6 +447,8 @@ pub struct AgentConfig {
     pub identities: std::sync::Arc<crate::crypto::Identities>,
     /// The shrink guard; `None` when every threshold is 0.
     pub guard: Option<crate::guard::GuardConfig>,
+    /// Scheduled restore drills: how often, and the scratch cluster; `None`: off.
+    pub drill: Option<(Duration, crate::consul::ConsulConfig)>,
     /// The merged sections as they take effect, in the file schema: what `--print-config`
     /// writes.
     pub effective: AgentOptions,
@@ -507,6 +535,7 @@ pub fn resolve_agent(
         encryption,
         identities,
         guard: guard_config(&o.shrink_guard),
+        drill: drill_config(&o.drill)?,
         retention: retention.clone(),
         effective: AgentOptions::default(),
     };

@@ -110,6 +110,10 @@ pub struct AgentOptions {
     #[serde(default)]
     #[merge(strategy = conflate::Merge::merge)]
     pub shrink_guard: ShrinkGuardOptions,
+    #[command(flatten)]
+    #[serde(default)]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub drill: DrillOptions,
 }
 
 impl S3Options {
@@ -554,6 +558,49 @@ pub struct ShrinkGuardOptions {
     #[serde(default, with = "go_duration")]
     #[merge(strategy = conflate::option::overwrite_none)]
     pub anomaly_hold: Option<Duration>,
+}
+
+/// `snapshot_agent.drill` (ours): the leader restores its newest backup into a scratch Consul
+/// on a schedule and compares what comes back (the `drill` command, unattended).
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
+#[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Restore drills")]
+pub struct DrillOptions {
+    /// Run a restore drill of the newest backup this often (e.g. 24h), after a snapshot
+    /// cycle; 0 or unset: never. Needs --drill-target-http-addr.
+    #[arg(id = "drill_interval", long = "drill-interval", value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    pub interval: Option<Duration>,
+    /// The scratch Consul drills restore into (its state is replaced); never the cluster
+    /// backed up.
+    #[arg(
+        id = "drill_target_http_addr",
+        long = "drill-target-http-addr",
+        value_name = "ADDR"
+    )]
+    pub target_http_addr: Option<String>,
+    /// ACL token for the scratch cluster.
+    #[arg(
+        long = "drill-target-token",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub target_token: Option<Secret>,
+    /// File holding the scratch cluster's token.
+    #[arg(
+        id = "drill_target_token_file",
+        long = "drill-target-token-file",
+        value_name = "PATH"
+    )]
+    pub target_token_file: Option<PathBuf>,
+    /// CA certificate for the scratch cluster's TLS.
+    #[arg(
+        id = "drill_target_ca_file",
+        long = "drill-target-ca-file",
+        value_name = "PATH"
+    )]
+    pub target_ca_file: Option<PathBuf>,
 }
 
 /// Thresholds from flags (`left`) over files (`right`), measure by measure: `right`'s first,
