@@ -166,8 +166,9 @@ fn a_wiped_kv_tree_holds_the_backups_from_before_it_until_acknowledged() {
         let m = sidecar(dir.path(), pre);
         assert_eq!(m.counts.expect("counts").kv_entries, KV_ENTRIES, "{pre}");
     }
-    // ...beside the anomaly and retain 2's newest two: the three cycles between were rotated.
-    assert_eq!(names.len(), 5, "{names:?}");
+    // ...beside the anomaly and retain 2's newest two (a third only while the next cycle is
+    // between storing and retention): the cycles between were rotated.
+    assert!((2..=3).contains(&(names.len() - 3)), "{names:?}");
 
     // The mark in the metadata.
     let a_meta = sidecar(dir.path(), &a_name);
@@ -249,8 +250,12 @@ fn a_wiped_kv_tree_holds_the_backups_from_before_it_until_acknowledged() {
         "cycles stopped:\n{}",
         agent.log()
     );
+    assert!(
+        wait_until(Duration::from_secs(10), || backups(dir.path()).len() == 2),
+        "retention did not resume: {:?}",
+        backups(dir.path())
+    );
     let names = backups(dir.path());
-    assert_eq!(names.len(), 2, "{names:?}");
     assert!(
         !names.contains(&baseline) && !names.contains(&a_name),
         "{names:?}"
