@@ -36,6 +36,19 @@ pub trait RecordVisitor {
     fn state_bytes(&mut self, _chunk: &[u8]) {}
 }
 
+/// Two visitors fed the same records (statistics and a fingerprint in one pass).
+impl<A: RecordVisitor, B: RecordVisitor> RecordVisitor for (A, B) {
+    fn record(&mut self, rec: &RecordInfo<'_>) {
+        self.0.record(rec);
+        self.1.record(rec);
+    }
+
+    fn state_bytes(&mut self, chunk: &[u8]) {
+        self.0.state_bytes(chunk);
+        self.1.state_bytes(chunk);
+    }
+}
+
 /// A visitor that ignores records (verification only).
 impl RecordVisitor for () {
     fn record(&mut self, _rec: &RecordInfo<'_>) {}

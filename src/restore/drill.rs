@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{body_of, checked_body, fetch_verified, Source};
+use super::{body_of, checked_body, fetch_verified_with, Source};
 use crate::archive::types::{self, msg};
-use crate::archive::{read_archive, ReadOptions, RecordInfo, RecordVisitor, TypePolicy};
+use crate::archive::{ReadOptions, RecordInfo, RecordVisitor, TypePolicy};
 use crate::consul::{get_snapshot, put_snapshot, ConsulClient, RetryPolicy};
 use crate::crypto::Identities;
 use crate::pipeline::{stream_verified, Discard};
@@ -193,21 +193,11 @@ pub async fn run_drill(
     started: Instant,
 ) -> Result<DrillReport, DrillError> {
     let types = TypePolicy::AnyBelowFlag;
-    // 1. Fetch and verify, then fingerprint the verified file.
+    // 1. Fetch and verify, fingerprinting in the same pass.
     let t0 = Instant::now();
-    let prepared = fetch_verified(source, types, ids)
+    let (prepared, backup) = fetch_verified_with(source, types, ids, Fingerprint::default())
         .await
         .map_err(|e| DrillError::Backup(e.to_string()))?;
-    let path = prepared.path.clone();
-    let backup = tokio::task::spawn_blocking(move || -> Result<Fingerprint, String> {
-        let mut fp = Fingerprint::default();
-        let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-        read_archive(f, ReadOptions { types }, &mut fp).map_err(|e| e.to_string())?;
-        Ok(fp)
-    })
-    .await
-    .map_err(|e| DrillError::Backup(e.to_string()))?
-    .map_err(DrillError::Backup)?;
     let fetch_verify = t0.elapsed().as_secs_f64();
 
     // 2. Restore into the scratch cluster: exactly the verified bytes.

@@ -14,7 +14,9 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use crate::archive::pretty::byte_size;
-use crate::archive::{ArchiveReport, InspectReport, InspectStats, ReadOptions, TypePolicy};
+use crate::archive::{
+    ArchiveReport, InspectReport, InspectStats, ReadOptions, RecordVisitor, TypePolicy,
+};
 use crate::crypto::{open_stream, Identities};
 use crate::pipeline::{stream_verified, PipelineError};
 use crate::storage::{AtomicFile, BackupMeta, Store, StoredBackup};
@@ -61,6 +63,19 @@ pub async fn fetch_verified(
     types: TypePolicy,
     ids: &Arc<Identities>,
 ) -> Result<Prepared, RestoreError> {
+    fetch_verified_with(source, types, ids, ())
+        .await
+        .map(|(p, ())| p)
+}
+
+/// [`fetch_verified`], with `visitor` also fed every state.bin record of the same pass (a
+/// drill's fingerprint): the archive is read once.
+pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
+    source: &Source,
+    types: TypePolicy,
+    ids: &Arc<Identities>,
+    visitor: V,
+) -> Result<(Prepared, V), RestoreError> {
     let what = source.to_string();
     let fetch_err = |detail: String| RestoreError::Fetch {
         what: what.clone(),
@@ -104,11 +119,11 @@ pub async fn fetch_verified(
     let sink = AtomicFile::create(&path, ".unverified")
         .await
         .map_err(|e| fetch_err(e.to_string()))?;
-    let (report, stats, path) = stream_verified(
+    let (report, (stats, visitor), path) = stream_verified(
         body,
         sink,
         ReadOptions { types },
-        InspectStats::new(None),
+        (InspectStats::new(None), visitor),
         None,
     )
     .await
@@ -126,13 +141,14 @@ pub async fn fetch_verified(
         }
     }
     let stats = stats.into_report(&report.meta);
-    Ok(Prepared {
+    let prepared = Prepared {
         path,
         report,
         stats,
         digest_checked: stored_sha.is_some(),
         _dir: dir,
-    })
+    };
+    Ok((prepared, visitor))
 }
 
 /// The summary shown before confirmation.
