@@ -9,19 +9,13 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail};
 
+use super::output::Format;
 use crate::archive::pretty::tabwriter;
 use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
-use crate::consul::config::Address;
 use crate::consul::{ConsulArgs, ConsulClient, Secret};
 use crate::restore::drill::{refuse_production, run_drill, DrillReport};
 use crate::restore::select::Selection;
 use crate::restore::Source;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Output {
-    Table,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -62,8 +56,8 @@ pub struct Args {
     #[arg(long = "restore-timeout", value_name = "DURATION", default_value = "30m", value_parser = crate::consul::duration::parse_go_duration_arg)]
     restore_timeout: std::time::Duration,
     /// Output layout.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
-    output: Output,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
     #[command(flatten)]
     identity: super::age::IdentityArgs,
     #[command(flatten)]
@@ -79,14 +73,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::runtime::block_on(drill(args))?
 }
 
-/// `http://host:port` without a trailing slash, for comparing addresses.
-fn normalized(a: &Address) -> String {
-    match a {
-        Address::Http(u) => u.as_str().trim_end_matches('/').to_string(),
-        Address::Unix(p) => format!("unix://{}", p.display()),
-    }
-}
-
 async fn drill(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let env = |k: &str| std::env::var(k).ok();
@@ -100,19 +86,14 @@ async fn drill(args: Args) -> anyhow::Result<ExitCode> {
         client_cert: args.target_client_cert.clone(),
         client_key: args.target_client_key.clone(),
         ..ConsulArgs::default()
-    }
-    .resolve(&|_| None)
-    .map_err(|e| super::usage(anyhow!("--target-*: {e}")))?;
+    };
+    let target_cfg = crate::config::scratch_consul(target_cfg)
+        .map_err(|e| super::usage(anyhow!("--target-*: {e}")))?;
     let target = ConsulClient::new(&target_cfg)?;
     let prod_cfg = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
     if !args.allow_production_target {
         let prod = ConsulClient::new(&prod_cfg)?;
-        if normalized(&prod_cfg.address) == normalized(&target_cfg.address) {
-            return Err(super::usage(anyhow!(
-                "the target {} is the agent's own Consul; a drill replaces the target's state. Use a scratch cluster, or --allow-production-target",
-                target.addr()
-            )));
-        }
+        // Same address, or a Raft server ID in common.
         refuse_production(&target, &prod)
             .await
             .map_err(|e| super::usage(anyhow!(e)))?;
@@ -144,12 +125,12 @@ async fn drill(args: Args) -> anyhow::Result<ExitCode> {
     let limit = (!args.restore_timeout.is_zero()).then_some(args.restore_timeout);
     let report = run_drill(&source, &target, &ids, limit, started).await?;
     let out = match args.output {
-        Output::Json => {
+        Format::Json => {
             let mut v = serde_json::to_vec_pretty(&report)?;
             v.push(b'\n');
             v
         }
-        Output::Table => render(&report).into_bytes(),
+        Format::Table => render(&report).into_bytes(),
     };
     let code = if report.pass {
         ExitCode::SUCCESS

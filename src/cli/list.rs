@@ -5,23 +5,18 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use super::output::Format;
 use crate::archive::pretty::{byte_size, tabwriter};
 use crate::archive::RecordCounts;
 use crate::config::{load_files, resolve_storage, DatacenterArg, FileArgs, StorageArgs};
 use crate::guard::AnomalyMark;
 use crate::storage::sort_newest_first;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Output {
-    Table,
-    Json,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Output layout.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
-    output: Output,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
     /// Read every listed backup back and verify it (every archive check, and its SHA-256
     /// against the metadata); an encrypted one is decrypted with --age-identity, or without
     /// one only its stored bytes are checked against the ciphertext SHA-256. Exit 1 if any
@@ -153,12 +148,12 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let out = match args.output {
-        Output::Json => {
+        Format::Json => {
             let mut v = serde_json::to_vec_pretty(&rows)?;
             v.push(b'\n');
             v
         }
-        Output::Table => {
+        Format::Table => {
             let mut t = String::from(
                 "DESTINATION\tDATACENTER\tKEY\tTIME\tSIZE\tINDEX\tKV\tNODES\tSERVICES\tTOKENS\tENCRYPTED\tANOMALY\tSHA256",
             );

@@ -4,6 +4,13 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+/// `--output` of the commands that print a report: a table for people, JSON for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
 /// Writes `bytes` to stdout and flushes. `Ok(Some(code))` means stop now with that code.
 pub fn stdout(bytes: &[u8]) -> anyhow::Result<Option<ExitCode>> {
     let mut out = io::stdout().lock();

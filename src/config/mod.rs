@@ -144,17 +144,25 @@ pub fn drill_config(
     let Some(addr) = &d.target_http_addr else {
         bail!("drill.interval is set but drill.target_http_addr (--drill-target-http-addr) is not: a drill needs a scratch Consul");
     };
-    // Only the drill's own settings: the CONSUL_* environment belongs to the cluster backed up.
-    let target = ConsulArgs {
+    let target = scratch_consul(ConsulArgs {
         http_addr: Some(addr.clone()),
         token: d.target_token.clone(),
         token_file: d.target_token_file.clone(),
         ca_file: d.target_ca_file.clone(),
         ..ConsulArgs::default()
-    }
-    .resolve(&|_| None)
+    })
     .context("drill.target_http_addr")?;
     Ok(Some((interval, target)))
+}
+
+/// The connection to a drill's scratch cluster from its own settings only: the `CONSUL_*`
+/// environment and the files' `consul` section belong to the cluster backed up, and must never
+/// reach (or point) the target.
+///
+/// # Errors
+/// An address, token file or TLS file that does not work.
+pub fn scratch_consul(target: ConsulArgs) -> anyhow::Result<crate::consul::ConsulConfig> {
+    Ok(target.resolve(&|_| None)?)
 }
 
 /// The shrink guard a `shrink_guard` section sets up (`None`: off).

@@ -582,6 +582,7 @@ pub struct DrillOptions {
     pub target_http_addr: Option<String>,
     /// ACL token for the scratch cluster.
     #[arg(
+        id = "drill_target_token",
         long = "drill-target-token",
         value_name = "TOKEN",
         hide_env_values = true
