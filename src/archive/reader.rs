@@ -1,14 +1,16 @@
 //! The one-pass archive reader: gzip → tar → entries, with every check Consul makes (spec §5.3)
 //! plus the state.bin record checks (spec §6), in a single read of the source.
 //!
-//! Two threads share the work so that decompression overlaps everything else: the *inflater*
-//! reads the source, hashes the compressed bytes and inflates; the caller's thread parses tar,
-//! hashes entries and walks state.bin records. They exchange a bounded number of fixed-size
-//! buffers, so memory is `(IN_FLIGHT + 2) × CHUNK` whatever the snapshot size; `state.bin` is
-//! never held in memory.
+//! Three threads share the work so that decompression, the slowest stage, overlaps everything
+//! else: the *inflater* reads the source and inflates; a hashing thread beside it takes the
+//! SHA-256 of the compressed bytes; the caller's thread parses tar, hashes entries and walks
+//! state.bin records. They exchange a bounded number of fixed-size buffers, so memory is about
+//! `(IN_FLIGHT + HASH_QUEUE + 3) × CHUNK` whatever the snapshot size; `state.bin` is never held
+//! in memory.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -83,7 +85,14 @@ pub fn read_archive<R: Read + Send>(
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Msg>(IN_FLIGHT);
         let (free_tx, free_rx) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
-        scope.spawn(move || inflate(source, &tx, &free_rx));
+        let inflater = std::thread::Builder::new()
+            .name("archive-inflate".into())
+            .spawn_scoped(scope, move || inflate(source, &tx, &free_rx));
+        if let Err(e) = inflater {
+            return Err(ArchiveError::Source(io::Error::other(format!(
+                "cannot start the decompression thread: {e}"
+            ))));
+        }
         consume(rx, free_tx, opts, visitor)
     })
 }
@@ -95,40 +104,122 @@ enum Msg {
     GzipErr(GzipError),
 }
 
-/// Counts and hashes the compressed bytes, and remembers whether the source (not the gzip
-/// decoder) failed.
-struct HashingReader<R> {
+/// Blocks of compressed bytes queued for the hashing thread.
+const HASH_QUEUE: usize = 2;
+
+/// The compressed bytes as the gzip decoder's buffered input, each block also handed to a
+/// hashing thread, so that the SHA-256 of the archive (one pass over every compressed byte)
+/// runs beside decompression instead of on the inflater's thread, which is the slowest stage
+/// of every path. Counts the bytes and remembers whether the source (not the gzip decoder)
+/// failed. Memory: `HASH_QUEUE + 1` blocks of at most [`CHUNK`] bytes.
+struct HashedSource<R> {
     inner: R,
-    hash: Sha256,
+    block: Arc<Vec<u8>>,
+    pos: usize,
+    hasher: Option<SyncSender<Arc<Vec<u8>>>>,
     len: u64,
     failed: bool,
 }
 
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => {
-                self.hash.update(&buf[..n]);
-                self.len += n as u64;
-                Ok(n)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
-            Err(e) => {
-                self.failed = true;
-                Err(e)
+impl<R: Read> HashedSource<R> {
+    /// Reads the next block: up to [`CHUNK`] bytes, fewer only at the end of the source.
+    fn refill(&mut self) -> io::Result<()> {
+        let mut buf = vec![0u8; CHUNK];
+        let mut filled = 0;
+        while filled < CHUNK {
+            match self.inner.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
             }
         }
+        buf.truncate(filled);
+        self.len += filled as u64;
+        self.block = Arc::new(buf);
+        self.pos = 0;
+        if filled > 0 {
+            if let Some(h) = &self.hasher {
+                // The hasher only stops when the reader is dropped, so this cannot fail early.
+                let _ = h.send(Arc::clone(&self.block));
+            }
+        }
+        Ok(())
     }
 }
 
+impl<R: Read> Read for HashedSource<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let available = self.fill_buf()?;
+            let n = available.len().min(out.len());
+            out[..n].copy_from_slice(&available[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for HashedSource<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos >= self.block.len() {
+            self.refill()?;
+        }
+        Ok(&self.block[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.block.len());
+    }
+}
+
+/// Hashes every block it receives until the sender is dropped.
+fn hash_blocks(blocks: &Receiver<Arc<Vec<u8>>>) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    while let Ok(b) = blocks.recv() {
+        hash.update(&b[..]);
+    }
+    hash.finalize().into()
+}
+
 fn inflate<R: Read>(source: R, tx: &SyncSender<Msg>, free: &Receiver<Vec<u8>>) {
-    let hashing = HashingReader {
-        inner: source,
-        hash: Sha256::new(),
-        len: 0,
-        failed: false,
-    };
-    let mut gz = flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(CHUNK, hashing));
+    let (blocks_tx, blocks_rx) = sync_channel::<Arc<Vec<u8>>>(HASH_QUEUE);
+    std::thread::scope(|scope| {
+        let hasher = std::thread::Builder::new()
+            .name("archive-sha256".into())
+            .spawn_scoped(scope, move || hash_blocks(&blocks_rx));
+        let hashed = HashedSource {
+            inner: source,
+            block: Arc::new(Vec::new()),
+            pos: 0,
+            hasher: Some(blocks_tx),
+            len: 0,
+            failed: false,
+        };
+        match hasher {
+            Ok(hasher) => inflate_hashed(hashed, tx, free, || hasher.join().ok()),
+            Err(e) => {
+                let _ = tx.send(Msg::SourceErr(io::Error::other(format!(
+                    "cannot start the hashing thread: {e}"
+                ))));
+            }
+        }
+    });
+}
+
+/// Inflates `hashed` into buffers sent on `tx`; at the end, `digest` (the hashing thread's
+/// result, once the source is dropped) completes the `End` message.
+fn inflate_hashed<R: Read>(
+    hashed: HashedSource<R>,
+    tx: &SyncSender<Msg>,
+    free: &Receiver<Vec<u8>>,
+    digest: impl FnOnce() -> Option<[u8; 32]>,
+) {
+    let mut gz = flate2::bufread::MultiGzDecoder::new(hashed);
     loop {
         let mut buf = free.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
         let mut filled = 0;
@@ -142,7 +233,7 @@ fn inflate<R: Read>(source: R, tx: &SyncSender<Msg>, free: &Receiver<Vec<u8>>) {
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let src = gz.get_ref().get_ref();
+                    let src = gz.get_ref();
                     let msg = if src.failed {
                         Msg::SourceErr(e)
                     } else if src.len == 0 {
@@ -162,14 +253,14 @@ fn inflate<R: Read>(source: R, tx: &SyncSender<Msg>, free: &Receiver<Vec<u8>>) {
             return; // the consumer stopped early
         }
         if eof {
-            let src = gz.get_ref().get_ref();
-            let msg = if src.len == 0 {
-                Msg::GzipErr(GzipError::Empty)
-            } else {
-                Msg::End {
-                    sha256: src.hash.clone().finalize().into(),
-                    len: src.len,
-                }
+            let mut src = gz.into_inner();
+            let len = src.len;
+            src.hasher = None; // ends the hashing thread's input
+            drop(src);
+            let msg = match digest() {
+                _ if len == 0 => Msg::GzipErr(GzipError::Empty),
+                Some(sha256) => Msg::End { sha256, len },
+                None => Msg::SourceErr(io::Error::other("the hashing thread failed")),
             };
             let _ = tx.send(msg);
             return;
@@ -379,4 +470,85 @@ fn consume(
         state_sha256,
         state,
     })
+}
+
+#[cfg(all(test, feature = "dev"))]
+mod tests {
+    use super::*;
+    use crate::archive::synth::SynthSpec;
+    use crate::archive::WriteOptions;
+
+    /// Hands out at most `step` bytes per read, and fails once `fail_at` bytes were read.
+    struct Dribble<'a> {
+        data: &'a [u8],
+        step: usize,
+        fail_at: Option<usize>,
+        pos: usize,
+    }
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.fail_at.is_some_and(|f| self.pos >= f) {
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "cut"));
+            }
+            let n = buf.len().min(self.step).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn archive(state_bytes: u64) -> Vec<u8> {
+        SynthSpec::with_state_size(state_bytes)
+            .write_archive(Vec::new(), &WriteOptions::default())
+            .expect("write")
+    }
+
+    #[test]
+    fn the_archive_digest_covers_every_block_whatever_the_read_sizes() {
+        // Several hashing blocks (CHUNK each), read in odd small pieces.
+        let bytes = archive(3 << 20);
+        assert!(bytes.len() > 2 * CHUNK, "the archive spans several blocks");
+        let expected: [u8; 32] = Sha256::digest(&bytes).into();
+        for step in [1000, CHUNK - 1, CHUNK + 7] {
+            let src = Dribble {
+                data: &bytes,
+                step,
+                fail_at: None,
+                pos: 0,
+            };
+            let report = read_archive(src, ReadOptions::default(), &mut ()).expect("valid");
+            assert_eq!(report.archive_sha256, expected, "read step {step}");
+            assert_eq!(report.archive_len, bytes.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_source_failing_mid_archive_is_a_source_error() {
+        let bytes = archive(2 << 20);
+        let src = Dribble {
+            data: &bytes,
+            step: 4096,
+            fail_at: Some(bytes.len() / 2),
+            pos: 0,
+        };
+        match read_archive(src, ReadOptions::default(), &mut ()) {
+            Err(ArchiveError::Source(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+            other => panic!("expected a source error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_source_is_an_empty_gzip_error() {
+        let src = Dribble {
+            data: &[],
+            step: 10,
+            fail_at: None,
+            pos: 0,
+        };
+        match read_archive(src, ReadOptions::default(), &mut ()) {
+            Err(ArchiveError::Decompress(GzipError::Empty)) => {}
+            other => panic!("expected an empty-gzip error, got {other:?}"),
+        }
+    }
 }
