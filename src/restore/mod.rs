@@ -116,7 +116,7 @@ pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
         .tempdir()
         .map_err(|e| fetch_err(format!("temporary directory: {e}")))?;
     let path = dir.path().join("restore.snap");
-    let sink = AtomicFile::create(&path, ".unverified")
+    let sink = AtomicFile::create_scratch(&path, ".unverified")
         .await
         .map_err(|e| fetch_err(e.to_string()))?;
     let (report, (stats, visitor), path) = stream_verified(

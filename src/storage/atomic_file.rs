@@ -1,6 +1,12 @@
 //! A local file published atomically: bytes go to `<path><suffix>` (mode 0600); commit flushes,
 //! fsyncs, renames to `<path>` and fsyncs the directory so the rename survives a crash; abort
 //! removes the temporary file. Readers of `<path>` never see a partial or unverified archive.
+//!
+//! Writeback overlaps the writing: every [`SYNC_EVERY`] bytes a background `fdatasync` flushes
+//! what is written so far (at most one at a time, never waited for by a write), so the fsync
+//! at commit only waits for the tail instead of the whole archive. A failed background sync
+//! fails the commit. A scratch file ([`AtomicFile::create_scratch`], for a restore's private
+//! copy) is never synced: nothing needs it to survive a crash.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,8 +17,12 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use crate::archive::ArchiveReport;
 use crate::pipeline::ArchiveSink;
 
-/// Buffer in front of the file, in bytes: writes reach the kernel in large blocks.
-const WRITE_BUFFER: usize = 1 << 20;
+/// Buffer in front of the file, in bytes: small writes reach the kernel in blocks of this size;
+/// the pipeline's blocks ([`crate::pipeline::BLOCK`]) are as large and pass straight through.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Bytes written between two background syncs.
+pub const SYNC_EVERY: u64 = 32 << 20;
 
 /// See the module docs.
 #[derive(Debug)]
@@ -20,6 +30,12 @@ pub struct AtomicFile {
     path: PathBuf,
     tmp: PathBuf,
     file: BufWriter<tokio::fs::File>,
+    /// A second handle for background syncs; `None` for a scratch file (never synced).
+    syncer: Option<std::sync::Arc<std::fs::File>>,
+    /// The background sync under way, if any.
+    syncing: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    /// Bytes written since the last background sync started.
+    unsynced: u64,
 }
 
 impl AtomicFile {
@@ -32,6 +48,14 @@ impl AtomicFile {
     /// never share one temporary file (the second fails with `AlreadyExists`).
     pub async fn create_new(path: &Path, suffix: &str) -> io::Result<Self> {
         Self::open(path, suffix, true).await
+    }
+
+    /// Like [`AtomicFile::create`], for a private working copy that is used at once and never
+    /// needs to survive a crash: nothing is fsynced (neither the file nor the directory).
+    pub async fn create_scratch(path: &Path, suffix: &str) -> io::Result<Self> {
+        let mut f = Self::open(path, suffix, false).await?;
+        f.syncer = None;
+        Ok(f)
     }
 
     async fn open(path: &Path, suffix: &str, exclusive: bool) -> io::Result<Self> {
@@ -50,10 +74,14 @@ impl AtomicFile {
             .open(&tmp)
             .await
             .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", tmp.display())))?;
+        let syncer = file.try_clone().await?.into_std().await;
         Ok(AtomicFile {
             path: path.to_path_buf(),
             tmp,
             file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            syncer: Some(std::sync::Arc::new(syncer)),
+            syncing: None,
+            unsynced: 0,
         })
     }
 
@@ -64,10 +92,41 @@ impl AtomicFile {
 
     /// Appends bytes to the temporary file.
     pub async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.file
-            .write_all(chunk)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", self.tmp.display())))
+        self.file.write_all(chunk).await.map_err(|e| {
+            io::Error::new(e.kind(), format!("writing {}: {e}", self.tmp.display()))
+        })?;
+        self.unsynced += chunk.len() as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.start_sync().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a background `fdatasync` unless one is still running; reports a finished one's
+    /// failure.
+    async fn start_sync(&mut self) -> io::Result<()> {
+        let Some(syncer) = self.syncer.clone() else {
+            return Ok(());
+        };
+        if let Some(running) = &self.syncing {
+            if !running.is_finished() {
+                return Ok(()); // the next write tries again
+            }
+        }
+        self.finish_sync().await?;
+        self.syncing = Some(tokio::task::spawn_blocking(move || syncer.sync_data()));
+        self.unsynced = 0;
+        Ok(())
+    }
+
+    /// Waits for the background sync under way, if any, and reports its failure.
+    async fn finish_sync(&mut self) -> io::Result<()> {
+        match self.syncing.take() {
+            Some(running) => running.await.map_err(io::Error::other)?.map_err(|e| {
+                io::Error::new(e.kind(), format!("syncing {}: {e}", self.tmp.display()))
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Publishes without an archive report (for small files such as metadata sidecars).
@@ -76,11 +135,18 @@ impl AtomicFile {
     }
 
     async fn publish(mut self) -> io::Result<PathBuf> {
+        let durable = self.syncer.is_some();
         let res = async {
             self.file.flush().await?;
-            self.file.get_mut().sync_all().await?;
+            self.finish_sync().await?;
+            if durable {
+                self.file.get_mut().sync_all().await?;
+            }
             tokio::fs::rename(&self.tmp, &self.path).await?;
-            sync_dir(&self.path).await
+            if durable {
+                sync_dir(&self.path).await?;
+            }
+            Ok::<(), io::Error>(())
         }
         .await;
         if let Err(e) = res {
@@ -94,7 +160,8 @@ impl AtomicFile {
     }
 
     /// Removes the temporary file.
-    pub async fn discard(self) {
+    pub async fn discard(mut self) {
+        let _ = self.finish_sync().await; // the file goes away: its sync does not matter
         drop(self.file);
         if let Err(e) = tokio::fs::remove_file(&self.tmp).await {
             if e.kind() != io::ErrorKind::NotFound {
@@ -133,4 +200,52 @@ async fn sync_dir(path: &Path) -> io::Result<()> {
     tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
         .await
         .map_err(io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_past_several_background_syncs_publish_every_byte() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("a.snap");
+        let mut f = AtomicFile::create_new(&path, ".partial")
+            .await
+            .expect("create");
+        let block: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+        let blocks = (SYNC_EVERY as usize * 3) / block.len() + 1;
+        for _ in 0..blocks {
+            f.write(&block).await.expect("write");
+        }
+        let published = f.finish_plain().await.expect("publish");
+        assert_eq!(published, path);
+        let data = std::fs::read(&path).expect("read");
+        assert_eq!(data.len(), blocks * block.len());
+        assert!(data.chunks(block.len()).all(|c| c == &block[..]));
+        assert!(!dir.path().join("a.snap.partial").exists());
+    }
+
+    #[tokio::test]
+    async fn a_scratch_file_publishes_and_a_discarded_one_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.snap");
+        let mut f = AtomicFile::create_scratch(&path, ".unverified")
+            .await
+            .expect("create");
+        f.write(b"archive").await.expect("write");
+        f.finish_plain().await.expect("publish");
+        assert_eq!(std::fs::read(&path).expect("read"), b"archive");
+
+        let other = dir.path().join("d.snap");
+        let mut f = AtomicFile::create(&other, ".partial")
+            .await
+            .expect("create");
+        f.write(&vec![1u8; SYNC_EVERY as usize + 1])
+            .await
+            .expect("write");
+        f.discard().await;
+        assert!(!other.exists());
+        assert!(!dir.path().join("d.snap.partial").exists());
+    }
 }
