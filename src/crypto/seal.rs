@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 
 use super::keys::Recipients;
@@ -24,9 +24,11 @@ pub struct Envelope {
     pub recipients: Vec<String>,
 }
 
-/// The bytes the age writer produced and the sink has not taken yet.
+/// The bytes the age writer produced and the sink has not taken yet. One buffer, reused: the
+/// sinks copy what they are given and let it go, so taking a chunk and writing the next one
+/// reclaims the same memory instead of allocating (and faulting in) a fresh buffer per chunk.
 #[derive(Clone, Default)]
-struct Pending(Arc<Mutex<Vec<u8>>>);
+struct Pending(Arc<Mutex<BytesMut>>);
 
 impl Write for Pending {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -42,10 +44,23 @@ impl Write for Pending {
 }
 
 impl Pending {
-    fn take(&self) -> io::Result<Vec<u8>> {
-        Ok(std::mem::take(&mut *self.0.lock().map_err(|_| {
-            io::Error::other("encryption buffer poisoned")
-        })?))
+    fn take(&self) -> io::Result<Bytes> {
+        Ok(self
+            .0
+            .lock()
+            .map_err(|_| io::Error::other("encryption buffer poisoned"))?
+            .split()
+            .freeze())
+    }
+
+    /// Makes room for the ciphertext of `len` more plaintext bytes (age adds 16 bytes per
+    /// 64 KiB chunk), reclaiming the buffer when the last chunk taken has been let go.
+    fn reserve(&self, len: usize) -> io::Result<()> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("encryption buffer poisoned"))?
+            .reserve(len + (len >> 12) + 64);
+        Ok(())
     }
 }
 
@@ -86,13 +101,13 @@ impl<S: ArchiveSink> Sealing<S> {
         })
     }
 
-    async fn forward(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+    async fn forward(&mut self, bytes: Bytes) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
         self.sha.update(&bytes);
         self.len += bytes.len() as u64;
-        self.inner.write(&Bytes::from(bytes)).await
+        self.inner.write(&bytes).await
     }
 }
 
@@ -100,6 +115,7 @@ impl<S: ArchiveSink> ArchiveSink for Sealing<S> {
     type Committed = S::Committed;
 
     async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+        self.pending.reserve(chunk.len())?;
         self.writer.write_all(chunk)?;
         let out = self.pending.take()?;
         self.forward(out).await
@@ -128,7 +144,7 @@ impl<S: ArchiveSink> ArchiveSink for Sealing<S> {
         if !last.is_empty() {
             sha.update(&last);
             len += last.len() as u64;
-            if let Err(e) = inner.write(&Bytes::from(last)).await {
+            if let Err(e) = inner.write(&last).await {
                 inner.abort().await;
                 return Err(e);
             }

@@ -98,14 +98,13 @@ impl S3Upload {
         pending: BackupMeta,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(cfg.concurrency));
-        let part = cfg.part_size as usize;
         S3Upload {
             client,
             cfg,
             key,
             name,
             pending,
-            buf: BytesMut::with_capacity(part),
+            buf: BytesMut::new(),
             upload_id: None,
             next_part: 1,
             tasks: JoinSet::new(),
@@ -438,11 +437,22 @@ impl ArchiveSink for S3Upload {
     type Committed = StoredBackup;
 
     async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
-        self.buf.extend_from_slice(chunk);
+        // Each part gets one buffer of exactly `part_size`, filled to the brim and handed
+        // over whole: chunks of any size never make a buffer grow past a part (which would
+        // reallocate and copy, and keep more than one part's memory per part).
         let part = self.cfg.part_size as usize;
-        while self.buf.len() >= part {
-            let p = self.buf.split_to(part).freeze();
-            self.send_part(p).await.map_err(to_io)?;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            if self.buf.is_empty() && self.buf.capacity() < part {
+                self.buf = BytesMut::with_capacity(part);
+            }
+            let take = (part - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buf.len() == part {
+                let p = std::mem::take(&mut self.buf).freeze();
+                self.send_part(p).await.map_err(to_io)?;
+            }
         }
         Ok(())
     }
