@@ -613,7 +613,14 @@ fn disk_full_mid_write_publishes_nothing_and_keeps_old_backups() {
     }
     let out = cmd.output().expect("run");
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(text(&out).contains("FAILED"), "{}", describe(&out));
+    // Reported with its cause, whether the write failed mid-stream ("failed everywhere") or
+    // at the commit's flush (the destination's line says FAILED).
+    let said = text(&out);
+    assert!(
+        said.contains("File too large") && (said.contains("FAILED") || said.contains("failed")),
+        "{}",
+        describe(&out)
+    );
     assert_eq!(snaps(dir.path()), before, "old backup intact, nothing new");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .expect("dir")
