@@ -12,11 +12,6 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use consul_snapshot_agent::archive::ReadOptions;
-use consul_snapshot_agent::pipeline::stream_verified;
-use consul_snapshot_agent::storage::{BackupMeta, BackupName, S3Config, S3Store, Store};
-use futures_util::StreamExt;
-
 fn main() {
     let mib: u64 = std::env::var("BENCH_STATE_MIB")
         .ok()
@@ -35,35 +30,13 @@ fn main() {
         aws.display()
     );
     let s3 = garage::s3_target();
-    let cfg = S3Config {
-        part_size: 16 << 20,
-        ..s3.config()
-    };
-    let prefix = cfg.normalized_prefix();
-    let rt = tokio::runtime::Runtime::new().expect("rt");
-    eprintln!("uploading {} into Garage ...", archive.display());
-    let key = rt.block_on(async {
-        let store = Store::new(S3Store::new(cfg).await.expect("store"));
-        let name = BackupName {
-            encrypted: false,
-            time: chrono::Utc::now(),
-            datacenter: "dc1".into(),
-            index: 1,
-        };
-        let f = tokio::fs::File::open(&archive).await.expect("open");
-        let body = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).boxed();
-        let up = store
-            .begin(&name, BackupMeta::default())
-            .await
-            .expect("begin");
-        stream_verified(body, up, ReadOptions::default(), (), None)
-            .await
-            .expect("upload")
-            .2
-            .key
-    });
     eprintln!("starting the Consul API test server ...");
     let server = support::DevServerProcess::start(&archive);
+    // Stored by the agent in a child process: an upload in this process would inflate the
+    // peak RSS measured for every later child (a forked child starts with its parent's).
+    let prefix = format!("restore-{}/", std::process::id());
+    eprintln!("storing {} in Garage ...", archive.display());
+    let key = support::store_backup(&server, &s3.cli_args(&prefix), &s3.cli_env());
     let work = tempfile::Builder::new()
         .prefix("bench-restore-")
         .tempdir_in(support::data_dir())

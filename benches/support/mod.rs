@@ -50,12 +50,59 @@ pub fn cached_archive(state_bytes: u64) -> (PathBuf, SynthSpec) {
 pub struct Run {
     pub wall: Duration,
     pub peak_rss_kib: i64,
+    /// CPU time (user + system) of the command's process tree plus that of the servers named
+    /// by [`watch_servers`] during the run.
+    pub cpu: Duration,
 }
 
-/// Runs `cmd` to completion, measuring wall time and peak RSS (max over the process tree).
+/// Server processes (Garage, the Consul API test server...) whose CPU time counts in every
+/// [`Run::cpu`] measured from now on: on a small machine they compete for the same cores.
+static SERVERS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds `pids` to the servers whose CPU time each measurement includes.
+pub fn watch_servers(pids: &[u32]) {
+    if let Ok(mut s) = SERVERS.lock() {
+        s.extend_from_slice(pids);
+    }
+}
+
+/// User + system CPU time of a live process so far, from `/proc/PID/stat` (zero if unreadable).
+fn proc_cpu(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+}
+
+fn servers_cpu() -> Duration {
+    SERVERS
+        .lock()
+        .map(|s| s.iter().map(|&p| proc_cpu(p)).sum())
+        .unwrap_or_default()
+}
+
+/// Cores this process may run on.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `cmd` to completion, measuring wall time, peak RSS (max over the process tree) and
+/// CPU time (the tree's plus the watched servers').
 // The child is reaped by `wait4`, which std's `Child::wait` cannot do with rusage.
 #[allow(clippy::zombie_processes)]
 pub fn measure(cmd: &mut Command) -> Run {
+    let servers_before = servers_cpu();
     let t = Instant::now();
     let child = cmd.spawn().expect("spawn benchmark command");
     let pid = child.id() as libc::pid_t;
@@ -64,30 +111,72 @@ pub fn measure(cmd: &mut Command) -> Run {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = t.elapsed();
+    let servers = servers_cpu().saturating_sub(servers_before);
     assert_eq!(r, pid, "wait4 failed");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "benchmark command failed: {cmd:?}"
     );
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Run {
         wall,
         peak_rss_kib: usage.ru_maxrss,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime) + servers,
     }
 }
 
 /// The best (shortest) of `n` runs, with the highest peak RSS seen.
 pub fn best_of(n: usize, mut make: impl FnMut() -> Command) -> Run {
     let runs: Vec<Run> = (0..n).map(|_| measure(&mut make())).collect();
-    let wall = runs.iter().map(|r| r.wall).min().unwrap_or_default();
+    let best = runs.iter().min_by_key(|r| r.wall).copied();
     let peak = runs
         .iter()
         .map(|r| r.peak_rss_kib)
         .max()
         .unwrap_or_default();
     Run {
-        wall,
+        wall: best.map(|r| r.wall).unwrap_or_default(),
         peak_rss_kib: peak,
+        cpu: best.map(|r| r.cpu).unwrap_or_default(),
     }
+}
+
+/// The median of `n` runs by wall time (the measure: whole-process runs taken one
+/// after another), with the highest peak RSS seen.
+pub fn median_of(n: usize, mut make: impl FnMut() -> Command) -> Run {
+    let runs: Vec<Run> = (0..n.max(1)).map(|_| measure(&mut make())).collect();
+    median(runs)
+}
+
+/// The median by wall time of `runs` (not empty), with the highest peak RSS among them.
+pub fn median(mut runs: Vec<Run>) -> Run {
+    let peak = runs
+        .iter()
+        .map(|r| r.peak_rss_kib)
+        .max()
+        .unwrap_or_default();
+    runs.sort_by_key(|r| r.wall);
+    let mid = runs[runs.len() / 2];
+    Run {
+        peak_rss_kib: peak,
+        ..mid
+    }
+}
+
+/// `BENCH_RUNS` (default 3).
+pub fn runs_from_env() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+/// `BENCH_STATE_MIB` (default 1024): the state.bin size of the cached archive, in MiB.
+pub fn state_mib_from_env() -> u64 {
+    std::env::var("BENCH_STATE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
 }
 
 /// Prints one result row.
@@ -168,6 +257,55 @@ impl Drop for DevServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `agent --once --retain 0 --http-addr ADDR` against `server`: the arguments of every
+/// one-shot agent run in the benchmarks (destination flags follow).
+pub fn agent_once_args(server: &DevServerProcess) -> Vec<String> {
+    [
+        "agent",
+        "--once",
+        "--retain",
+        "0",
+        "--http-addr",
+        server.addr(),
+    ]
+    .map(String::from)
+    .into()
+}
+
+/// Stores one backup of the archive `server` serves with the agent itself (`agent --once` with
+/// the destination flags `dest` and environment `env`) and returns its object key, as `list`
+/// reports it. In a child process, so that this process's memory never inflates the peak RSS
+/// measured for later children (a forked child starts with its parent's RSS).
+pub fn store_backup(
+    server: &DevServerProcess,
+    dest: &[String],
+    env: &[(String, String)],
+) -> String {
+    let agent = env!("CARGO_BIN_EXE_consul-snapshot-agent");
+    let status = Command::new(agent)
+        .args(agent_once_args(server))
+        .args(dest)
+        .envs(env.iter().cloned())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("agent --once");
+    assert!(status.success(), "agent --once failed");
+    let out = Command::new(agent)
+        .args(["list", "--output", "json"])
+        .args(dest)
+        .envs(env.iter().cloned())
+        .output()
+        .expect("list");
+    assert!(out.status.success(), "list failed");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list JSON");
+    listed
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|b| b["key"].as_str())
+        .expect("a key in the listing")
+        .to_string()
 }
 
 /// Prints whether `ours` met the targets: wall time at most `max_ratio` × the baseline's (when

@@ -94,6 +94,11 @@ impl Garage {
         std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()
     }
 
+    /// The server's process ID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server (SIGKILL) and reaps it; its data stays for [`Garage::restart`].
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
