@@ -187,6 +187,40 @@ async fn restore_verifies_like_consul_and_replaces_the_state() {
 }
 
 #[tokio::test]
+async fn restores_replace_the_state_file_instead_of_piling_up_copies() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (s, c) = start(DevServerConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..DevServerConfig::default()
+    })
+    .await;
+    let state_files = || {
+        std::fs::read_dir(dir.path())
+            .expect("data dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("state-"))
+            .count()
+    };
+    assert_eq!(state_files(), 1);
+    let small = std::fs::read(support::fixture("small.snap")).expect("fixture");
+    for n in 1..=3 {
+        let r = c
+            .put(format!("{}/v1/snapshot", s.url()))
+            .body(small.clone())
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(r.status(), 200);
+        assert_eq!(s.restores().len(), n);
+        assert_eq!(state_files(), 1, "after restore {n}");
+    }
+    // What is served is still the restored state.
+    let (_, served_now) = served(&c, &s).await;
+    assert_eq!(served_now.state_sha256, s.restores()[2].state_sha256);
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn kv_reads_writes_and_blocking_queries() {
     let (s, c) = start(DevServerConfig::default()).await;
     let url = |p: &str| format!("{}{p}", s.url());

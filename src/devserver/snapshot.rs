@@ -135,11 +135,23 @@ impl SnapshotStore {
 
     async fn replace(&self, state: PathBuf, meta: SnapshotMeta) {
         let mut cur = self.current.lock().await;
-        *cur = Current {
-            state,
-            meta,
-            archive: None,
-        };
+        let old = std::mem::replace(
+            &mut *cur,
+            Current {
+                state,
+                meta,
+                archive: None,
+            },
+        );
+        self.forget(old.state).await;
+    }
+
+    /// Removes a replaced state file of ours, so that restores do not pile up copies of
+    /// state.bin in the data directory (a snapshot being served from it keeps its open file).
+    async fn forget(&self, state: PathBuf) {
+        if state.starts_with(&self.dir) {
+            let _ = tokio::fs::remove_file(&state).await;
+        }
     }
 
     /// Removes the KV entries under `prefix` from the snapshot state, as a recursive KV delete
@@ -195,11 +207,15 @@ impl SnapshotStore {
         meta.index = index.max(meta.index + 1);
         meta.id = format!("{}-{}-{}", meta.term, meta.index, millis);
         meta.size = len as i64;
-        *cur = Current {
-            state: to,
-            meta,
-            archive: None,
-        };
+        let old = std::mem::replace(
+            &mut *cur,
+            Current {
+                state: to,
+                meta,
+                archive: None,
+            },
+        );
+        self.forget(old.state).await;
         Ok(dropped)
     }
 
