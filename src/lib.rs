@@ -5,11 +5,12 @@
 //! **The pipeline, from GET to commit** ([`agent::run_cycle`], [`pipeline::stream_verified`]):
 //!
 //! ```text
-//! GET /v1/snapshot ──► chunks (Bytes) ──┬──► FanOut ──► each destination's upload (write)
-//!   (consul::get_snapshot,              │
+//! GET /v1/snapshot ──► 256 KiB blocks ──┬──► FanOut ──► each destination's upload (write)
+//!   (consul::get_snapshot,  (BLOCK)     │
 //!    retried before the first byte)     └──► bounded queue ──► archive::read_archive
-//!                                              (VERIFY_QUEUE)    gzip → tar → SHA256SUMS,
-//!                                                                meta.json, state.bin records
+//!                                              (VERIFY_QUEUE)    inflate ‖ archive SHA-256 ‖
+//!                                                                tar → SHA256SUMS, meta.json,
+//!                                                                state.bin records
 //! verified?  yes ──► every upload commits (local: fsync + rename; S3: CompleteMultipartUpload,
 //!                    metadata, HEAD check) ──► optional read-back ──► retention per destination
 //!            no  ──► every upload aborts (temp file removed, AbortMultipartUpload): nothing
