@@ -40,6 +40,19 @@ async fn served(
     (index, report)
 }
 
+/// `PUT /v1/snapshot` of `body`: a restore.
+async fn put_snapshot(
+    c: &reqwest::Client,
+    s: &DevServer,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    c.put(format!("{}/v1/snapshot", s.url()))
+        .body(body)
+        .send()
+        .await
+        .expect("put")
+}
+
 #[tokio::test]
 async fn snapshot_get_headers_and_no_leader() {
     let (s, c) = start(DevServerConfig::default()).await;
@@ -142,33 +155,18 @@ async fn restore_verifies_like_consul_and_replaces_the_state() {
         ("truncated.snap", "unexpected EOF"),
     ] {
         let body = std::fs::read(support::fixture(name)).expect("fixture");
-        let r = c
-            .put(format!("{}/v1/snapshot", s.url()))
-            .body(body)
-            .send()
-            .await
-            .expect("put");
+        let r = put_snapshot(&c, &s, body).await;
         assert_eq!(r.status(), 500, "{name}");
         assert!(r.text().await.expect("t").contains(want), "{name}");
     }
-    let r = c
-        .put(format!("{}/v1/snapshot", s.url()))
-        .body(&b"not a snapshot"[..])
-        .send()
-        .await
-        .expect("put");
+    let r = put_snapshot(&c, &s, &b"not a snapshot"[..]).await;
     assert_eq!(
         r.text().await.expect("t"),
         "failed to decompress snapshot: gzip: invalid header"
     );
     assert!(s.restores().is_empty());
 
-    let r = c
-        .put(format!("{}/v1/snapshot", s.url()))
-        .body(small.clone())
-        .send()
-        .await
-        .expect("put");
+    let r = put_snapshot(&c, &s, small.clone()).await;
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.expect("b").is_empty());
     let restored = s.restores();
@@ -204,12 +202,7 @@ async fn restores_replace_the_state_file_instead_of_piling_up_copies() {
     assert_eq!(state_files(), 1);
     let small = std::fs::read(support::fixture("small.snap")).expect("fixture");
     for n in 1..=3 {
-        let r = c
-            .put(format!("{}/v1/snapshot", s.url()))
-            .body(small.clone())
-            .send()
-            .await
-            .expect("put");
+        let r = put_snapshot(&c, &s, small.clone()).await;
         assert_eq!(r.status(), 200);
         assert_eq!(s.restores().len(), n);
         assert_eq!(state_files(), 1, "after restore {n}");
