@@ -143,7 +143,8 @@ impl<R: Read> HashedSource<R> {
         self.pos = 0;
         if filled > 0 {
             if let Some(h) = &self.hasher {
-                // The hasher only stops when the reader is dropped, so this cannot fail early.
+                // Fails only if the hashing thread died; its missing digest is reported at
+                // the end of the stream.
                 let _ = h.send(Arc::clone(&self.block));
             }
         }
@@ -257,10 +258,12 @@ fn inflate_hashed<R: Read>(
             let len = src.len;
             src.hasher = None; // ends the hashing thread's input
             drop(src);
-            let msg = match digest() {
-                _ if len == 0 => Msg::GzipErr(GzipError::Empty),
-                Some(sha256) => Msg::End { sha256, len },
-                None => Msg::SourceErr(io::Error::other("the hashing thread failed")),
+            let msg = if len == 0 {
+                Msg::GzipErr(GzipError::Empty)
+            } else if let Some(sha256) = digest() {
+                Msg::End { sha256, len }
+            } else {
+                Msg::SourceErr(io::Error::other("the archive hashing thread failed"))
             };
             let _ = tx.send(msg);
             return;

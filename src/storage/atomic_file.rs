@@ -41,24 +41,23 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates (or truncates a leftover) `<path><suffix>` with mode 0600.
     pub async fn create(path: &Path, suffix: &str) -> io::Result<Self> {
-        Self::open(path, suffix, false).await
+        Self::open(path, suffix, false, true).await
     }
 
     /// Creates `<path><suffix>` with mode 0600 only if it does not exist, so that two writers
     /// never share one temporary file (the second fails with `AlreadyExists`).
     pub async fn create_new(path: &Path, suffix: &str) -> io::Result<Self> {
-        Self::open(path, suffix, true).await
+        Self::open(path, suffix, true, true).await
     }
 
     /// Like [`AtomicFile::create`], for a private working copy that is used at once and never
     /// needs to survive a crash: nothing is fsynced (neither the file nor the directory).
     pub async fn create_scratch(path: &Path, suffix: &str) -> io::Result<Self> {
-        let mut f = Self::open(path, suffix, false).await?;
-        f.syncer = None;
-        Ok(f)
+        Self::open(path, suffix, false, false).await
     }
 
-    async fn open(path: &Path, suffix: &str, exclusive: bool) -> io::Result<Self> {
+    /// Opens the temporary file; `durable` files get a second handle for background syncs.
+    async fn open(path: &Path, suffix: &str, exclusive: bool, durable: bool) -> io::Result<Self> {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(suffix);
         let tmp = PathBuf::from(tmp);
@@ -74,12 +73,26 @@ impl AtomicFile {
             .open(&tmp)
             .await
             .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", tmp.display())))?;
-        let syncer = file.try_clone().await?.into_std().await;
+        let syncer = if durable {
+            match file.try_clone().await {
+                Ok(f) => Some(std::sync::Arc::new(f.into_std().await)),
+                Err(e) => {
+                    drop(file);
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("opening {} for syncing: {e}", tmp.display()),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
         Ok(AtomicFile {
             path: path.to_path_buf(),
             tmp,
             file: BufWriter::with_capacity(WRITE_BUFFER, file),
-            syncer: Some(std::sync::Arc::new(syncer)),
+            syncer,
             syncing: None,
             unsynced: 0,
         })
