@@ -9,14 +9,8 @@ mod support;
 use std::process::{Command, Stdio};
 
 fn main() {
-    let mib: u64 = std::env::var("BENCH_STATE_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let mib = support::state_mib_from_env();
+    let runs = support::runs_from_env();
     let (path, _) = support::cached_archive(mib << 20);
     let bin = env!("CARGO_BIN_EXE_consul-snapshot-agent");
     let state_len = {

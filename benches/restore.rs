@@ -13,22 +13,11 @@ mod support;
 use std::process::{Command, Stdio};
 
 fn main() {
-    let mib: u64 = std::env::var("BENCH_STATE_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let mib = support::state_mib_from_env();
+    let runs = support::runs_from_env();
     let (archive, _) = support::cached_archive(mib << 20);
     let archive_len = support::file_len(&archive);
-    let aws = support::data_dir().join("awscli-venv/bin/aws");
-    assert!(
-        aws.exists(),
-        "run `cargo bench --bench upload` first: it installs awscli into {}",
-        aws.display()
-    );
+    let aws = support::awscli();
     let s3 = garage::s3_target();
     eprintln!("starting the Consul API test server ...");
     let server = support::DevServerProcess::start(&archive);
@@ -81,28 +70,11 @@ fn main() {
     );
     let ours = support::best_of(runs, || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"));
-        c.args([
-            "restore",
-            "--key",
-            &key,
-            "--yes",
-            "--safety-snapshot=false",
-            "--http-addr",
-            server.addr(),
-        ])
-        .args([
-            "--aws-s3-bucket",
-            &s3.bucket,
-            "--aws-s3-key-prefix",
-            &prefix,
-            "--aws-s3-endpoint",
-            &s3.endpoint,
-            "--aws-s3-region",
-            &s3.region,
-        ])
-        .envs(creds)
-        .env("TMPDIR", work.path())
-        .stdout(Stdio::null());
+        c.args(support::restore_args(&key, &server))
+            .args(s3.cli_args(&prefix))
+            .envs(creds)
+            .env("TMPDIR", work.path())
+            .stdout(Stdio::null());
         c
     });
     support::row(

@@ -19,7 +19,7 @@
 //! archive of that state.bin size (built once and cached; the build time is printed), whose
 //! peak RSS must be within 25% of the 1 GiB run's.
 //!
-//! Needs Garage (or `S3_ENDPOINT`), awscli (installed by `cargo bench --bench upload` into
+//! Needs Garage (or `S3_ENDPOINT`), awscli (installed on first use, by any benchmark, into
 //! target/bench-data), curl, dd, python3 and taskset. Source `tests/servers.sh` first.
 
 #[path = "../tests/support/garage.rs"]
@@ -28,7 +28,6 @@ mod garage;
 mod net;
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -97,31 +96,12 @@ fn verdict(label: &str, ours: Run, reference: f64, what: &str) {
     );
 }
 
-fn awscli() -> PathBuf {
-    let aws = support::data_dir().join("awscli-venv/bin/aws");
-    if !aws.exists() {
-        eprintln!("installing awscli into target/bench-data/awscli-venv ...");
-        let venv = support::data_dir().join("awscli-venv");
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "awscli"])
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(ok, "could not install awscli");
-    }
-    aws
-}
-
 fn main() {
     let runs = support::runs_from_env();
     let mib = support::state_mib_from_env();
     let (archive, _) = support::cached_archive(mib << 20);
     let archive_len = support::file_len(&archive);
-    let aws = awscli();
+    let aws = support::awscli();
     let s3 = garage::s3_target();
     let creds = s3.cli_env();
     eprintln!("starting the Consul API test server ...");
@@ -282,16 +262,10 @@ fn main() {
     // Last: each restore makes the test server build its next snapshot anew, which would
     // weigh on the runs that GET one.
     let restore = cmd("restore --key", restore_ref, &mut || {
-        let mut c = agent(&[
-            "restore",
-            "--key",
-            &key,
-            "--yes",
-            "--safety-snapshot=false",
-            "--http-addr",
-            server.addr(),
-        ]);
-        c.args(s3_args(&prefix)).env("TMPDIR", w);
+        let mut c = agent(&[]);
+        c.args(support::restore_args(&key, &server))
+            .args(s3_args(&prefix))
+            .env("TMPDIR", w);
         with_creds(c)
     });
     println!("-- verdicts");

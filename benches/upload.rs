@@ -25,33 +25,7 @@ mod garage;
 mod net;
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-/// awscli in a virtualenv under target/bench-data, installed from PyPI on first use.
-fn awscli() -> PathBuf {
-    let venv = support::data_dir().join("awscli-venv");
-    let aws = venv.join("bin/aws");
-    if !aws.exists() {
-        eprintln!("installing awscli into {} ...", venv.display());
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-            && Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "awscli"])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-        assert!(
-            ok,
-            "could not install awscli (python3 -m venv + pip install awscli)"
-        );
-    }
-    aws
-}
 
 /// Peak RSS budget of every row: 64 MiB plus the parts or blocks in flight with the defaults.
 const RSS_BUDGET_MIB: f64 = 64.0 + 16.0 * 5.0;
@@ -127,14 +101,8 @@ impl Bench {
 }
 
 fn main() {
-    let mib: u64 = std::env::var("BENCH_STATE_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let mib = support::state_mib_from_env();
+    let runs = support::runs_from_env();
     let wanted = std::env::var("BENCH_DESTINATIONS").unwrap_or_else(|_| "s3,azure,gcs".into());
     let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
     let (archive, _) = support::cached_archive(mib << 20);
@@ -174,7 +142,7 @@ fn main() {
 
 /// S3 into Garage (or `S3_ENDPOINT`): baseline `aws s3 cp`.
 fn s3_rows(bench: &Bench) {
-    let aws = awscli();
+    let aws = support::awscli();
     let s3 = garage::s3_target();
     println!("S3: {} (bucket {})", s3.endpoint, s3.bucket);
     let creds = vec![

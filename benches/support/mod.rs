@@ -259,6 +259,45 @@ impl Drop for DevServerProcess {
     }
 }
 
+/// awscli in a virtualenv under target/bench-data, installed from PyPI on first use.
+pub fn awscli() -> PathBuf {
+    let venv = data_dir().join("awscli-venv");
+    let aws = venv.join("bin/aws");
+    if !aws.exists() {
+        eprintln!("installing awscli into {} ...", venv.display());
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "awscli"])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "could not install awscli (python3 -m venv + pip install awscli)"
+        );
+    }
+    aws
+}
+
+/// `restore --key KEY --yes --safety-snapshot=false --http-addr ADDR` into `server`: the
+/// benchmarks' restore (storage flags follow).
+pub fn restore_args(key: &str, server: &DevServerProcess) -> Vec<String> {
+    [
+        "restore",
+        "--key",
+        key,
+        "--yes",
+        "--safety-snapshot=false",
+        "--http-addr",
+        server.addr(),
+    ]
+    .map(String::from)
+    .into()
+}
+
 /// `agent --once --retain 0 --http-addr ADDR` against `server`: the arguments of every
 /// one-shot agent run in the benchmarks (destination flags follow).
 pub fn agent_once_args(server: &DevServerProcess) -> Vec<String> {
