@@ -316,3 +316,41 @@ fn plain_and_encrypted_backups_are_one_series_for_retention_and_latest() {
         "the ciphertext digest differs too"
     );
 }
+
+#[test]
+fn a_readback_identity_that_is_not_a_recipient_keeps_the_backup_and_warns() {
+    let consul = TestConsul::start(DevServerConfig::default());
+    let keys = tempfile::tempdir().expect("tmp");
+    let (id, _) = keygen(keys.path(), "ops.key");
+    let (_, other_recipient) = keygen(keys.path(), "rotated.key");
+    let local = tempfile::tempdir().expect("tmp");
+    let run = || {
+        let mut args = strings(&["agent", "--once", "--retries", "0", "--http-addr"]);
+        args.push(consul.addr());
+        args.extend(["--local-path".into(), local.path().display().to_string()]);
+        args.extend(["--encrypt-age-recipient".into(), other_recipient.clone()]);
+        args.extend(["--verify-readback".into(), "--retain".into(), "1".into()]);
+        args.extend(["--age-identity".into(), id.display().to_string()]);
+        cli(&args, &[])
+    };
+    let out = run();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(all.contains("not one of its recipients"), "{all}");
+    assert!(!all.contains("was deleted"), "{all}");
+    let first = backups(local.path());
+    assert_eq!(first.len(), 1, "the backup is kept: {first:?}");
+    // The backup counts as stored: retention runs on the next cycle.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = run();
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("retention kept 1, deleted 1"), "{stdout}");
+    let second = backups(local.path());
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(first, second);
+}

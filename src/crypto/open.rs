@@ -96,10 +96,13 @@ const QUEUE: usize = 8;
 /// an age file is decrypted on a blocking thread. The header is checked (and its errors
 /// returned) before this returns.
 pub async fn open_stream(
-    mut body: BoxStream<'static, io::Result<Bytes>>,
+    body: BoxStream<'static, io::Result<Bytes>>,
     ids: Arc<Identities>,
     recipients: Vec<String>,
 ) -> Result<BoxStream<'static, io::Result<Bytes>>, OpenError> {
+    // Fused: a stream that ended before the magic's length is not polled again by the chain
+    // below (some streams panic when polled after their end).
+    let mut body = body.fuse();
     let mut head: Vec<Bytes> = Vec::new();
     let mut seen = 0;
     while seen < AGE_MAGIC.len() {
@@ -284,4 +287,22 @@ mod tests {
         let got: Vec<u8> = s.map(|c| c.expect("chunk").to_vec()).concat().await;
         assert_eq!(got, plain);
     }
+
+    #[tokio::test]
+    async fn a_stream_shorter_than_the_magic_is_not_polled_past_its_end() {
+        // An unfold stream panics when polled after its end: the opener must not do that.
+        let short = stream::unfold(Some(Bytes::from_static(b"age-encry")), |x| async move {
+            x.map(|b| (Ok::<Bytes, io::Error>(b), None))
+        })
+        .boxed();
+        let mut out = open_stream(short, Arc::new(Identities::default()), Vec::new())
+            .await
+            .expect("not an age file: passed through");
+        let mut got = Vec::new();
+        while let Some(chunk) = out.next().await {
+            got.extend_from_slice(&chunk.expect("chunk"));
+        }
+        assert_eq!(got, b"age-encry");
+    }
+
 }

@@ -71,6 +71,9 @@ pub enum Action {
     /// Forward, send the answer's status and headers and this many body bytes, then cut the
     /// connection.
     CutAfter(usize),
+    /// Forward, then send only this many body bytes and end the body cleanly (chunked, no
+    /// length): a read cut short that the transport does not report.
+    ShortBody(usize),
     /// Forward a listing and make it claim to be truncated without a continuation token.
     TruncateWithoutToken,
 }
@@ -289,6 +292,7 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
             ]);
             Body::from_stream(stream)
         }
+        Some(Action::ShortBody(n)) => Body::from(bytes.slice(..n.min(bytes.len()))),
         Some(Action::TruncateWithoutToken) => {
             let text = String::from_utf8_lossy(&bytes).to_string();
             let text = text.replace(
