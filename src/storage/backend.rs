@@ -35,6 +35,24 @@ pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
 ///   uncommitted blocks, partial files) older than the given age, and nothing else.
 #[async_trait]
 pub trait Backend: fmt::Debug + fmt::Display + Send + Sync {
+    /// Checks that a backup can be written here, leaving nothing behind: by default it begins
+    /// an upload of [`write_check_name`] and aborts it. Backends whose `begin` sends nothing
+    /// override it with a real request.
+    async fn check_writable(&self) -> Result<(), StorageError> {
+        let upload = self
+            .begin(&write_check_name(), crate::storage::BackupMeta::default())
+            .await?;
+        upload.abort().await;
+        Ok(())
+    }
+
+    /// The destination's own clock, from the `Date` of its last answer; `None` where there
+    /// is none (local storage) or no answer was seen yet. The cycle checks this host's clock
+    /// against it before naming a backup or applying time-based retention.
+    fn server_time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        None
+    }
+
     /// The backend's kind, a metric label: `local`, `s3`.
     fn kind(&self) -> &'static str;
 
@@ -76,6 +94,18 @@ pub trait Backend: fmt::Debug + fmt::Display + Send + Sync {
     /// Removes leftovers of interrupted uploads older than `older_than` (younger ones may
     /// belong to a writer at work). Returns how many were removed.
     async fn sweep(&self, older_than: Duration) -> Result<usize, StorageError>;
+}
+
+/// The name a write check begins (and aborts) an upload under: datacenter `write-check`,
+/// this moment, index 0. It follows the naming scheme so that a leftover is swept.
+pub fn write_check_name() -> crate::storage::BackupName {
+    use chrono::SubsecRound;
+    crate::storage::BackupName {
+        encrypted: false,
+        time: chrono::Utc::now().trunc_subsecs(0),
+        datacenter: "write-check".into(),
+        index: 0,
+    }
 }
 
 /// An upload in progress: the object form of [`ArchiveSink`] with [`StoredBackup`] as what a

@@ -110,6 +110,7 @@ impl GcsConfig {
                 .to_string(),
             cfg: Arc::new(self.clone()),
             prefix,
+            clock: crate::storage::ServerClock::default(),
         })
     }
 }
@@ -123,6 +124,8 @@ pub struct GcsBackend {
     base: String,
     cfg: Arc<GcsConfig>,
     prefix: String,
+    /// The server's clock, from the `Date` of every answer.
+    clock: crate::storage::ServerClock,
 }
 
 impl fmt::Debug for GcsBackend {
@@ -233,14 +236,26 @@ impl GcsBackend {
         op: &str,
         rb: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, StorageError> {
-        rb.send().await.map_err(|e| {
-            let detail = if e.is_timeout() {
-                "no answer within the request timeout".to_string()
+        let answer = rb.send().await;
+        if let Some(date) = answer
+            .as_ref()
+            .ok()
+            .and_then(|r| r.headers().get(reqwest::header::DATE))
+            .and_then(|d| d.to_str().ok())
+        {
+            self.clock.observe(date);
+        }
+        answer.map_err(|e| {
+            if e.is_timeout() {
+                StorageError::Timeout {
+                    backend: "gcs".into(),
+                    op: op.into(),
+                    detail: "no answer within the request timeout".into(),
+                }
             } else {
-                // reqwest's text names the URL, which carries no secret here.
-                e.to_string()
-            };
-            gcs_err(op, detail)
+                // Without the URL: a resumable-upload session URI is a write capability.
+                gcs_err(op, e.without_url())
+            }
         })
     }
 
@@ -295,6 +310,10 @@ impl Backend for GcsBackend {
         "gcs"
     }
 
+    fn server_time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.clock.now()
+    }
+
     async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
         let url = format!("{}/storage/v1/b/{}/o", self.base, self.cfg.bucket);
         let mut out = Vec::new();
@@ -311,7 +330,10 @@ impl Backend for GcsBackend {
             if !r.status().is_success() {
                 return Err(answer_err("list", r).await);
             }
-            let page: ObjectList = r.json().await.map_err(|e| gcs_err("list", e))?;
+            let page: ObjectList = r
+                .json()
+                .await
+                .map_err(|e| gcs_err("list", e.without_url()))?;
             for o in page.items {
                 if let Some(name) = parse_key(&self.prefix, &o.name) {
                     out.push(StoredBackup {
@@ -348,7 +370,10 @@ impl Backend for GcsBackend {
         if !r.status().is_success() {
             return Err(answer_err("get", r).await);
         }
-        let o: ObjectResource = r.json().await.map_err(|e| gcs_err("get", e))?;
+        let o: ObjectResource = r
+            .json()
+            .await
+            .map_err(|e| gcs_err("get", e.without_url()))?;
         let rb = self
             .request(
                 reqwest::Method::GET,
@@ -358,7 +383,10 @@ impl Backend for GcsBackend {
             .query(&[("alt", "media")]);
         let r = self.send("get", rb).await?;
         let meta = if r.status().is_success() {
-            let raw = r.bytes().await.map_err(|e| gcs_err("get", e))?;
+            let raw = r
+                .bytes()
+                .await
+                .map_err(|e| gcs_err("get", e.without_url()))?;
             serde_json::from_slice::<BackupMeta>(&raw).ok()
         } else if r.status() == reqwest::StatusCode::NOT_FOUND {
             None
@@ -390,7 +418,16 @@ impl Backend for GcsBackend {
         if !r.status().is_success() {
             return Err(answer_err("get", r).await);
         }
-        Ok(r.bytes_stream().map_err(io::Error::other).boxed())
+        Ok(r.bytes_stream()
+            .map_err(|e| {
+                let kind = if e.is_timeout() {
+                    io::ErrorKind::TimedOut
+                } else {
+                    io::ErrorKind::Other
+                };
+                io::Error::new(kind, e.without_url())
+            })
+            .boxed())
     }
 
     async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
@@ -470,7 +507,7 @@ impl fmt::Debug for GcsUpload {
 }
 
 fn to_io(e: StorageError) -> io::Error {
-    io::Error::other(e.to_string())
+    e.into_io()
 }
 
 impl GcsUpload {
@@ -509,7 +546,7 @@ impl GcsUpload {
             .send()
             .await;
         // GCS answers a cancelled session with 499.
-        if let Err(e) = r {
+        if let Err(e) = r.map_err(reqwest::Error::without_url) {
             tracing::warn!(key = %self.key, error = %e, "cancelling the resumable upload failed; the session expires on its own");
         }
     }

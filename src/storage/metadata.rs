@@ -52,6 +52,16 @@ pub struct BackupMeta {
     /// it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomaly: Option<AnomalyMark>,
+    /// `Some(true)` for the snapshot a restore took of the state it was about to replace (the
+    /// state that may be broken): never chosen by `--latest`, `--before` or a drill, never a
+    /// shrink-guard baseline. S3 user metadata `safety-snapshot: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_snapshot: Option<bool>,
+    /// `Some(true)` when the shrink guard could not compare this snapshot (a destination's
+    /// listing failed and no baseline was found): never a baseline, and judged at the next
+    /// cycle that can list. S3 user metadata `guard-unjudged: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unjudged: Option<bool>,
 }
 
 /// S3 user-metadata keys (sent as `x-amz-meta-<key>`).
@@ -74,6 +84,10 @@ const COUNT_PREFIX: &str = "count-";
 /// S3 user-metadata keys of the anomaly mark.
 const ANOMALY_KEYS: [&str; 3] = ["anomaly", "anomaly-baseline", "anomaly-acknowledged"];
 
+/// S3 user-metadata keys of the two flags (value `true`).
+const SAFETY_KEY: &str = "safety-snapshot";
+const UNJUDGED_KEY: &str = "guard-unjudged";
+
 /// S3 user-metadata key of the recipients' fingerprints, joined by [`RECIPIENT_SEP`].
 const RECIPIENTS_KEY: &str = "age-recipients";
 const RECIPIENT_SEP: &str = "; ";
@@ -92,6 +106,8 @@ impl BackupMeta {
             recipients: envelope.map(|e| e.recipients.clone()),
             counts: Some(report.state.counts),
             anomaly: notes.anomaly.clone(),
+            safety_snapshot: self.safety_snapshot,
+            unjudged: self.unjudged,
             sha256: Some(hex::encode(report.archive_sha256)),
             index: Some(report.meta.index),
             term: Some(report.meta.term),
@@ -102,6 +118,23 @@ impl BackupMeta {
             agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
             created: Some(created),
         }
+    }
+
+    /// Whether this is a restore's safety snapshot.
+    pub fn is_safety_snapshot(&self) -> bool {
+        self.safety_snapshot == Some(true)
+    }
+
+    /// Whether the shrink guard has not judged this snapshot yet.
+    pub fn is_unjudged(&self) -> bool {
+        self.unjudged == Some(true)
+    }
+
+    /// Whether this backup carries an anomaly mark no operator has acknowledged.
+    pub fn unacknowledged_anomaly(&self) -> bool {
+        self.anomaly
+            .as_ref()
+            .is_some_and(|a| a.acknowledged.is_none())
     }
 
     /// Whether the stored bytes are an age file.
@@ -154,6 +187,14 @@ impl BackupMeta {
                 }
             }
         }
+        for (k, on) in [
+            (SAFETY_KEY, self.safety_snapshot),
+            (UNJUDGED_KEY, self.unjudged),
+        ] {
+            if on == Some(true) {
+                map.insert(k.to_string(), "true".to_string());
+            }
+        }
         map
     }
 
@@ -185,6 +226,8 @@ impl BackupMeta {
                 baseline: get(ANOMALY_KEYS[1]).unwrap_or_default(),
                 acknowledged: get(ANOMALY_KEYS[2]),
             }),
+            safety_snapshot: get(SAFETY_KEY).map(|v| v == "true").filter(|v| *v),
+            unjudged: get(UNJUDGED_KEY).map(|v| v == "true").filter(|v| *v),
         }
     }
 }
@@ -218,6 +261,8 @@ mod tests {
                 baseline: "x".into(),
                 acknowledged: Some("2026-11-25T10:00:00Z".into()),
             }),
+            safety_snapshot: Some(true),
+            unjudged: Some(true),
             ..Default::default()
         };
         assert_eq!(BackupMeta::from_map(&m.to_map()), m);

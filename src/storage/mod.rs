@@ -5,6 +5,7 @@
 
 pub mod atomic_file;
 pub mod backend;
+pub mod clock;
 pub mod gcs;
 pub mod local;
 pub mod metadata;
@@ -22,6 +23,7 @@ use chrono::{DateTime, Utc};
 
 pub use atomic_file::AtomicFile;
 pub use backend::{Backend, BackendUpload, ByteStream};
+pub use clock::ServerClock;
 pub use local::{LocalStore, LocalUpload};
 pub use metadata::BackupMeta;
 pub use naming::BackupName;
@@ -142,6 +144,15 @@ pub enum StorageError {
         op: String,
         detail: String,
     },
+    /// A request got no answer within its deadline (`backend`: s3, azure, gcs). Recognised by
+    /// the error's kind (the SDK's or the HTTP client's timeout), never by its text; a cycle
+    /// skips the rest of its steps at a destination that timed out.
+    #[error("{backend} {op} failed: {detail}")]
+    Timeout {
+        backend: String,
+        op: String,
+        detail: String,
+    },
     /// The stored bytes were read and are not what was verified: the backup is damaged.
     #[error("read-back of {key} failed: {detail}")]
     Readback { key: String, detail: String },
@@ -157,6 +168,45 @@ impl StorageError {
     pub fn io(context: String, source: io::Error) -> Self {
         StorageError::Io { context, source }
     }
+
+    /// Whether a request timed out (the destination did not answer in time).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            StorageError::Timeout { .. } => true,
+            StorageError::Io { source, .. } => source.kind() == io::ErrorKind::TimedOut,
+            _ => false,
+        }
+    }
+
+    /// As an I/O error for the pipeline: a timeout keeps its kind
+    /// ([`io::ErrorKind::TimedOut`]) so that the cycle can tell it from other failures.
+    pub fn into_io(self) -> io::Error {
+        let kind = if self.is_timeout() {
+            io::ErrorKind::TimedOut
+        } else {
+            io::ErrorKind::Other
+        };
+        io::Error::new(kind, self.to_string())
+    }
+}
+
+/// Whether `e` or any error in its source chain is a timeout: an I/O error of kind
+/// `TimedOut`, or an HTTP client's timeout. By kind, never by message text.
+pub fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
+            || err
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_timeout)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// A configured destination: any [`Backend`], shared (cloning is cheap), with a cache of the
@@ -173,6 +223,17 @@ impl Store {
     /// The backend's kind (`local`, `s3`), for metric labels.
     pub fn kind(&self) -> &'static str {
         self.0.kind()
+    }
+
+    /// The destination's own clock, from the `Date` of its last answer (`None` for local
+    /// storage, or before any answer); see [`ServerClock`].
+    pub fn server_time(&self) -> Option<DateTime<Utc>> {
+        self.0.server_time()
+    }
+
+    /// Checks that a backup can be written here, leaving nothing behind.
+    pub async fn check_writable(&self) -> Result<(), StorageError> {
+        self.0.check_writable().await
     }
 
     /// Every backup of ours, by key; see the [`Backend`] contract.
@@ -234,17 +295,22 @@ impl Store {
     /// bytes are checked against the ciphertext SHA-256 and length, and `Ok(None)` says so.
     /// Returns the plaintext archive's report otherwise.
     ///
+    /// An encrypted backup that cannot be decrypted or whose decryption fails (an identity
+    /// that is not a recipient, an age header or stream cut in transit) is not proof of
+    /// damage: its stored bytes are then checked against the recorded ciphertext SHA-256 and
+    /// length, and if they match the backup is intact (`Ok(None)`, with a warning).
+    ///
     /// Errors: [`StorageError::Readback`] only when bytes were read and proved wrong (invalid
-    /// archive, other digest, an identity that cannot open it); a failure to read (after 3
-    /// tries) is [`StorageError::ReadbackUnavailable`], which must never lead to deleting the
-    /// backup.
+    /// plain archive, another archive digest, stored ciphertext other than what was written);
+    /// a failure to read (after 3 tries), or an encrypted backup that cannot be decrypted and
+    /// has no recorded ciphertext digest, is [`StorageError::ReadbackUnavailable`], which must
+    /// never lead to deleting the backup.
     pub async fn readback(
         &self,
         key: &str,
         expected: Option<&BackupMeta>,
         ids: &Arc<Identities>,
     ) -> Result<Option<ArchiveReport>, StorageError> {
-        use backon::Retryable;
         let unavailable = |detail: String| StorageError::ReadbackUnavailable {
             key: key.to_string(),
             detail,
@@ -263,55 +329,115 @@ impl Store {
                 .await
                 .map_err(|e| unavailable(e.to_string()))?;
             if encrypted && ids.is_empty() {
-                return ciphertext_digest(body).await.map(|(d, n)| Err((d, n)));
+                return ciphertext_digest(body)
+                    .await
+                    .map(|(d, n)| Readback::Ciphertext(d, n));
             }
             let body = match open_stream(body, ids.clone(), recipients.clone()).await {
                 Ok(b) => b,
                 Err(OpenError::Io(e)) => return Err(unavailable(e.to_string())),
+                Err(e @ (OpenError::NoMatchingKey { .. } | OpenError::NoIdentity { .. })) => {
+                    return Ok(Readback::Undecryptable(e.to_string(), true))
+                }
+                Err(e) if encrypted => return Ok(Readback::Undecryptable(e.to_string(), false)),
                 Err(e) => return Err(wrong(e.to_string())),
             };
             match stream_verified(body, Discard, ReadOptions::default(), (), None).await {
-                Ok((report, (), ())) => Ok(Ok(report)),
-                Err(crate::pipeline::PipelineError::Invalid(e)) => Err(wrong(e.to_string())),
-                // age's authentication failed: the stored ciphertext was altered.
-                Err(crate::pipeline::PipelineError::Source(e))
-                    if encrypted && e.kind() == std::io::ErrorKind::InvalidData =>
+                Ok((report, (), ())) => Ok(Readback::Plain(Box::new(report))),
+                // An encrypted backup that read as no age file, failed age's authentication or
+                // ended early: the stored bytes were altered, or the read was cut short. The
+                // ciphertext digest tells which.
+                Err(e @ crate::pipeline::PipelineError::Invalid(_))
+                | Err(e @ crate::pipeline::PipelineError::Source(_))
+                    if encrypted =>
                 {
-                    Err(wrong(e.to_string()))
+                    Ok(Readback::Undecryptable(e.to_string(), false))
                 }
+                Err(crate::pipeline::PipelineError::Invalid(e)) => Err(wrong(e.to_string())),
                 Err(e) => Err(unavailable(e.to_string())),
             }
         };
         // Only a failure to read is retried; bytes proved wrong are final.
-        let read = read
-            .retry(READBACK_RETRY.backoff())
-            .when(|e| matches!(e, StorageError::ReadbackUnavailable { .. }))
-            .notify(|e, _| tracing::warn!(key, error = %e, "read-back interrupted; retrying"))
-            .await?;
-        let report = match read {
-            Ok(report) => report,
-            Err((digest, len)) => {
-                let want = expected.and_then(|m| m.ciphertext_sha256.as_deref());
-                let want_len = expected.and_then(|m| m.ciphertext_size);
-                if want.is_some_and(|w| w != digest) || want_len.is_some_and(|w| w != len) {
-                    return Err(wrong(format!(
-                        "the stored age file ({len} bytes, SHA-256 {digest}) differs from what was written ({} bytes, SHA-256 {})",
-                        want_len.map_or("?".into(), |n| n.to_string()),
-                        want.unwrap_or("?")
-                    )));
-                }
-                tracing::info!(key, "read-back checked the ciphertext's SHA-256 (no --age-identity to decrypt and verify the archive)");
-                return Ok(None);
+        let read = with_read_retries(key, read).await?;
+        let (digest, len, why) = match read {
+            Readback::Plain(report) => {
+                let got = hex::encode(report.archive_sha256);
+                return match expected.and_then(|m| m.sha256.as_deref()) {
+                    Some(want) if got != want => Err(wrong(format!(
+                        "archive SHA-256 {got} differs from the stored {want}"
+                    ))),
+                    _ => Ok(Some(*report)),
+                };
+            }
+            Readback::Ciphertext(d, n) => (d, n, None),
+            Readback::Undecryptable(why, not_recipient) => {
+                let digest = || async {
+                    let body = self
+                        .get(key)
+                        .await
+                        .map_err(|e| unavailable(e.to_string()))?;
+                    ciphertext_digest(body).await.map_err(|e| match e {
+                        StorageError::ReadbackUnavailable { detail, .. } => unavailable(detail),
+                        e => e,
+                    })
+                };
+                let (d, n) = with_read_retries(key, digest).await?;
+                (d, n, Some((why, not_recipient)))
             }
         };
-        let got = hex::encode(report.archive_sha256);
-        match expected.and_then(|m| m.sha256.as_deref()) {
-            Some(want) if got != want => Err(wrong(format!(
-                "archive SHA-256 {got} differs from the stored {want}"
-            ))),
-            _ => Ok(Some(report)),
+        let want = expected.and_then(|m| m.ciphertext_sha256.as_deref());
+        let want_len = expected.and_then(|m| m.ciphertext_size);
+        if want.is_some_and(|w| w != digest) || want_len.is_some_and(|w| w != len) {
+            return Err(wrong(format!(
+                "the stored age file ({len} bytes, SHA-256 {digest}) differs from what was written ({} bytes, SHA-256 {})",
+                want_len.map_or("?".into(), |n| n.to_string()),
+                want.unwrap_or("?")
+            )));
         }
+        match why {
+            None => {
+                tracing::info!(key, "read-back checked the ciphertext's SHA-256 (no --age-identity to decrypt and verify the archive)");
+            }
+            // Nothing recorded to compare with: the agent cannot tell, so it keeps the backup.
+            Some((why, _)) if want.is_none() => {
+                return Err(unavailable(format!(
+                    "{why}; no ciphertext digest is recorded to check the stored bytes against"
+                )))
+            }
+            Some((why, true)) => {
+                tracing::warn!(key, error = %why, "read-back: the --age-identity given cannot decrypt this backup (it is not one of its recipients: key rotation, or a wrong CONSUL_SNAPSHOT_AGE_IDENTITY?); the stored bytes match the recorded ciphertext SHA-256 and size, so the backup is kept and counts as stored");
+            }
+            Some((why, false)) => {
+                tracing::warn!(key, error = %why, "read-back could not decrypt this backup, but the stored bytes match the recorded ciphertext SHA-256 and size; the backup is kept and counts as stored");
+            }
+        }
+        Ok(None)
     }
+}
+
+/// Runs `read` until it succeeds or fails with something other than
+/// [`StorageError::ReadbackUnavailable`] ([`READBACK_RETRY`] attempts).
+async fn with_read_retries<T, F, Fut>(key: &str, read: F) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
+    use backon::Retryable;
+    read.retry(READBACK_RETRY.backoff())
+        .when(|e| matches!(e, StorageError::ReadbackUnavailable { .. }))
+        .notify(|e, _| tracing::warn!(key, error = %e, "read-back interrupted; retrying"))
+        .await
+}
+
+/// What one read-back pass found, before it is judged against the stored metadata.
+enum Readback {
+    /// Decrypted (if need be) and verified: the plaintext archive's report.
+    Plain(Box<ArchiveReport>),
+    /// Not decrypted (no identity): the stored bytes' SHA-256 and length.
+    Ciphertext(String, u64),
+    /// An encrypted backup that could not be decrypted, with why, and whether the cause is
+    /// that no identity given is a recipient.
+    Undecryptable(String, bool),
 }
 
 /// The SHA-256 (lowercase hex) and length of a stream.
@@ -405,6 +531,12 @@ impl Backend for LocalStore {
 impl Backend for S3Store {
     fn kind(&self) -> &'static str {
         "s3"
+    }
+    fn server_time(&self) -> Option<DateTime<Utc>> {
+        self.clock.now()
+    }
+    async fn check_writable(&self) -> Result<(), StorageError> {
+        S3Store::check_writable(self).await
     }
     async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
         S3Store::list(self).await

@@ -25,7 +25,10 @@ impl MetaCache {
     fn get(&self, key: &str) -> Option<BackupMeta> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.get(key)
+            // Marks that change later (an anomaly until acknowledged, a backup until judged)
+            // are read again each time.
             .filter(|m| m.anomaly.as_ref().is_none_or(|a| a.acknowledged.is_some()))
+            .filter(|m| !m.is_unjudged())
             .cloned()
     }
 

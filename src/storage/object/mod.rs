@@ -64,12 +64,45 @@ impl fmt::Display for ObjectBackend {
 fn object_err(kind: &str, op: &str, e: object_store::Error) -> StorageError {
     match e {
         object_store::Error::NotFound { path, .. } => StorageError::NotFound(path),
+        e if super::caused_by_timeout(&e) => StorageError::Timeout {
+            backend: kind.to_string(),
+            op: op.to_string(),
+            detail: strip_urls(&e.to_string()),
+        },
         e => StorageError::Object {
             kind: kind.to_string(),
             op: op.to_string(),
-            detail: e.to_string(),
+            detail: strip_urls(&e.to_string()),
         },
     }
+}
+
+/// `text` with every URL cut to its scheme and host: transport errors name the URL they were
+/// sending to, and a signed or session URL is a credential.
+pub(crate) fn strip_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let start = rest[..at]
+            .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+' && c != '-' && c != '.')
+            .map_or(0, |i| i + 1);
+        let after = &rest[at + 3..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | ','))
+            .unwrap_or(after.len());
+        let host_end = after[..end].find(['/', '?', '#']).unwrap_or(end);
+        let host = after[..host_end].rsplit('@').next().unwrap_or_default();
+        out.push_str(&rest[..start]);
+        out.push_str(&rest[start..at]);
+        out.push_str("://");
+        out.push_str(host);
+        if host_end < end {
+            out.push_str("/...");
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl ObjectBackend {
@@ -165,7 +198,10 @@ impl Backend for ObjectBackend {
             .get(&Path::from(key))
             .await
             .map_err(|e| self.err("get", e))?;
-        Ok(r.into_stream().map_err(io::Error::other).boxed())
+        let kind = self.kind;
+        Ok(r.into_stream()
+            .map_err(move |e| object_err(kind, "get", e).into_io())
+            .boxed())
     }
 
     async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
@@ -240,7 +276,7 @@ impl fmt::Debug for ObjectUpload {
 }
 
 fn io_err(e: object_store::Error) -> io::Error {
-    io::Error::other(e.to_string())
+    object_err("object store", "upload", e).into_io()
 }
 
 impl ArchiveSink for ObjectUpload {
@@ -308,5 +344,26 @@ impl ArchiveSink for ObjectUpload {
         if let Err(e) = self.writer.abort().await {
             tracing::warn!(key = %self.key, error = %e, "aborting the upload failed; its uncommitted blocks expire on their own");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_urls;
+
+    #[test]
+    fn urls_in_error_text_keep_their_host_only() {
+        let text = "error sending request for url (https://storage.googleapis.com/upload/storage/v1/b/bkt/o?uploadType=resumable&upload_id=SECRETSESSION): connection reset";
+        let got = strip_urls(text);
+        assert_eq!(
+            got,
+            "error sending request for url (https://storage.googleapis.com/...): connection reset"
+        );
+        assert_eq!(
+            strip_urls("http://user:pw@10.0.0.1:9000/bkt?X-Amz-Signature=abc and more"),
+            "http://10.0.0.1:9000/... and more"
+        );
+        assert_eq!(strip_urls("no url here"), "no url here");
+        assert_eq!(strip_urls("ends with http://h"), "ends with http://h");
     }
 }

@@ -141,6 +141,14 @@ impl S3Config {
 
     /// Builds the client.
     pub async fn client(&self) -> aws_sdk_s3::Client {
+        self.client_with_clock(None).await
+    }
+
+    /// [`S3Config::client`], recording the `Date` of every answer in `clock`.
+    pub async fn client_with_clock(
+        &self,
+        clock: Option<crate::storage::ServerClock>,
+    ) -> aws_sdk_s3::Client {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         let region = self
             .region
@@ -177,10 +185,34 @@ impl S3Config {
                 .build(),
         );
         let sdk = loader.load().await;
-        let conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(self.path_style())
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(self.path_style());
+        if let Some(clock) = clock {
+            conf = conf.interceptor(DateRecorder(clock));
+        }
+        aws_sdk_s3::Client::from_conf(conf.build())
+    }
+}
+
+/// Records the `Date` header of every S3 answer (errors included) in a
+/// [`crate::storage::ServerClock`].
+#[derive(Debug)]
+struct DateRecorder(crate::storage::ServerClock);
+
+impl aws_sdk_s3::config::Intercept for DateRecorder {
+    fn name(&self) -> &'static str {
+        "DateRecorder"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        if let Some(date) = context.response().headers().get("date") {
+            self.0.observe(date);
+        }
+        Ok(())
     }
 }
 

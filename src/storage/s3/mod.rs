@@ -30,6 +30,8 @@ pub struct S3Store {
     pub(crate) client: aws_sdk_s3::Client,
     pub(crate) cfg: std::sync::Arc<S3Config>,
     prefix: String,
+    /// The S3 server's clock, from the `Date` of every answer.
+    pub(crate) clock: crate::storage::ServerClock,
 }
 
 /// An AWS timestamp as UTC.
@@ -76,6 +78,11 @@ pub(crate) fn s3_err<E>(op: &str, e: SdkError<E, HttpResponse>) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let timeout = |detail: String| StorageError::Timeout {
+        backend: "s3".into(),
+        op: op.to_string(),
+        detail,
+    };
     let detail = match &e {
         SdkError::ServiceError(se) => {
             let err = se.err();
@@ -86,9 +93,10 @@ where
                 _ => format!("HTTP {status} from the S3 server"),
             }
         }
-        SdkError::TimeoutError(_) => TIMED_OUT.to_string(),
+        SdkError::TimeoutError(_) => return timeout(TIMED_OUT.to_string()),
         other => {
-            // Dispatch and response errors: the cause chain, without the SDK's debug dumps.
+            // Dispatch and response errors: the cause chain, without the SDK's debug dumps
+            // and without URLs (a presigned URL is a credential).
             let mut s = other.to_string();
             let mut src = std::error::Error::source(other);
             while let Some(c) = src {
@@ -99,14 +107,15 @@ where
                 }
                 src = c.source();
             }
-            // The read and connect timeouts surface as dispatch failures: say which limit.
+            let s = crate::storage::object::strip_urls(&s);
+            // The read and connect timeouts surface as dispatch failures: by the error's
+            // kind, say which limit.
             let timed_out = matches!(other, SdkError::DispatchFailure(d) if d.is_timeout())
-                || s.contains("timed out");
+                || crate::storage::caused_by_timeout(other);
             if timed_out {
-                format!("{TIMED_OUT} ({s})")
-            } else {
-                s
+                return timeout(format!("{TIMED_OUT} ({s})"));
             }
+            s
         }
     };
     StorageError::S3 {
@@ -134,12 +143,14 @@ impl S3Store {
     /// Validates the settings and builds the client (no request is made).
     pub async fn new(cfg: S3Config) -> Result<Self, StorageError> {
         cfg.validate().map_err(StorageError::Config)?;
-        let client = cfg.client().await;
+        let clock = crate::storage::ServerClock::default();
+        let client = cfg.client_with_clock(Some(clock.clone())).await;
         let prefix = cfg.normalized_prefix();
         Ok(S3Store {
             client,
             cfg: std::sync::Arc::new(cfg),
             prefix,
+            clock,
         })
     }
 
@@ -303,6 +314,16 @@ impl S3Store {
             name.clone(),
             pending,
         )
+    }
+
+    /// Checks that backups can be written here: starts a multipart upload under a backup name
+    /// of the `write-check` datacenter and aborts it at once (nothing becomes visible; an
+    /// upload whose abort fails is swept as a stale one).
+    pub async fn check_writable(&self) -> Result<(), StorageError> {
+        let mut u = self.begin(&super::backend::write_check_name(), BackupMeta::default());
+        let started = u.ensure_upload().await;
+        u.abort_upload().await;
+        started.map(|_| ())
     }
 
     /// Aborts multipart uploads of our backups (keys named by our scheme) started more than

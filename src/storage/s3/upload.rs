@@ -86,7 +86,7 @@ impl std::fmt::Debug for S3Upload {
 }
 
 fn to_io(e: StorageError) -> io::Error {
-    io::Error::other(e.to_string())
+    e.into_io()
 }
 
 impl S3Upload {
@@ -119,7 +119,7 @@ impl S3Upload {
         &self.key
     }
 
-    async fn ensure_upload(&mut self) -> Result<String, StorageError> {
+    pub(crate) async fn ensure_upload(&mut self) -> Result<String, StorageError> {
         if let Some(id) = &self.upload_id {
             return Ok(id.clone());
         }
@@ -290,7 +290,7 @@ impl S3Upload {
         Ok(())
     }
 
-    async fn abort_upload(&mut self) {
+    pub(crate) async fn abort_upload(&mut self) {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         if let Some(id) = self.upload_id.take() {
