@@ -149,6 +149,8 @@ fn the_daemon_drills_the_newest_backup_on_its_interval() {
         &metrics,
         "--session-ttl",
         "2s",
+        "--session-ttl-min",
+        "500ms",
         "--interval",
         "1s",
         "--retain",

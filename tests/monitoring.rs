@@ -44,6 +44,8 @@ fn agent(c: &TestConsul, dir: &Path) -> (AgentProcess, String) {
         &metrics,
         "--session-ttl",
         "2s",
+        "--session-ttl-min",
+        "500ms",
         "--interval",
         "1s",
         "--retain",

@@ -48,7 +48,11 @@ fn save_writes_a_verified_private_file() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
-    assert!(!dir.path().join("backup.snap.unverified").exists());
+    assert_eq!(
+        only_files(dir.path()),
+        vec!["backup.snap"],
+        "no temporary file left"
+    );
     let v = support::run_cli(&["verify", file.to_str().expect("p")]);
     assert!(v.status.success(), "{}", describe(&v));
 }
@@ -98,7 +102,63 @@ fn a_failed_save_keeps_the_previous_file() {
         std::fs::read(&file).expect("still there"),
         b"previous backup"
     );
-    assert!(!dir.path().join("backup.snap.unverified").exists());
+    assert_eq!(
+        only_files(dir.path()),
+        vec!["backup.snap"],
+        "no temporary file left"
+    );
+}
+
+/// The names in `dir`, sorted.
+fn only_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn two_saves_to_one_file_never_share_a_temporary_file_and_a_leftover_blocks_nothing() {
+    let consul = TestConsul::start(DevServerConfig::default());
+    // Slow enough that the two saves overlap.
+    consul.faults(Faults {
+        rate_bytes_per_sec: Some(200_000),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("backup.snap");
+    // What a killed run of an older version left behind.
+    std::fs::write(dir.path().join("backup.snap.unverified"), b"leftover").expect("write");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"))
+            .args(["save", "--http-addr", &consul.addr(), "--retries", "0"])
+            .arg(&file)
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (
+            a.join().expect("join").expect("spawn"),
+            b.join().expect("join").expect("spawn"),
+        )
+    });
+    assert!(a.status.success(), "{}", describe(&a));
+    assert!(b.status.success(), "{}", describe(&b));
+    let v = support::run_cli(&["verify", file.to_str().expect("p")]);
+    assert!(
+        v.status.success(),
+        "the file is one whole archive: {}",
+        describe(&v)
+    );
+    assert_eq!(
+        only_files(dir.path()),
+        vec!["backup.snap", "backup.snap.unverified"],
+        "each run removed its own temporary file and left the old leftover alone"
+    );
 }
 
 #[test]
@@ -416,4 +476,50 @@ fn a_connection_closed_before_the_answer_is_not_called_a_connect_failure() {
     assert!(err.contains("closed before its answer arrived"), "{err}");
     assert!(!err.contains("error connecting"), "{err}");
     assert_nothing_left(dir.path(), &file);
+}
+
+#[test]
+fn a_password_in_the_consul_address_is_never_printed() {
+    const PW: &str = "Zq8pass-word";
+    let consul = TestConsul::start(DevServerConfig::default());
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("p.snap");
+    // The credentials travel as basic auth; the save works and prints no password.
+    let addr = format!("http://ops:{PW}@{}", consul.addr());
+    let env = [("CONSUL_HTTP_ADDR", addr.as_str())];
+    let path = file.to_str().expect("p");
+    let ok = run_cli_env(&["--log-level", "trace", "save", path], &env);
+    assert!(ok.status.success(), "{}", describe(&ok));
+    let printed = run_cli_env(&["agent", "--local-path", path, "--print-config"], &env);
+    assert!(printed.status.success(), "{}", describe(&printed));
+    // A connection error names the address, without its userinfo.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let dead = format!("http://ops:{PW}@{closed}");
+    let failed = run_cli_env(
+        &["save", "--retries", "0", path],
+        &[("CONSUL_HTTP_ADDR", dead.as_str())],
+    );
+    assert_eq!(failed.status.code(), Some(1), "{}", describe(&failed));
+    let bad = run_cli_env(
+        &[
+            "save",
+            "--http-addr",
+            &format!("http://ops:{PW}@[::1"),
+            path,
+        ],
+        &[],
+    );
+    assert!(!bad.status.success(), "{}", describe(&bad));
+    for out in [&ok, &printed, &failed, &bad] {
+        let all = describe(out);
+        assert!(!all.contains(PW), "password printed:\n{all}");
+    }
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains(&closed.to_string()),
+        "{}",
+        describe(&failed)
+    );
 }

@@ -139,6 +139,30 @@ fn bad_schedules_and_durations_are_usage_errors_not_panics() {
             vec!["agent", "--once", "--print-schedule", "1"],
             "no schedule",
         ),
+        // Consul reads a TTL of 0 as "never expires"; it accepts 10s to 24h.
+        (
+            vec!["agent", "--session-ttl", "0s", "--print-config"],
+            "from 10s (its session_ttl_min",
+        ),
+        (
+            vec!["agent", "--session-ttl", "5s", "--print-config"],
+            "to 24h",
+        ),
+        (
+            vec!["agent", "--session-ttl", "48h", "--print-config"],
+            "is 2days",
+        ),
+        (
+            vec![
+                "agent",
+                "--session-ttl",
+                "0s",
+                "--session-ttl-min",
+                "0s",
+                "--print-config",
+            ],
+            "never expires",
+        ),
     ] {
         let out = run_cli(&args);
         let err = String::from_utf8_lossy(&out.stderr);

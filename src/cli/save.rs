@@ -1,5 +1,6 @@
 //! `save FILE`: `consul snapshot save`, streaming: GET /v1/snapshot → verify while writing
-//! `FILE.unverified` (0600) → fsync → rename to FILE only after verification passed.
+//! `FILE.<random>.unverified` (0600, created exclusively) → fsync → rename to FILE only after
+//! verification passed.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use crate::storage::AtomicFile;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where to save the archive. Bytes go to FILE.unverified first; FILE appears only once
+    /// Where to save the archive. Bytes go to FILE.<random>.unverified first; FILE appears only once
     /// the whole archive verified.
     file: PathBuf,
     /// Let any server answer, not only the leader (works while the cluster has no leader; the
@@ -80,7 +81,13 @@ async fn save(args: Args) -> anyhow::Result<ExitCode> {
             }
         })
     };
-    let sink = AtomicFile::create(&path, ".unverified")
+    // A name of its own per run, created exclusively: two saves to one FILE never share a
+    // temporary file, and a leftover of a killed run never blocks a later one.
+    let suffix = format!(
+        ".{}.unverified",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let sink = AtomicFile::create_new(&path, &suffix)
         .await
         .map_err(|e| anyhow!("Error saving snapshot: {e}"))?;
     let types = if args.allow_unknown_types {

@@ -477,6 +477,24 @@ fn merge_layers(mut upper: AgentOptions, mut lower: AgentOptions) -> AgentOption
 ///
 /// # Errors
 /// Unreadable or invalid files, and any setting that cannot work, naming the key or flag.
+/// Consul's largest session TTL (24h, `SessionTTLMax` in Consul's agent/structs).
+pub const SESSION_TTL_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// Refuses a session TTL outside `min..=`[`SESSION_TTL_MAX`], `min` being the servers'
+/// `session_ttl_min` (10s unless lowered there) and never 0: Consul reads a TTL of 0 as
+/// "never expires", which would let a killed leader hold the lock forever.
+fn check_session_ttl(ttl: Duration, min: Duration) -> anyhow::Result<()> {
+    let min = min.max(Duration::from_millis(1));
+    if (min..=SESSION_TTL_MAX).contains(&ttl) {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "session_ttl (--session-ttl) is {}; Consul accepts a session TTL from {} (its session_ttl_min; --session-ttl-min if your servers set it lower) to 24h, and 0 would mean a session that never expires",
+        humantime::format_duration(ttl),
+        humantime::format_duration(min)
+    ))
+}
+
 pub fn resolve_agent(
     files: &FileArgs,
     flags: &AgentOptions,
@@ -518,6 +536,7 @@ pub fn resolve_agent(
         session_ttl: s.session_ttl.unwrap_or_default(),
         lock_delay: s.lock_delay.unwrap_or_default(),
     };
+    check_session_ttl(ha.session_ttl, s.session_ttl_min.unwrap_or_default())?;
     let metrics_addr =
         parse_listen(o.metrics_addr.as_deref().unwrap_or_default()).map_err(|e| anyhow!(e))?;
     let (encryption, identities) = encryption_keys(&o.encryption)?;

@@ -153,6 +153,7 @@ impl AgentOptions {
                 lock_key: Some("consul-snapshot/lock".into()),
                 max_failures: Some(3),
                 session_ttl: Some(Duration::from_secs(15)),
+                session_ttl_min: Some(Duration::from_secs(10)),
                 lock_delay: Some(Duration::ZERO),
                 verify_readback: Some(false),
                 ..SnapshotOptions::default()
@@ -269,6 +270,12 @@ pub struct SnapshotOptions {
     #[arg(long = "session-ttl", value_name = "DURATION", value_parser = parse_go_duration_arg)]
     #[serde(default, with = "go_duration")]
     pub session_ttl: Option<Duration>,
+    /// The smallest session TTL the Consul servers accept: their `session_ttl_min` setting.
+    /// Default 10s (Consul's default); lower it only if the servers' is lower. A
+    /// --session-ttl below it, or above Consul's 24h maximum, is refused at start.
+    #[arg(long = "session-ttl-min", value_name = "DURATION", value_parser = parse_go_duration_arg)]
+    #[serde(default, with = "go_duration")]
+    pub session_ttl_min: Option<Duration>,
     /// Lock-delay of that session. Default 0s: the leader stops working once it has not renewed
     /// for a full TTL, before Consul can expire the session (2 × TTL).
     #[arg(long = "lock-delay", value_name = "DURATION", value_parser = parse_go_duration_arg)]

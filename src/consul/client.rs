@@ -78,6 +78,36 @@ impl ConsulError {
     }
 }
 
+/// Largest JSON answer read, in bytes: Consul's answers to the calls the agent makes are a few
+/// KiB; a larger one is an error, never a growing buffer.
+pub const MAX_JSON_BODY: usize = 8 << 20;
+
+/// Reads an answer's body, at most [`MAX_JSON_BODY`] bytes; more is an error naming `what`.
+pub async fn bounded_body(
+    mut resp: Response,
+    what: &str,
+    addr: &str,
+) -> Result<Vec<u8>, ConsulError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ConsulError::from_transport(addr, &e))?
+    {
+        if out.len() + chunk.len() > MAX_JSON_BODY {
+            return Err(ConsulError::Decode {
+                what: what.to_string(),
+                detail: format!(
+                    "the answer is larger than {} MiB; not read further",
+                    MAX_JSON_BODY >> 20
+                ),
+            });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// A configured Consul HTTP client.
 #[derive(Debug, Clone)]
 pub struct ConsulClient {
@@ -103,7 +133,7 @@ impl ConsulClient {
             http,
             http_restore,
             read_timeout: cfg.read_timeout,
-            call_timeout: None,
+            call_timeout: Some(cfg.connect_timeout + cfg.read_timeout),
             base,
             display_addr,
             datacenter: cfg.datacenter.clone(),
@@ -111,7 +141,9 @@ impl ConsulClient {
     }
 
     /// The same client with a deadline on every call but the snapshot streams (a blocking
-    /// query gets its wait on top).
+    /// query gets its wait on top). Without it the deadline is the connect timeout plus the
+    /// read timeout: a small answer gets one read timeout's worth in all, so a server that
+    /// trickles a byte at a time cannot keep a cron job running forever.
     pub fn with_call_timeout(mut self, d: std::time::Duration) -> Self {
         self.call_timeout = Some(d);
         self
@@ -271,10 +303,7 @@ impl ConsulClient {
                 &[("stale", "")],
             ))
             .await?;
-        resp.bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|e| ConsulError::from_transport(&self.display_addr, &e))
+        bounded_body(resp, "/v1/operator/raft/configuration", &self.display_addr).await
     }
 
     /// `GET /v1/agent/self`: the agent's datacenter, node name and version.
@@ -282,10 +311,7 @@ impl ConsulClient {
         let resp = self
             .send(self.request(Method::GET, "/v1/agent/self", &[]))
             .await?;
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ConsulError::from_transport(&self.display_addr, &e))?;
+        let body = bounded_body(resp, "/v1/agent/self", &self.display_addr).await?;
         let v: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| ConsulError::Decode {
                 what: "/v1/agent/self".into(),

@@ -159,7 +159,10 @@ impl ConsulArgs {
             Some(v) => parse_bool("CONSUL_HTTP_SSL", &v)?,
             None => false,
         };
-        let address = parse_address(addr.as_deref().unwrap_or("127.0.0.1:8500"), ssl)?;
+        let (address, userinfo) = split_userinfo(parse_address(
+            addr.as_deref().unwrap_or("127.0.0.1:8500"),
+            ssl,
+        )?);
         let tls_verify = match env_nonempty("CONSUL_HTTP_SSL_VERIFY") {
             Some(v) => parse_bool("CONSUL_HTTP_SSL_VERIFY", &v)?,
             None => true,
@@ -177,10 +180,14 @@ impl ConsulArgs {
             file.token.clone()
         }
         .filter(|t| !t.expose().is_empty());
-        let basic_auth = env_nonempty("CONSUL_HTTP_AUTH").map(|a| match a.split_once(':') {
-            Some((u, p)) => (u.to_string(), Some(Secret::new(p))),
-            None => (a, None),
-        });
+        // CONSUL_HTTP_AUTH wins over credentials in the address (as the consul CLI: its
+        // HttpAuth replaces the URL's user).
+        let basic_auth = env_nonempty("CONSUL_HTTP_AUTH")
+            .map(|a| match a.split_once(':') {
+                Some((u, p)) => (u.to_string(), Some(Secret::new(p))),
+                None => (a, None),
+            })
+            .or(userinfo);
         let path_or_env = |flag: &Option<PathBuf>, var: &str, file: &Option<PathBuf>| {
             flag.clone()
                 .or_else(|| env_nonempty(var).map(PathBuf::from))
@@ -266,8 +273,71 @@ fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// Parses `host:port`, `http(s)://host:port[/prefix]` or `unix:///path`.
+/// Moves `user:password@` out of an HTTP address into basic-auth credentials, so that the
+/// address itself (shown in errors, logs, webhooks, drill reports and `--print-config`) never
+/// carries a password.
+fn split_userinfo(address: Address) -> (Address, Option<(String, Option<Secret>)>) {
+    let Address::Http(mut url) = address else {
+        return (address, None);
+    };
+    if url.username().is_empty() && url.password().is_none() {
+        return (Address::Http(url), None);
+    }
+    // The URL keeps userinfo percent-encoded; `+` is a plus sign there, not a space.
+    let decode = |s: &str| {
+        let (b, mut out, mut i) = (s.as_bytes(), Vec::with_capacity(s.len()), 0);
+        while i < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                (b'%', Some(v)) => {
+                    out.push(v);
+                    i += 3;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let user = decode(url.username());
+    let password = url.password().map(|p| Secret::new(decode(p)));
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    (Address::Http(url), Some((user, password)))
+}
+
+/// An address for messages: without `user:password@` (a malformed address is echoed in
+/// errors, so its userinfo is cut by hand).
+fn redact_userinfo(addr: &str) -> String {
+    let (scheme, rest) = addr.split_once("://").unwrap_or(("", addr));
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => {
+            let sep = if scheme.is_empty() { "" } else { "://" };
+            format!("{scheme}{sep}<redacted>@{}", &rest[at + 1..])
+        }
+        None => addr.to_string(),
+    }
+}
+
+/// Parses `host:port`, `http(s)://host:port[/prefix]` or `unix:///path`. Userinfo
+/// (`user:password@`) is kept here; [`ConsulArgs::resolve_layered`] moves it to basic auth.
+/// Errors echo the address without its userinfo.
 pub fn parse_address(addr: &str, force_https: bool) -> Result<Address, ConfigError> {
+    parse_address_raw(addr, force_https).map_err(|e| match e {
+        ConfigError::BadAddress { addr, reason } => ConfigError::BadAddress {
+            addr: redact_userinfo(&addr),
+            reason,
+        },
+        e => e,
+    })
+}
+
+fn parse_address_raw(addr: &str, force_https: bool) -> Result<Address, ConfigError> {
     if let Some(path) = addr.strip_prefix("unix://") {
         return Ok(Address::Unix(PathBuf::from(path)));
     }
@@ -296,6 +366,26 @@ pub fn parse_address(addr: &str, force_https: bool) -> Result<Address, ConfigErr
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn userinfo_in_the_address_becomes_basic_auth_and_is_never_shown() {
+        let c = resolve(
+            ConsulArgs::default(),
+            &[("CONSUL_HTTP_ADDR", "http://ops:s%40cret@10.0.0.1:8500")],
+        )
+        .expect("resolve");
+        let Address::Http(u) = &c.address else {
+            panic!("http")
+        };
+        assert_eq!(u.as_str(), "http://10.0.0.1:8500/");
+        let (user, pw) = c.basic_auth.as_ref().expect("basic auth");
+        assert_eq!(user, "ops");
+        assert_eq!(pw.as_ref().map(Secret::expose), Some("s@cret"));
+        let shown = ConsulArgs::effective(&c).http_addr.unwrap_or_default();
+        assert!(!shown.contains("cret") && !shown.contains("ops"), "{shown}");
+        let err = parse_address("http://ops:pw@[bad", false).expect_err("bad");
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
 
     fn resolve(args: ConsulArgs, env: &[(&str, &str)]) -> Result<ConsulConfig, ConfigError> {
         let env: HashMap<String, String> = env

@@ -39,10 +39,7 @@ fn decode_err(what: &str, e: impl std::fmt::Display) -> ConsulError {
 }
 
 async fn json_of(resp: reqwest::Response, what: &str, addr: &str) -> Result<Value, ConsulError> {
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| ConsulError::from_transport(addr, &e))?;
+    let body = super::client::bounded_body(resp, what, addr).await?;
     serde_json::from_slice(&body).map_err(|e| decode_err(what, e))
 }
 
@@ -140,10 +137,7 @@ impl ConsulClient {
         match resp.status() {
             StatusCode::NOT_FOUND => Ok((None, new_index)),
             s if s.is_success() => {
-                let body = resp
-                    .bytes()
-                    .await
-                    .map_err(|e| ConsulError::from_transport(self.addr(), &e))?;
+                let body = super::client::bounded_body(resp, "kv get", self.addr()).await?;
                 let entries: Vec<KvEntry> =
                     serde_json::from_slice(&body).map_err(|e| decode_err("kv get", e))?;
                 Ok((entries.into_iter().next(), new_index))

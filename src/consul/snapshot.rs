@@ -24,6 +24,8 @@ pub struct SnapshotDownload {
     pub known_leader: Option<bool>,
     /// `Content-Length`, when Consul sent one (it usually streams chunked).
     pub content_length: Option<u64>,
+    /// `Date`: Consul's clock when it answered (a check on this host's clock).
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
     /// The archive bytes.
     pub body: BoxStream<'static, io::Result<Bytes>>,
 }
@@ -59,6 +61,7 @@ pub async fn get_snapshot(
     let index = header("X-Consul-Index").and_then(|v| v.parse().ok());
     let known_leader = header("X-Consul-KnownLeader").map(|v| v == "true");
     let content_length = resp.content_length();
+    let date = header("Date").and_then(|d| crate::storage::clock::parse_http_date(&d));
     let body = resp
         .bytes_stream()
         .map_err(|e| io::Error::other(transfer_error(&e)))
@@ -67,6 +70,7 @@ pub async fn get_snapshot(
         index,
         known_leader,
         content_length,
+        date,
         body,
     })
 }
