@@ -65,6 +65,16 @@ impl Bench {
 
     /// One cycle with `retain`, in a new second (backup names have one-second resolution).
     fn cycle(&self, retain: u32, readback: bool) -> CycleOutcome {
+        self.cycle_guarded(retain, readback, None)
+    }
+
+    /// [`Bench::cycle`] with the shrink guard set to `guard`.
+    fn cycle_guarded(
+        &self,
+        retain: u32,
+        readback: bool,
+        guard: Option<consul_snapshot_agent::guard::GuardConfig>,
+    ) -> CycleOutcome {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock");
@@ -83,9 +93,10 @@ impl Bench {
             },
             encryption: None,
             identities: Default::default(),
-            // Off here: these rows count the calls of the cycle's own steps; the guard's
-            // listing and metadata reads have their own row (tests/shrink_guard.rs).
-            guard: None,
+            // Off unless asked: these rows count the calls of the cycle's own steps; the
+            // guard's listing and metadata reads have their own row (tests/shrink_guard.rs).
+            guard,
+            safety_snapshot: false,
         };
         self.rt
             .block_on(async {
@@ -248,4 +259,90 @@ fn a_read_back_cut_every_time_keeps_the_backup_and_skips_retention() {
             b.files("faulty").0
         ),
     );
+}
+
+#[test]
+fn a_destination_that_times_out_is_skipped_for_the_rest_of_the_cycle() {
+    // Every write to the faulty destination times out: no read-back, no retention listing and
+    // no sweep there afterwards; the other destination stores and rotates as usual.
+    let b = Bench::new(vec![Rule::every(Call::Write, Fault::TimeOut)]);
+    let out = b.cycle(1, true);
+    let [faulty, plain] = &out.destinations[..] else {
+        panic!("two destinations: {out:?}");
+    };
+    let err = faulty.stored.as_ref().expect_err("the write timed out");
+    assert!(err.contains("injected Write timeout"), "{err}");
+    assert!(faulty.retention.is_none(), "{faulty:?}");
+    assert!(
+        plain.stored.is_ok() && matches!(plain.retention, Some(Ok(_))),
+        "{plain:?}"
+    );
+    assert_eq!(
+        b.faulty.calls(Call::List),
+        0,
+        "no listing after the timeout"
+    );
+    assert_eq!(
+        b.faulty.calls(Call::Get),
+        0,
+        "no read-back after the timeout"
+    );
+    assert_eq!(b.faulty.calls(Call::Sweep), 0, "no sweep after the timeout");
+    assert_eq!(b.files("faulty"), (0, 0));
+
+    // With the shrink guard on, a listing that times out before the snapshot skips the
+    // upload, the retention and the sweep there.
+    let b = Bench::new(vec![Rule::every(Call::List, Fault::TimeOut)]);
+    let guard = consul_snapshot_agent::guard::GuardConfig::new(&[], None);
+    assert!(guard.is_some(), "the guard's defaults are on");
+    let out = b.cycle_guarded(1, false, guard);
+    let [faulty, plain] = &out.destinations[..] else {
+        panic!("two destinations: {out:?}");
+    };
+    let err = faulty.stored.as_ref().expect_err("skipped");
+    assert!(
+        err.contains("skipped this cycle") && err.contains("timed out"),
+        "{err}"
+    );
+    assert_eq!(
+        b.faulty.calls(Call::List),
+        1,
+        "one listing, not one per step"
+    );
+    assert_eq!(b.faulty.calls(Call::Begin), 0, "no upload begun");
+    assert_eq!(b.faulty.calls(Call::Sweep), 0, "no sweep");
+    assert!(plain.stored.is_ok(), "{plain:?}");
+    record_fault_row(
+        "A destination times out (a write; then the guard's listing)",
+        "its remaining steps are skipped this cycle (one timeout, not one per step); the other destination carries on",
+        "write timeout: no read-back, listing or sweep there; listing timeout: no upload, retention or sweep there; plain stored",
+    );
+}
+
+#[test]
+fn a_failed_guard_listing_deletes_nothing_there_and_the_unjudged_backup_is_judged_later() {
+    // The shrink guard's listing (the first List of cycle 3) fails at the faulty destination
+    // while the other lists fine: retention deletes nothing at the faulty one.
+    let guard = consul_snapshot_agent::guard::GuardConfig::new(&[], None);
+    let b = Bench::new(vec![Rule::nth(Call::List, 5, Fault::Fail)]);
+    for _ in 0..2 {
+        let out = b.cycle_guarded(1, false, guard.clone());
+        assert!(out.all_ok(), "{out:?}");
+    }
+    assert_eq!(b.faulty.calls(Call::List), 4, "guard + retention per cycle");
+    let out = b.cycle_guarded(1, false, guard.clone());
+    let [faulty, plain] = &out.destinations[..] else {
+        panic!("two destinations: {out:?}");
+    };
+    assert!(faulty.stored.is_ok(), "{faulty:?}");
+    let err = match &faulty.retention {
+        Some(Err(e)) => e.clone(),
+        other => panic!("retention must not have run there: {other:?}"),
+    };
+    assert!(err.contains("could not list"), "{err}");
+    assert_eq!(b.faulty.calls(Call::List), 5, "no retention listing there");
+    assert!(matches!(plain.retention, Some(Ok(_))), "{plain:?}");
+    assert!(!out.unjudged, "the other destination gave a baseline");
+    assert_eq!(b.files("faulty"), (2, 0), "nothing deleted there");
+    assert_eq!(b.files("plain"), (1, 0));
 }

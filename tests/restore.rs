@@ -361,3 +361,192 @@ fn webhooks_are_delivered_and_a_dead_endpoint_does_not_stall_the_cycle() {
     assert!(out.status.success(), "{}", describe(&out));
     assert!(t.elapsed() < Duration::from_secs(8));
 }
+
+/// The links of the open files of process `pid` (`/proc/PID/fd`).
+fn open_files(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|p| p.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_killed_restore_leaves_no_copy_of_the_backup_behind() {
+    let c = TestConsul::start(DevServerConfig::default());
+    // Consul takes its time to answer the PUT: the restore is killed while it waits.
+    c.faults(Faults {
+        restore_delay_ms: Some(60_000),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let f = dir.path().join("x.snap");
+    std::fs::write(&f, archive(2)).expect("write");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"))
+        .args(["restore", "--http-addr", &c.addr(), "--yes"])
+        .arg(&f)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let tmp_s = tmp.path().display().to_string();
+    // The verified copy is open while the PUT waits: seen in /proc, never under a name.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut held = false;
+    while Instant::now() < deadline && child.try_wait().expect("wait").is_none() {
+        if open_files(pid).iter().any(|l| l.starts_with(&tmp_s)) {
+            held = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let links = open_files(pid);
+    let listed: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("tmp")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(held, "the copy was open in $TMPDIR: {links:?}");
+    assert!(
+        links
+            .iter()
+            .filter(|l| l.starts_with(&tmp_s))
+            .all(|l| l.ends_with("(deleted)")),
+        "the open copy has no name: {links:?}"
+    );
+    assert!(listed.is_empty(), "nothing named in $TMPDIR: {listed:?}");
+    let after: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("tmp")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(after.is_empty(), "nothing left after SIGKILL: {after:?}");
+}
+
+/// `agent --once` into local `dir`.
+fn once_local(c: &TestConsul, dir: &std::path::Path) {
+    let out = run_cli_env(
+        &[
+            "agent",
+            "--once",
+            "--retries",
+            "0",
+            "--http-addr",
+            &c.addr(),
+            "--local-path",
+            dir.to_str().expect("p"),
+            "--retain",
+            "0",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn latest_passes_over_future_anomalous_and_safety_backups_and_says_so() {
+    let c = TestConsul::start(DevServerConfig::default());
+    let dir = tempfile::tempdir().expect("tmp");
+    let local = dir.path().to_str().expect("p").to_string();
+    once_local(&c, dir.path());
+    std::thread::sleep(Duration::from_millis(1100));
+    once_local(&c, dir.path());
+    let names = support::backup_names(dir.path());
+    let [older, newest] = &names[..] else {
+        panic!("two backups: {names:?}")
+    };
+    // A copy named in 2030 (another host's clock, or a hand copy).
+    let future = {
+        use consul_snapshot_agent::storage::naming::{format_name, parse_name};
+        let mut n = parse_name(newest).expect("our name");
+        n.time = Utc
+            .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+            .single()
+            .expect("t");
+        format_name(&n)
+    };
+    std::fs::copy(dir.path().join(newest), dir.path().join(&future)).expect("copy");
+    std::fs::copy(
+        dir.path().join(format!("{newest}.meta.json")),
+        dir.path().join(format!("{future}.meta.json")),
+    )
+    .expect("copy sidecar");
+    let addr = c.addr();
+    let restore = |extra: &[&str]| {
+        let mut args = vec!["restore", "--http-addr", &addr, "--local-path", &local];
+        args.extend_from_slice(extra);
+        run_cli_env(&args, &[])
+    };
+    // With a safety snapshot (the default from a destination), in a second of its own.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = restore(&["--latest", "--yes"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stdout.contains(newest.as_str()),
+        "the real newest: {stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("Passed over {future}")) && stderr.contains("in the future"),
+        "{stderr}"
+    );
+    let safety = support::backup_names(dir.path())
+        .into_iter()
+        .find(|n| ![older, newest, &future].contains(&n))
+        .expect("the safety snapshot");
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join(format!("{safety}.meta.json"))).expect("sidecar"),
+    )
+    .expect("json");
+    assert_eq!(meta["safety_snapshot"], true, "{meta}");
+    assert!(
+        stdout.contains("To undo this restore")
+            && stdout.contains(&format!("--key {safety} --safety-snapshot=false")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("--latest --key"), "{stdout}");
+    // The safety snapshot is newer than everything, and still passed over.
+    let out = restore(&["--latest", "--dry-run"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(newest.as_str()));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!(
+        "Passed over {safety}: a restore's safety snapshot"
+    )));
+    let listed = run_cli_env(&["list", "--local-path", &local], &[]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("safety"),
+        "{}",
+        describe(&listed)
+    );
+
+    // The shrink guard's unacknowledged anomaly is passed over too.
+    let side = dir.path().join(format!("{newest}.meta.json"));
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&side).expect("sidecar")).expect("json");
+    m["anomaly"] =
+        serde_json::json!({"reason": "kv_entries 200 -> 0 (-100%) since x", "baseline": older});
+    std::fs::write(&side, serde_json::to_vec(&m).expect("json")).expect("write");
+    let out = restore(&["--latest", "--dry-run"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(older.as_str()),
+        "{}",
+        describe(&out)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unacknowledged shrink-guard anomaly"));
+    // --key reaches any of them.
+    for key in [&safety, &future, newest] {
+        let out = restore(&["--key", key, "--dry-run"]);
+        assert!(out.status.success(), "{key}: {}", describe(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(key.as_str()));
+    }
+}

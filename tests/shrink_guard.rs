@@ -98,6 +98,8 @@ fn a_wiped_kv_tree_holds_the_backups_from_before_it_until_acknowledged() {
         &metrics,
         "--session-ttl",
         "2s",
+        "--session-ttl-min",
+        "500ms",
         "--retries",
         "0",
         "--interval",
@@ -323,4 +325,98 @@ fn on_s3_the_mark_and_its_acknowledgement_live_in_user_metadata() {
     let rows = list();
     assert_eq!(rows.len(), 1, "retention resumed: {rows:?}");
     assert_eq!(rows[0]["counts"]["kv_entries"], 0);
+}
+
+/// A listing that fails in the cycle that captures a wipe: the guard fails closed. Nothing is
+/// deleted there, the backup is marked unjudged (never a baseline), and the next cycle that
+/// can list judges it, so the backups from before the wipe are held.
+#[test]
+fn a_failed_listing_while_the_kv_store_is_wiped_deletes_no_pre_wipe_backup() {
+    use support::s3proxy::{Op, Rule, S3Proxy};
+    let c = consul();
+    let s3 = s3_target();
+    let proxy = S3Proxy::start(&s3.endpoint);
+    let prefix = format!("guard-{}/", support::net::random());
+    let env: Vec<(String, String)> = s3.cli_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let addr = c.addr();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        a.extend(s3.cli_args(&prefix));
+        // Through the fault proxy.
+        let at = a
+            .iter()
+            .position(|x| x == "--aws-s3-endpoint")
+            .expect("endpoint flag");
+        a[at + 1] = proxy.endpoint.clone();
+        a
+    };
+    let once = || {
+        let a = args(&[
+            "agent",
+            "--once",
+            "--http-addr",
+            &addr,
+            "--retain",
+            "2",
+            "--retries",
+            "0",
+        ]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_cli_env(&a, &env)
+    };
+    let list = || -> Vec<Value> {
+        let a = args(&["list", "--output", "json"]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = run_cli_env(&a, &env);
+        assert!(out.status.success(), "{}", describe(&out));
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    for _ in 0..2 {
+        let out = once();
+        assert!(out.status.success(), "{}", describe(&out));
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let pre_wipe: Vec<String> = list()
+        .iter()
+        .filter_map(|r| r["key"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(pre_wipe.len(), 2);
+    wipe_kv(&c);
+    // Every attempt of the guard's listing fails (the SDK tries 3 times); the listing for
+    // retention after the upload would succeed.
+    proxy.add(Rule::error500(Op::ListObjectsV2, 3));
+    let out = once();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(text.contains("retention deleted nothing here"), "{text}");
+    assert!(text.contains("UNJUDGED"), "{text}");
+    proxy.clear();
+    let rows = list();
+    assert_eq!(rows.len(), 3, "nothing deleted: {rows:?}");
+    assert_eq!(rows[2]["unjudged"], true, "{rows:?}");
+    // Two more cycles that can list: the unjudged backup and the next snapshot are judged
+    // against the last pre-wipe backup, and the pre-wipe backups are held.
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1100));
+        let out = once();
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    let rows = list();
+    let keys: Vec<&str> = rows.iter().filter_map(|r| r["key"].as_str()).collect();
+    for k in &pre_wipe {
+        assert!(keys.contains(&k.as_str()), "{k} was kept: {keys:?}");
+    }
+    let wiped = &rows[2];
+    assert!(wiped.get("unjudged").is_none(), "judged now: {wiped}");
+    assert!(
+        wiped["anomaly"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("kv_entries")),
+        "marked as the anomaly it is: {wiped}"
+    );
 }

@@ -12,9 +12,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{SubsecRound, Utc};
+use chrono::SubsecRound;
 use tokio_util::sync::CancellationToken;
 
+use super::clock::ClockCheck;
 use crate::archive::{ArchiveReport, InspectReport, InspectStats, ReadOptions, TypePolicy};
 use crate::consul::{get_snapshot, ConsulClient, ConsulError, RetryPolicy};
 use crate::crypto::{Identities, Recipients, Sealing};
@@ -51,6 +52,9 @@ pub struct CycleConfig {
     pub identities: Arc<Identities>,
     /// The shrink guard; `None`: off.
     pub guard: Option<GuardConfig>,
+    /// This is a restore's safety snapshot (marked so in its metadata: never chosen by
+    /// `--latest`, never a shrink-guard baseline).
+    pub safety_snapshot: bool,
 }
 
 /// Why a cycle failed before anything was stored. Nothing was deleted.
@@ -102,6 +106,9 @@ pub struct DestinationOutcome {
     pub retention: Option<Result<Vec<Decision>, String>>,
     /// The shrink guard's active holds there (known when retention ran).
     pub holds: Vec<Hold>,
+    /// Why retention deleted nothing there although the backup is stored (this host's clock
+    /// is not trusted and the policy reads times).
+    pub retention_skipped: Option<String>,
 }
 
 impl DestinationOutcome {
@@ -124,6 +131,11 @@ pub struct CycleOutcome {
     pub duration: Duration,
     /// Set when this snapshot is markedly smaller than the last backup (shrink guard).
     pub anomaly: Option<Anomaly>,
+    /// Set when the shrink guard could not compare this snapshot (a listing failed and no
+    /// baseline was found); the backup is marked unjudged.
+    pub unjudged: bool,
+    /// This host's clock beside an independent one (a destination's or Consul's).
+    pub clock: ClockCheck,
 }
 
 impl CycleOutcome {
@@ -151,6 +163,10 @@ impl CycleOutcome {
 
 /// Runs one cycle against `client`, storing to `stores`. `cancel` stops it at the next chunk,
 /// aborting every upload.
+///
+/// A destination that times out (by the error's kind) is skipped for the rest of the cycle,
+/// so a hung destination costs at most one request timeout × attempts; the others carry on.
+/// The leftovers of interrupted uploads are swept after the store, never before it.
 pub async fn run_cycle(
     client: &ConsulClient,
     stores: &[Store],
@@ -162,27 +178,38 @@ pub async fn run_cycle(
     }
     let started = Instant::now();
     let datacenter = datacenter_of(client, cfg).await?;
-    sweep_leftovers(stores).await;
-    let baseline = match &cfg.guard {
-        Some(_) => baseline_of(stores, &datacenter).await,
+    let mut dead: Vec<Option<String>> = vec![None; stores.len()];
+    let guard = match &cfg.guard {
+        Some(g) => Some(guard_listing(stores, &datacenter, &g.thresholds, &mut dead).await),
         None => None,
     };
     let download = get_snapshot(client, cfg.stale, cfg.retry)
         .await
         .map_err(CycleError::Request)?;
-    let now = Utc::now().trunc_subsecs(0);
+    let clock = clock_check(stores, download.date);
+    if let Some(w) = clock.warning() {
+        tracing::warn!("{w}");
+    }
+    let now = clock.naming_time().trunc_subsecs(0);
     let name = BackupName {
         encrypted: cfg.encryption.is_some(),
         time: now,
         datacenter: datacenter.clone(),
         index: download.index.unwrap_or(0),
     };
+    let baseline = guard.as_ref().and_then(|g| g.baseline.clone());
+    let unjudged = guard.as_ref().is_some_and(GuardListing::unjudged);
     let pending = BackupMeta {
         datacenter: Some(datacenter),
         created: Some(now.to_rfc3339()),
+        safety_snapshot: cfg.safety_snapshot.then_some(true),
+        unjudged: unjudged.then_some(true),
         ..Default::default()
     };
-    let (uploads, mut stored_at) = begin_uploads(stores, &name, &pending).await?;
+    let (uploads, mut stored_at) = begin_uploads(stores, &name, &pending, &dead).await?;
+    if unjudged {
+        tracing::warn!("shrink guard: no destination could be listed for a baseline; this snapshot is stored unjudged (it is never a baseline, and is judged at the next cycle that can list)");
+    }
     let (opts, stats) = (ReadOptions { types: cfg.types }, InspectStats::new(None));
     let fanout = FanOut::new(uploads);
     let thresholds = cfg
@@ -215,18 +242,27 @@ pub async fn run_cycle(
     if download.index.is_some_and(|i| i != report.meta.index) {
         tracing::warn!(header = ?download.index, meta = report.meta.index, "X-Consul-Index differs from the snapshot's meta.json index");
     }
-    stored_at.extend(
-        results
-            .into_iter()
-            .map(|(i, r)| (i, r.map_err(|e| e.to_string()))),
-    );
+    for (i, r) in results {
+        if let Err(e) = &r {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                dead[i] = Some(format!("it timed out storing the backup ({e})"));
+            }
+        }
+        stored_at.insert(i, r.map_err(|e| e.to_string()));
+    }
     let mut destinations = Vec::new();
     for (i, store) in stores.iter().enumerate() {
         let stored = stored_at
             .remove(&i)
             .unwrap_or_else(|| Err("not attempted".into()));
-        destinations.push(finish_destination(store, stored, cfg, &report, &name).await);
+        let at = Destination {
+            store,
+            listed: guard.as_ref().is_none_or(|g| g.listed[i]),
+            dead: &mut dead[i],
+        };
+        destinations.push(finish_destination(at, stored, cfg, &report, &name, &clock).await);
     }
+    sweep_leftovers(stores, &dead).await;
     let stats = stats.into_report(&report.meta);
     Ok(CycleOutcome {
         report,
@@ -235,53 +271,138 @@ pub async fn run_cycle(
         destinations,
         duration: started.elapsed(),
         anomaly,
+        unjudged,
+        clock,
     })
 }
 
-/// Backups looked at per destination to find the shrink guard's baseline (newest first; older
-/// agent versions stored no counts).
-const BASELINE_CANDIDATES: usize = 3;
+/// This host's clock beside the first destination's (from the `Date` of its answers), or,
+/// when no destination has one, Consul's (`consul_date`, from the snapshot's answer).
+fn clock_check(stores: &[Store], consul_date: Option<chrono::DateTime<chrono::Utc>>) -> ClockCheck {
+    let local = chrono::Utc::now();
+    let reference = stores
+        .iter()
+        .find_map(|s| s.server_time().map(|t| (t, s.to_string())))
+        .or_else(|| consul_date.map(|t| (t, "Consul".to_string())));
+    ClockCheck { local, reference }
+}
 
-/// The shrink guard's baseline: the newest backup of `datacenter`, at any destination, whose
-/// metadata has record counts. `None` (nothing judged) when there is none or no destination
-/// could be read; that is logged, never fatal.
-async fn baseline_of(stores: &[Store], datacenter: &str) -> Option<Baseline> {
+/// Backups looked at per destination to find the shrink guard's baseline (newest first; older
+/// agent versions stored no counts; unjudged and safety snapshots are passed over).
+const BASELINE_CANDIDATES: usize = 8;
+
+/// What the shrink guard learnt from listing every destination before the snapshot.
+#[derive(Debug)]
+struct GuardListing {
+    /// The newest judged backup with record counts, at any destination.
+    baseline: Option<Baseline>,
+    /// Per destination: whether its listing succeeded in this cycle (retention runs only
+    /// where it did: the guard fails closed).
+    listed: Vec<bool>,
+}
+
+impl GuardListing {
+    /// Nothing to compare with while some destination could not be listed: the snapshot is
+    /// stored unjudged.
+    fn unjudged(&self) -> bool {
+        self.baseline.is_none() && self.listed.contains(&false)
+    }
+}
+
+/// Lists every destination for the shrink guard's baseline: the newest backup of
+/// `datacenter` whose metadata has record counts and that is neither unjudged nor a safety
+/// snapshot. Unjudged backups newer than the baseline are judged against it now, and marked
+/// (an anomaly, or judged) in their metadata. A destination whose listing times out is marked
+/// dead for the cycle in `dead`.
+async fn guard_listing(
+    stores: &[Store],
+    datacenter: &str,
+    thresholds: &Thresholds,
+    dead: &mut [Option<String>],
+) -> GuardListing {
     let mut best: Option<(StoredBackup, Measures)> = None;
-    for store in stores {
-        let mut listed = match store.list().await {
+    let mut listed = vec![false; stores.len()];
+    let mut unjudged: Vec<(usize, StoredBackup, Measures)> = Vec::new();
+    for (i, store) in stores.iter().enumerate() {
+        let fetched = match store.list().await {
+            Ok(mut l) => {
+                l.retain(|b| b.is_of(datacenter));
+                sort_newest_first(&mut l);
+                l.truncate(BASELINE_CANDIDATES);
+                store.fill_meta(l, |_| true, false).await
+            }
+            Err(e) => Err(e),
+        };
+        let listing = match fetched {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(destination = %store, error = %e, "shrink guard: could not list the last backups; this snapshot is not compared there");
+                if e.is_timeout() {
+                    dead[i] = Some(format!("it timed out listing its backups ({e})"));
+                }
+                tracing::warn!(destination = %store, error = %e, "shrink guard: could not list the last backups there; retention deletes nothing there this cycle");
                 continue;
             }
         };
-        listed.retain(|b| b.is_of(datacenter));
-        sort_newest_first(&mut listed);
-        listed.truncate(BASELINE_CANDIDATES);
-        let Ok(listed) = store.fill_meta(listed, |_| true, false).await else {
-            continue;
-        };
-        let found = listed.into_iter().find_map(|b| {
-            let m = b.meta.as_ref()?;
-            let measures = Measures {
-                counts: m.counts?,
-                state_bytes: m.state_size?,
+        listed[i] = true;
+        for b in listing {
+            let Some(m) = b.meta.as_ref() else { continue };
+            let (Some(counts), Some(state_bytes)) = (m.counts, m.state_size) else {
+                continue;
             };
-            Some((b, measures))
-        });
-        if let Some((b, m)) = found {
+            let measures = Measures {
+                counts,
+                state_bytes,
+            };
+            if m.is_safety_snapshot() {
+                continue;
+            }
+            if m.is_unjudged() {
+                unjudged.push((i, b, measures));
+                continue;
+            }
             let newer = best
                 .as_ref()
                 .is_none_or(|(x, _)| (b.name.time, b.name.index) > (x.name.time, x.name.index));
             if newer {
-                best = Some((b, m));
+                best = Some((b, measures));
             }
+            break;
         }
     }
-    best.map(|(b, measures)| Baseline {
+    let baseline = best.map(|(b, measures)| Baseline {
         name: b.key.rsplit('/').next().unwrap_or(&b.key).to_string(),
         measures,
-    })
+    });
+    if let Some(base) = &baseline {
+        for (i, b, after) in unjudged {
+            judge_later(&stores[i], b, base, &after, thresholds).await;
+        }
+    }
+    GuardListing { baseline, listed }
+}
+
+/// Judges a backup stored unjudged against `base` and records the verdict in its metadata
+/// (an anomaly mark, which makes retention hold what came before it; or simply judged). A
+/// failure to record is logged: the backup stays unjudged and is tried again next cycle.
+async fn judge_later(
+    store: &Store,
+    b: StoredBackup,
+    base: &Baseline,
+    after: &Measures,
+    thresholds: &Thresholds,
+) {
+    let Some(mut meta) = b.meta.clone() else {
+        return;
+    };
+    let anomaly = crate::guard::judge(&base.name, &base.measures, after, thresholds);
+    if let Some(a) = &anomaly {
+        tracing::warn!(key = %b.key, reason = %a.reason(), "shrink guard: a backup stored unjudged is markedly smaller than the last backup before it; it is marked as an anomaly");
+        meta.anomaly = Some(a.mark());
+    }
+    meta.unjudged = None;
+    if let Err(e) = store.set_meta(&b.key, &meta).await {
+        tracing::warn!(destination = %store, key = %b.key, error = %e, "shrink guard: could not record the verdict on an unjudged backup; it is judged again next cycle");
+    }
 }
 
 /// The datacenter backups are named after: the configured one, else the agent's own from
@@ -307,10 +428,14 @@ async fn datacenter_of(client: &ConsulClient, cfg: &CycleConfig) -> Result<Strin
     Ok(dc)
 }
 
-/// Removes what interrupted uploads left (stale multipart uploads, old `.partial` files).
-/// Failures are logged, never fatal: they only cost space.
-async fn sweep_leftovers(stores: &[Store]) {
-    for store in stores {
+/// Removes what interrupted uploads left (stale multipart uploads, old `.partial` files),
+/// after the store and only at destinations that did not time out in this cycle. Failures are
+/// logged, never fatal: they only cost space.
+async fn sweep_leftovers(stores: &[Store], dead: &[Option<String>]) {
+    for (store, dead) in stores.iter().zip(dead) {
+        if dead.is_some() {
+            continue;
+        }
         if let Err(e) = store.sweep(STALE_UPLOAD_AGE).await {
             tracing::warn!(destination = %store, error = %e, "could not sweep leftovers of interrupted uploads");
         }
@@ -320,16 +445,21 @@ async fn sweep_leftovers(stores: &[Store]) {
 /// What each destination (by its place in the configuration) has stored, or why not.
 type StoredAt = std::collections::BTreeMap<usize, Result<StoredBackup, String>>;
 
-/// Begins an upload at every destination: the uploads begun, keyed by destination, and the
-/// destinations that could not begin (with why). None able to begin is a
-/// [`CycleError::Store`].
+/// Begins an upload at every destination not marked dead: the uploads begun, keyed by
+/// destination, and the destinations that could not begin or were skipped (with why). None
+/// able to begin is a [`CycleError::Store`].
 async fn begin_uploads(
     stores: &[Store],
     name: &BackupName,
     pending: &BackupMeta,
+    dead: &[Option<String>],
 ) -> Result<(Vec<(usize, crate::storage::Upload)>, StoredAt), CycleError> {
     let (mut uploads, mut failed) = (Vec::new(), StoredAt::new());
     for (i, store) in stores.iter().enumerate() {
+        if let Some(why) = &dead[i] {
+            failed.insert(i, Err(format!("skipped this cycle: {why}")));
+            continue;
+        }
         match store.begin(name, pending.clone()).await {
             Ok(u) => uploads.push((i, u)),
             Err(e) => {
@@ -344,16 +474,30 @@ async fn begin_uploads(
     Ok((uploads, failed))
 }
 
+/// One destination as the end of a cycle sees it.
+struct Destination<'a> {
+    store: &'a Store,
+    /// Whether the shrink guard's listing succeeded there in this cycle (true when the guard
+    /// is off).
+    listed: bool,
+    /// Why the destination is skipped for the rest of the cycle (it timed out).
+    dead: &'a mut Option<String>,
+}
+
 /// After the store at one destination: the optional read-back, then retention (only if the
-/// backup is stored and read back), and the log line.
+/// backup is stored and read back, the shrink guard's listing succeeded there, the
+/// destination did not time out, and this host's clock is trusted or the policy reads no
+/// times), and the log line.
 async fn finish_destination(
-    store: &Store,
+    at: Destination<'_>,
     mut stored: Result<StoredBackup, String>,
     cfg: &CycleConfig,
     report: &ArchiveReport,
     name: &BackupName,
+    clock: &ClockCheck,
 ) -> DestinationOutcome {
-    if let (true, Ok(b)) = (cfg.verify_readback, &stored) {
+    let store = at.store;
+    if let (true, Ok(b), None) = (cfg.verify_readback, &stored, &at.dead) {
         let expected = b.meta.clone().unwrap_or_else(|| BackupMeta {
             sha256: Some(hex::encode(report.archive_sha256)),
             ..BackupMeta::default()
@@ -370,6 +514,9 @@ async fn finish_destination(
                 stored = Err(format!("{e}; the stored backup was deleted"));
             }
             Err(e) => {
+                if e.is_timeout() {
+                    *at.dead = Some(format!("it timed out reading the backup back ({e})"));
+                }
                 // Could not read it: nothing is known to be wrong, so keep the backup (it
                 // verified on upload), report, and skip retention here.
                 stored = Err(format!("{e}; the backup was kept"));
@@ -377,13 +524,40 @@ async fn finish_destination(
         }
     }
     let hold = cfg.guard.as_ref().map(|g| g.hold);
+    let mut retention_skipped = None;
     let (retention, holds) = match &stored {
+        Err(_) => (None, Vec::new()),
+        Ok(_) if !at.listed => (
+            Some(Err("the shrink guard could not list the last backups here at the start of this cycle, so retention deleted nothing here (it runs again once a listing succeeds)".to_string())),
+            Vec::new(),
+        ),
+        Ok(_) if at.dead.is_some() => (
+            Some(Err(format!(
+                "retention skipped: {}",
+                at.dead.as_deref().unwrap_or_default()
+            ))),
+            Vec::new(),
+        ),
+        Ok(_) if clock.untrusted() && cfg.retention.uses_time() => {
+            let why = format!(
+                "retention deleted nothing: this host's clock is off by {}s from {}'s, and the policy reads backup times (keep-within, hourly..yearly)",
+                clock.skew_seconds().unwrap_or_default(),
+                clock.reference.as_ref().map_or("?", |(_, w)| w.as_str())
+            );
+            tracing::warn!(destination = %store, "{why}");
+            retention_skipped = Some(why);
+            (None, Vec::new())
+        }
         Ok(b) => match apply_retention(store, &cfg.retention, &b.key, &name.datacenter, hold).await
         {
             Ok((decisions, holds)) => (Some(Ok(decisions)), holds),
-            Err(e) => (Some(Err(e.to_string())), Vec::new()),
+            Err(e) => {
+                if e.is_timeout() {
+                    *at.dead = Some(format!("it timed out during retention ({e})"));
+                }
+                (Some(Err(e.to_string())), Vec::new())
+            }
         },
-        Err(_) => (None, Vec::new()),
     };
     match &stored {
         Ok(b) => {
@@ -399,6 +573,7 @@ async fn finish_destination(
         stored,
         retention,
         holds,
+        retention_skipped,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::consul::ConsulClient;
 use crate::crypto::Identities;
 use crate::restore::drill::{refuse_production, run_drill, DrillReport};
-use crate::restore::select::{select, Selection};
+use crate::restore::select::Selection;
 use crate::restore::Source;
 use crate::storage::{Store, StoredBackup};
 
@@ -41,14 +41,17 @@ pub async fn drill_newest(
             }
         }
     }
-    let backups: Vec<StoredBackup> = all.iter().map(|(_, b)| b.clone()).collect();
-    let newest = select(&backups, &Selection::Latest)
-        .ok_or_else(|| format!("no backup of {datacenter} to drill"))?;
-    let (i, backup) = all
-        .iter()
-        .find(|(_, b)| b.key == newest.key)
-        .cloned()
-        .ok_or_else(|| "the newest backup vanished from the listing".to_string())?;
+    let picked = crate::restore::pick(stores, all, &Selection::Latest).await;
+    let skipped = match &picked {
+        Ok(p) => &p.skipped,
+        Err(s) => s,
+    };
+    for (key, why) in skipped {
+        tracing::warn!(key = %key, reason = %why, "drill: passed over a backup");
+    }
+    let (i, backup) = picked
+        .map(|p| (p.store, p.backup))
+        .map_err(|_| format!("no backup of {datacenter} to drill"))?;
     let source = Source::Stored {
         store: Box::new(stores[i].clone()),
         backup: Box::new(backup),

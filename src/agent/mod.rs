@@ -3,6 +3,7 @@
 //! it ([`daemon`]): schedule, leader election ([`leader`]), registration ([`registration`]),
 //! metrics and health ([`telemetry`]), scheduled restore drills ([`drill`]).
 
+pub mod clock;
 pub mod cycle;
 pub mod daemon;
 pub mod drill;

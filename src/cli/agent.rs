@@ -57,6 +57,7 @@ impl Args {
             encryption: cfg.encryption.clone(),
             identities: cfg.identities.clone(),
             guard: cfg.guard.clone(),
+            safety_snapshot: false,
         }
     }
 }
@@ -136,7 +137,7 @@ pub fn summary(outcome: &CycleOutcome) -> String {
         format!("Saved and verified {what}\n")
     } else if stored == 0 {
         format!(
-            "Verified {what}, but storing it FAILED at every destination; nothing was deleted\n"
+            "Verified {what}, but storing it FAILED at every destination; retention did not run\n"
         )
     } else {
         format!("Saved and verified {what} at {stored} of {total} destinations\n")
@@ -154,7 +155,12 @@ pub fn summary(outcome: &CycleOutcome) -> String {
                 "  {}: stored {}; retention FAILED: {e}\n",
                 d.destination, b.key
             )),
-            (Ok(b), None) => out.push_str(&format!("  {}: stored {}\n", d.destination, b.key)),
+            (Ok(b), None) => match &d.retention_skipped {
+                Some(why) => {
+                    out.push_str(&format!("  {}: stored {}; {why}\n", d.destination, b.key))
+                }
+                None => out.push_str(&format!("  {}: stored {}\n", d.destination, b.key)),
+            },
             (Err(e), _) => out.push_str(&format!("  {}: FAILED: {e}\n", d.destination)),
         }
         for h in &d.holds {
@@ -166,6 +172,12 @@ pub fn summary(outcome: &CycleOutcome) -> String {
                 h.until.to_rfc3339()
             ));
         }
+    }
+    if let Some(w) = outcome.clock.warning() {
+        out.push_str(&format!("CLOCK: {w}.\n"));
+    }
+    if outcome.unjudged {
+        out.push_str("UNJUDGED (shrink guard): no destination could be listed for a baseline; the backup is marked unjudged and is compared at the next cycle that can list.\n");
     }
     if let Some(a) = &outcome.anomaly {
         out.push_str(&format!(

@@ -99,6 +99,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         encryption: None,
         identities: Default::default(),
         guard: cfg.guard.clone(),
+        safety_snapshot: false,
     };
     println!(
         "Consul API test server (a test double, not Consul): {}",

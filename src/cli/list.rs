@@ -55,6 +55,13 @@ struct Row {
     /// The shrink guard's mark: the snapshot was markedly smaller than the backup before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     anomaly: Option<AnomalyMark>,
+    /// A restore's safety snapshot (the state a restore replaced): `--latest` passes it over.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    safety_snapshot: bool,
+    /// Stored while the shrink guard could not compare it (a listing failed); judged at the
+    /// next cycle that can list.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unjudged: bool,
     /// With `--verify`: `ok` (read back and verified), `ciphertext` (encrypted, no identity:
     /// the stored bytes match the ciphertext SHA-256), `failed` or `unreadable`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,6 +136,7 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
                 (None, None)
             };
             let meta = b.meta.clone().unwrap_or_default();
+            let (safety_snapshot, unjudged) = (meta.is_safety_snapshot(), meta.is_unjudged());
             rows.push(Row {
                 destination: store.to_string(),
                 key: b.key,
@@ -141,6 +149,8 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
                 encrypted: b.name.encrypted,
                 recipients: meta.recipients.unwrap_or_default(),
                 counts: meta.counts,
+                safety_snapshot,
+                unjudged,
                 anomaly: meta.anomaly,
                 verified,
                 verify_error,
@@ -155,7 +165,7 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
         }
         Format::Table => {
             let mut t = String::from(
-                "DESTINATION\tDATACENTER\tKEY\tTIME\tSIZE\tINDEX\tKV\tNODES\tSERVICES\tTOKENS\tENCRYPTED\tANOMALY\tSHA256",
+                "DESTINATION\tDATACENTER\tKEY\tTIME\tSIZE\tINDEX\tKV\tNODES\tSERVICES\tTOKENS\tENCRYPTED\tANOMALY\tROLE\tSHA256",
             );
             for r in &rows {
                 let c = r.counts.as_ref();
@@ -164,8 +174,18 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
                     Some(a) if a.acknowledged.is_some() => "acknowledged",
                     Some(_) => "UNACKNOWLEDGED",
                 };
+                let anomaly = if r.anomaly.is_none() && r.unjudged {
+                    "unjudged"
+                } else {
+                    anomaly
+                };
+                let role = if r.safety_snapshot {
+                    "safety"
+                } else {
+                    "backup"
+                };
                 t.push_str(&format!(
-                    "\n{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    "\n{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     r.destination,
                     r.datacenter,
                     r.key,
@@ -178,6 +198,7 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
                     count(c, |c| c.acl_tokens),
                     if r.encrypted { "age" } else { "no" },
                     anomaly,
+                    role,
                     r.sha256.as_deref().unwrap_or("-")
                 ));
             }

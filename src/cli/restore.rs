@@ -11,7 +11,7 @@ use crate::agent::{run_cycle, CycleConfig};
 use crate::archive::TypePolicy;
 use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
 use crate::consul::{put_snapshot, ConsulArgs, ConsulClient, RetryPolicy};
-use crate::restore::select::{parse_time, select, Selection};
+use crate::restore::select::{parse_time, Selection};
 use crate::restore::{body_of, checked_body, fetch_verified, summary, Source};
 use crate::retention::RetentionPolicy;
 
@@ -83,13 +83,21 @@ pub(super) async fn choose_backup(
         _ => crate::storage::choose_datacenter(&all, datacenter)
             .map_err(|e| super::usage(anyhow!("{e}")))?,
     };
-    let candidates: Vec<crate::storage::StoredBackup> = all
+    let candidates: Vec<(usize, crate::storage::StoredBackup)> = listed
         .into_iter()
-        .filter(|b| dc.as_deref().is_none_or(|d| b.name.datacenter == d))
+        .filter(|(_, b)| dc.as_deref().is_none_or(|d| b.name.datacenter == d))
         .collect();
-    let chosen = select(&candidates, sel).ok_or_else(|| {
+    let picked = crate::restore::pick(stores, candidates, sel).await;
+    let skipped = match &picked {
+        Ok(p) => &p.skipped,
+        Err(s) => s,
+    };
+    for (key, why) in skipped {
+        eprintln!("Passed over {key}: {why}; choose it with --key if it is the one.");
+    }
+    let p = picked.map_err(|_| {
         anyhow!(
-            "no backup matches {sel:?}{} at {}",
+            "no backup matches {sel}{} at {}",
             dc.as_deref()
                 .map(|d| format!(" for datacenter {d}"))
                 .unwrap_or_default(),
@@ -100,11 +108,7 @@ pub(super) async fn choose_backup(
                 .join(", ")
         )
     })?;
-    let (i, b) = listed
-        .into_iter()
-        .find(|(_, b)| b.key == chosen.key && b.name == chosen.name)
-        .ok_or_else(|| anyhow!("internal: chosen backup not in the listing"))?;
-    Ok((i, b))
+    Ok((p.store, p.backup))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -179,7 +183,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or(matches!(source, Source::Stored { .. }));
     if safety {
         let guard = crate::config::resolve_guard(&Default::default(), &file);
-        let index = safety_snapshot(
+        let (index, keys) = safety_snapshot(
             &client,
             &stores,
             consul.datacenter.clone(),
@@ -189,8 +193,16 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         .await?;
         let _ = writeln!(
             out,
-            "Safety snapshot of the current state: index {index} saved."
+            "Safety snapshot of the current state: index {index} saved as {}.",
+            keys.join(", ")
         );
+        if let Some(key) = keys.first() {
+            let _ = writeln!(
+                out,
+                "To undo this restore, put that state back with:\n  {}",
+                undo_command(key, args.file.as_deref())
+            );
+        }
     }
     let limit = (!args.restore_timeout.is_zero()).then_some(args.restore_timeout);
     send(&client, &prepared, limit).await?;
@@ -198,15 +210,55 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The command that restores the safety snapshot `key`: this command's own arguments (so the
+/// same destination, identity and Consul options) with the choice of backup replaced by
+/// `--key KEY`, no new safety snapshot, and no confirmation skipped.
+fn undo_command(key: &str, file: Option<&std::path::Path>) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let mut out = vec![args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "consul-snapshot-agent".into())];
+    let file = file.map(|f| f.to_string_lossy().to_string());
+    let mut it = args.into_iter().skip(1).peekable();
+    while let Some(a) = it.next() {
+        let bare = a.split('=').next().unwrap_or_default();
+        match bare {
+            "--key" | "--before" if !a.contains('=') => {
+                it.next();
+            }
+            "--key" | "--before" | "--latest" | "--yes" | "-y" | "--dry-run"
+            | "--safety-snapshot" => {}
+            _ if file.as_deref() == Some(a.as_str()) => {}
+            _ => out.push(a),
+        }
+    }
+    out.push("--key".into());
+    out.push(key.to_string());
+    out.push("--safety-snapshot=false".into());
+    out.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Saves the current state at every destination before it is replaced (never deleting
-/// anything: retain 0). Any failure stops the restore. Returns the snapshot's Raft index.
+/// anything: retain 0), marked as a safety snapshot in its metadata (`--latest` and drills
+/// pass it over; it is never a shrink-guard baseline). Any failure stops the restore.
+/// Returns the snapshot's Raft index and the keys it was stored under.
 async fn safety_snapshot(
     client: &ConsulClient,
     stores: &[crate::storage::Store],
     datacenter: Option<String>,
     encryption: Option<std::sync::Arc<crate::crypto::Recipients>>,
     guard: Option<crate::guard::GuardConfig>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Vec<String>)> {
     if stores.is_empty() {
         bail!("--safety-snapshot needs a destination (--local-path or --aws-s3-bucket)");
     }
@@ -225,6 +277,7 @@ async fn safety_snapshot(
         // Judged like any backup: if Consul's state shrank, the next cycles must not take
         // this snapshot as the baseline unmarked and rotate out what came before.
         guard,
+        safety_snapshot: true,
     };
     let o = run_cycle(client, stores, &cfg, None)
         .await
@@ -235,7 +288,12 @@ async fn safety_snapshot(
             super::agent::summary(&o).trim()
         );
     }
-    Ok(o.report.meta.index)
+    let keys = o
+        .destinations
+        .iter()
+        .filter_map(|d| d.stored.as_ref().ok().map(|b| b.key.clone()))
+        .collect();
+    Ok((o.report.meta.index, keys))
 }
 
 /// Streams the verified file to `PUT /v1/snapshot`, re-hashed on the way (what Consul
@@ -245,7 +303,7 @@ async fn send(
     prepared: &crate::restore::Prepared,
     restore_timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
-    let (body, len) = body_of(&prepared.path).await?;
+    let (body, len) = body_of(&prepared.copy);
     let body = checked_body(
         body,
         prepared.report.archive_sha256,

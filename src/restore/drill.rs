@@ -205,9 +205,7 @@ pub async fn run_drill(
     let target_err = |what: &str, e: &dyn std::fmt::Display| {
         DrillError::Target(format!("{what} {}: {e}", target.addr()))
     };
-    let (body, len) = body_of(&prepared.path)
-        .await
-        .map_err(|e| DrillError::Backup(e.to_string()))?;
+    let (body, len) = body_of(&prepared.copy);
     let body = checked_body(
         body,
         prepared.report.archive_sha256,

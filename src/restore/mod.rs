@@ -4,10 +4,11 @@
 
 pub mod drill;
 pub mod peers;
+pub mod scratch;
 pub mod select;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -19,7 +20,8 @@ use crate::archive::{
 };
 use crate::crypto::{open_stream, Identities};
 use crate::pipeline::{stream_verified, PipelineError};
-use crate::storage::{AtomicFile, BackupMeta, Store, StoredBackup};
+use crate::storage::{BackupMeta, Store, StoredBackup};
+pub use scratch::{ScratchCopy, ScratchFile};
 use std::sync::Arc;
 
 /// Where the archive comes from.
@@ -46,18 +48,19 @@ pub enum RestoreError {
     DigestMismatch { actual: String, stored: String },
 }
 
-/// A verified archive in a private temporary file, ready to send.
+/// A verified archive in a private, unnamed temporary file, ready to send.
 pub struct Prepared {
-    pub path: PathBuf,
+    /// The verified copy (plaintext), open until this is dropped.
+    pub copy: ScratchCopy,
     pub report: ArchiveReport,
     pub stats: InspectReport,
     /// Whether a stored digest was compared (false for plain files and backups without one).
     pub digest_checked: bool,
-    _dir: tempfile::TempDir,
 }
 
-/// Fetches and verifies `source` into a temporary file (0600), decrypting an age-encrypted
-/// backup with `ids` on the way: the file holds the plaintext archive.
+/// Fetches and verifies `source` into an unnamed temporary file ([`ScratchFile`]: it cannot
+/// outlive the process), decrypting an age-encrypted backup with `ids` on the way: the file
+/// holds the plaintext archive.
 pub async fn fetch_verified(
     source: &Source,
     types: TypePolicy,
@@ -111,15 +114,8 @@ pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
     let body = open_stream(body, ids.clone(), recipients)
         .await
         .map_err(|e| RestoreError::Open(e.to_string()))?;
-    let dir = tempfile::Builder::new()
-        .prefix("consul-snapshot-restore-")
-        .tempdir()
-        .map_err(|e| fetch_err(format!("temporary directory: {e}")))?;
-    let path = dir.path().join("restore.snap");
-    let sink = AtomicFile::create_scratch(&path, ".unverified")
-        .await
-        .map_err(|e| fetch_err(e.to_string()))?;
-    let (report, (stats, visitor), path) = stream_verified(
+    let sink = ScratchFile::create().map_err(|e| fetch_err(e.to_string()))?;
+    let (report, (stats, visitor), copy) = stream_verified(
         body,
         sink,
         ReadOptions { types },
@@ -142,13 +138,70 @@ pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
     }
     let stats = stats.into_report(&report.meta);
     let prepared = Prepared {
-        path,
+        copy,
         report,
         stats,
         digest_checked: stored_sha.is_some(),
-        _dir: dir,
     };
     Ok((prepared, visitor))
+}
+
+/// What [`pick`] chose: where, which, and the newer backups it passed over (key, why).
+#[derive(Debug)]
+pub struct Picked {
+    /// Index of the store holding it.
+    pub store: usize,
+    pub backup: StoredBackup,
+    pub skipped: Vec<(String, select::Skip)>,
+}
+
+/// Chooses per `sel` among `listed` (backups with the index of their store): for `--latest`
+/// and `--before` the metadata of each candidate is read first (HEAD where the listing had
+/// none; a failed read leaves it without), so that anomalies and safety snapshots are passed
+/// over ([`select::select`]). `Err` carries the passed-over backups when nothing is left.
+pub async fn pick(
+    stores: &[Store],
+    listed: Vec<(usize, StoredBackup)>,
+    sel: &select::Selection,
+) -> Result<Picked, Vec<(String, select::Skip)>> {
+    let mut all: Vec<(usize, StoredBackup)> = Vec::with_capacity(listed.len());
+    if matches!(sel, select::Selection::Key(_)) {
+        all = listed;
+    } else {
+        for (i, store) in stores.iter().enumerate() {
+            let mine: Vec<StoredBackup> = listed
+                .iter()
+                .filter(|(j, _)| *j == i)
+                .map(|(_, b)| b.clone())
+                .collect();
+            let filled = match store.fill_meta(mine.clone(), |_| true, false).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(destination = %store, error = %e, "could not read the backups' metadata; anomalies and safety snapshots there cannot be told apart");
+                    mine
+                }
+            };
+            all.extend(filled.into_iter().map(|b| (i, b)));
+        }
+    }
+    let backups: Vec<StoredBackup> = all.iter().map(|(_, b)| b.clone()).collect();
+    let got = select::select(&backups, sel, chrono::Utc::now());
+    let skipped: Vec<(String, select::Skip)> = got
+        .skipped
+        .iter()
+        .map(|(b, why)| (b.key.clone(), *why))
+        .collect();
+    let Some(chosen) = got.chosen else {
+        return Err(skipped);
+    };
+    all.into_iter()
+        .find(|(_, b)| b.key == chosen.key && b.name == chosen.name)
+        .map(|(store, backup)| Picked {
+            store,
+            backup,
+            skipped: skipped.clone(),
+        })
+        .ok_or(skipped)
 }
 
 /// The summary shown before confirmation.
@@ -241,16 +294,14 @@ where
     )
 }
 
-/// The verified file as a byte stream, and its length.
-pub async fn body_of(
-    path: &Path,
-) -> io::Result<(tokio_util::io::ReaderStream<tokio::fs::File>, u64)> {
-    let f = tokio::fs::File::open(path).await?;
-    let len = f.metadata().await?.len();
-    Ok((
-        tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024),
-        len,
-    ))
+/// The verified copy as a byte stream, and its length in bytes.
+pub fn body_of(
+    copy: &ScratchCopy,
+) -> (
+    impl futures_util::Stream<Item = io::Result<Bytes>> + Send + Sync + Unpin + 'static,
+    u64,
+) {
+    (copy.stream(), copy.len())
 }
 
 /// The file's path, or `destination key`, for messages.

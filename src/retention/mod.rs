@@ -136,6 +136,19 @@ impl RetentionPolicy {
         }
     }
 
+    /// Whether any rule reads the backups' times (`keep_within` and the hourly to yearly
+    /// tiers): those are refused while this host's clock is not trusted. `retain` and
+    /// `keep_last` only count.
+    pub fn uses_time(&self) -> bool {
+        let set = |n: Option<u32>| n.is_some_and(|n| n > 0);
+        self.keep_within.is_some_and(|d| !d.is_zero())
+            || set(self.keep_hourly)
+            || set(self.keep_daily)
+            || set(self.keep_weekly)
+            || set(self.keep_monthly)
+            || set(self.keep_yearly)
+    }
+
     /// Whether this policy never deletes anything (`retain 0` and no other rule).
     pub fn keeps_all(&self) -> bool {
         self.retain == Some(0)

@@ -43,6 +43,9 @@ pub enum Fault {
     Stall(Duration),
     /// `Get` only: the stream ends with an error after this many bytes.
     CutAfter(usize),
+    /// The call fails as a request that got no answer in time does: an error of kind
+    /// `TimedOut` (what the backends make of their clients' timeouts).
+    TimeOut,
 }
 
 /// Fault `fault` on calls of kind `call` numbered `from..=to` (1-based; `to` `usize::MAX` for
@@ -127,6 +130,10 @@ impl<B> Faulty<B> {
     async fn apply(&self, call: Call) -> Result<Option<Fault>, io::Error> {
         match self.hit(call) {
             Some(Fault::Fail) => Err(io::Error::other(format!("injected {call:?} failure"))),
+            Some(Fault::TimeOut) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("injected {call:?} timeout"),
+            )),
             Some(Fault::Stall(d)) => {
                 tokio::time::sleep(d).await;
                 Ok(None)
