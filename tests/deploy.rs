@@ -41,8 +41,13 @@ fn kubernetes_manifests_parse() {
     assert_eq!(dep["spec"]["replicas"].as_i64(), Some(2));
     let pod = &dep["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+    // Restarts on /live only; /health (503 while the agent cannot store) is readiness.
     assert_eq!(
         pod["containers"][0]["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/live")
+    );
+    assert_eq!(
+        pod["containers"][0]["readinessProbe"]["httpGet"]["path"].as_str(),
         Some("/health")
     );
     let cron = &yaml("kubernetes/cronjob.yaml")[0];
@@ -78,7 +83,13 @@ fn hcl_files_parse() {
         &std::fs::read_to_string(deploy("nomad/consul-snapshot-agent.nomad.hcl")).expect("read"),
     )
     .expect("job parses");
-    assert!(format!("{job:?}").contains("consul-snapshot-agent"));
+    let job = format!("{job:?}");
+    assert!(job.contains("consul-snapshot-agent"));
+    // Nomad restarts on /live only (check_restart), and reports /health.
+    assert!(
+        job.contains("/live") && job.contains("check_restart"),
+        "{job}"
+    );
 }
 
 /// `agent --print-config` of one example file, as JSON.

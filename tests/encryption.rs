@@ -353,4 +353,9 @@ fn a_readback_identity_that_is_not_a_recipient_keeps_the_backup_and_warns() {
     let second = backups(local.path());
     assert_eq!(second.len(), 1, "{second:?}");
     assert_ne!(first, second);
+    support::record_fault_row(
+        "Read-back with an --age-identity that is not a recipient (key rotation)",
+        "the ciphertext digest decides; kept, counts as stored, a warning",
+        "exit 0, backup kept; next cycle's retention ran",
+    );
 }

@@ -466,6 +466,43 @@ fn readback_errors_are_retried_and_only_a_proven_mismatch_deletes() {
     );
 }
 
+#[test]
+fn readback_of_an_age_header_cut_short_keeps_the_backup() {
+    use age::secrecy::ExposeSecret;
+    let consul = consul_with(64 << 10, "dc1");
+    let f = S3Fixture::new();
+    let keys = tempfile::tempdir().expect("tmp");
+    let id = age::x25519::Identity::generate();
+    let id_file = keys.path().join("ops.key");
+    std::fs::write(&id_file, id.to_string().expose_secret()).expect("key");
+    let recipient = id.to_public().to_string();
+    let id_path = id_file.display().to_string();
+    // The read-back's GET ends cleanly 10 bytes in, inside the age header (no error from the
+    // transport); the ciphertext digest pass that follows reads the whole object.
+    f.proxy
+        .add(Rule::next(Op::GetObject, 1, Action::ShortBody(10)));
+    let extra = [
+        "--retain",
+        "1",
+        "--verify-readback",
+        "--encrypt-age-recipient",
+        &recipient,
+        "--age-identity",
+        &id_path,
+    ];
+    let out = f.once(&consul, &extra);
+    assert!(out.status.success(), "{}", describe(&out));
+    let t = text(&out);
+    assert!(!t.contains("was deleted"), "{t}");
+    assert!(t.contains("match the recorded ciphertext"), "{t}");
+    assert_eq!(f.keys().len(), 1, "the backup is kept");
+    record_fault_row(
+        "Read-back of an encrypted backup whose GETs end cleanly inside the age header",
+        "not proof of damage: the stored ciphertext digest decides; kept",
+        "exit 0, backup kept, warning 'match the recorded ciphertext'",
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Local
 
@@ -734,6 +771,8 @@ fn a_hung_session_renew_makes_the_leader_step_down_before_another_takes_over() {
             "1h",
             "--session-ttl",
             "10s",
+            "--session-ttl-min",
+            "500ms",
             "--metrics-addr",
             "",
         ]
@@ -1099,5 +1138,214 @@ fn leader_lost_mid_stream_stores_nothing_and_deletes_nothing() {
         "Consul's stream cut mid-snapshot (leader lost)",
         "exit 1, nothing stored, nothing deleted",
         "exit 1 'snapshot transfer failed'; old backup intact",
+    );
+}
+
+#[test]
+fn a_consul_answer_that_trickles_or_never_ends_is_cut_off() {
+    use support::agent::AgentProcess;
+    use support::net::EndlessBody;
+    let dir = tempfile::tempdir().expect("tmp");
+    let local = dir.path().display().to_string();
+    // /v1/agent/self answered a byte every second: within the read timeout each time, so only
+    // a deadline on the whole call ends it (connect timeout + read timeout: 2s + 3s).
+    let trickle = EndlessBody::start(b" ", Duration::from_secs(1), 600);
+    let args: Vec<String> = [
+        "--once",
+        "--retries",
+        "0",
+        "--http-addr",
+        &trickle.addr,
+        "--read-timeout",
+        "3s",
+        "--connect-timeout",
+        "2s",
+        "--local-path",
+        &local,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut agent = AgentProcess::start(&args, &[]);
+    let status = agent.wait_exit(Duration::from_secs(60));
+    let log = agent.log();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "ended by itself: {log}"
+    );
+    assert!(
+        log.contains("agent/self") || log.contains("datacenter"),
+        "{log}"
+    );
+    // An answer that streams without end, fast: an error past 8 MiB, memory bounded.
+    let flood = EndlessBody::start(&[b' '; 65536], Duration::ZERO, 100_000);
+    let mut args = args.clone();
+    args[4] = flood.addr.clone();
+    let mut agent = AgentProcess::start(&args, &[]);
+    let status = agent.wait_exit(Duration::from_secs(60));
+    let log = agent.log();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{log}");
+    assert!(log.contains("larger than 8 MiB"), "{log}");
+    assert!(snaps(dir.path()).is_empty());
+    record_fault_row(
+        "Consul's /v1/agent/self trickles a byte a second, or streams without end",
+        "the call has a deadline and a size bound: agent --once exits 1 by itself",
+        "trickle: exit 1 after the call deadline; endless: exit 1 'larger than 8 MiB'",
+    );
+}
+
+#[test]
+fn a_forward_clock_step_names_by_consuls_clock_and_deletes_no_history() {
+    use consul_snapshot_agent::storage::naming::{format_name, parse_name};
+    let consul = consul_with(64 << 10, "dc1");
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = local_once(&consul, dir.path(), &["--retain", "0"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    // Ten hourly backups: the one just taken, and copies named 1 to 9 hours before it.
+    let first = snaps(dir.path()).remove(0);
+    let name = parse_name(&first).expect("ours");
+    for h in 1..10 {
+        let mut n = name.clone();
+        n.time -= chrono::Duration::hours(h);
+        let other = format_name(&n);
+        std::fs::copy(dir.path().join(&first), dir.path().join(&other)).expect("copy");
+        std::fs::copy(
+            dir.path().join(format!("{first}.meta.json")),
+            dir.path().join(format!("{other}.meta.json")),
+        )
+        .expect("copy sidecar");
+    }
+    assert_eq!(snaps(dir.path()).len(), 10);
+    next_second();
+    // One run with this host's clock 30 days ahead (libfaketime; the test server, in this
+    // process, keeps the real time and sends it in its Date header).
+    let out = std::process::Command::new("faketime")
+        .args(["-f", "+30d"])
+        .arg(env!("CARGO_BIN_EXE_consul-snapshot-agent"))
+        .args([
+            "agent",
+            "--once",
+            "--retries",
+            "0",
+            "--http-addr",
+            &consul.addr(),
+        ])
+        .args(["--local-path", &dir.path().display().to_string()])
+        .args(["--keep-within", "7d"])
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .env_remove("CONSUL_HTTP_ADDR")
+        .output()
+        .expect("run faketime (Debian's faketime; tests/servers.sh installs it)");
+    let t = text(&out);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        t.contains("differs from Consul's"),
+        "the step was seen: {t}"
+    );
+    assert!(t.contains("retention deleted nothing"), "{t}");
+    let left = snaps(dir.path());
+    assert_eq!(left.len(), 11, "no backup deleted: {left:?}");
+    let newest = left
+        .iter()
+        .filter_map(|n| parse_name(n))
+        .map(|n| n.time)
+        .max()
+        .expect("newest");
+    let off = (newest - chrono::Utc::now()).num_minutes().abs();
+    assert!(
+        off < 60,
+        "named by Consul's clock, not 30 days ahead: {newest}"
+    );
+    record_fault_row(
+        "This host's clock stepped 30 days ahead (faketime), ten hourly backups, keep-within 7d",
+        "the backup is named by Consul's clock; time-based retention deletes nothing and says why",
+        "11 of 11 kept; warning 'differs from Consul's'; named within the hour of the real time",
+    );
+}
+
+#[test]
+fn a_lone_agent_that_never_stores_reports_unhealthy_across_its_turns() {
+    use support::agent::{wait_until, AgentProcess};
+    let consul = TestConsul::start(DevServerConfig {
+        session_ttl_min: Duration::from_millis(500),
+        snapshot: SnapshotSource::Synthetic(SynthSpec::with_state_size(64 << 10)),
+        ..DevServerConfig::default()
+    });
+    let f = S3Fixture::new();
+    // The destination refuses every upload (and so the start-up write check); a small
+    // archive goes up in one PutObject.
+    f.proxy
+        .add(Rule::error500(Op::CreateMultipartUpload, 1_000_000));
+    f.proxy.add(Rule::error500(Op::PutObject, 1_000_000));
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let mut args: Vec<String> = [
+        "--http-addr",
+        &consul.addr(),
+        "--interval",
+        "1s",
+        "--max-failures",
+        "1",
+        "--session-ttl",
+        "2s",
+        "--session-ttl-min",
+        "500ms",
+        "--retries",
+        "0",
+        "--metrics-addr",
+        &metrics,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(f.args());
+    let env = f.s3.cli_env();
+    let agent = AgentProcess::start(&args, &env);
+    let mut probes = Vec::new();
+    let turns = wait_until(Duration::from_secs(60), || {
+        let (code, body) = scrape(&metrics, "/health");
+        if code != 0 {
+            probes.push((code, body));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        agent.log().matches("giving up leadership").count() >= 2
+            && agent.log().matches("Obtained leadership").count() >= 3
+    });
+    let log = agent.log();
+    assert!(turns, "took the lock, gave it up, took it again: {log}");
+    assert!(log.contains("failed the write check at start-up"), "{log}");
+    assert!(probes.len() >= 5, "{probes:?}");
+    let healthy: Vec<_> = probes.iter().filter(|(c, _)| *c == 200).collect();
+    assert!(
+        healthy.is_empty(),
+        "never healthy without a stored snapshot: {healthy:?}"
+    );
+    assert!(
+        probes.iter().all(|(_, b)| !b.contains("snapshots current")),
+        "{probes:?}"
+    );
+    assert!(
+        probes
+            .iter()
+            .any(|(_, b)| b.contains("consecutive failed snapshots")),
+        "the reason is given: {probes:?}"
+    );
+    // Liveness: the process answers; restart probes point here.
+    let (code, body) = scrape(&metrics, "/live");
+    assert_eq!(code, 200, "{body}");
+    // The leader's check, right after a re-acquire, is critical.
+    let critical = wait_until(Duration::from_secs(20), || {
+        let (_, checks) = scrape(&consul.addr(), "/v1/agent/checks");
+        checks.contains("Saving Snapshots") && checks.contains("\"critical\"")
+    });
+    assert!(critical, "{}", scrape(&consul.addr(), "/v1/agent/checks").1);
+    assert!(f.keys().is_empty());
+    record_fault_row(
+        "Daemon: a lone agent whose destination refuses every upload (max-failures 1)",
+        "/health 503 with the reason across give-up and re-acquire; /live 200; the leader check critical",
+        "every /health probe 503, never 'snapshots current'; /live 200; check critical",
     );
 }

@@ -429,6 +429,11 @@ fn a_killed_restore_leaves_no_copy_of_the_backup_behind() {
         .map(|e| e.path())
         .collect();
     assert!(after.is_empty(), "nothing left after SIGKILL: {after:?}");
+    support::record_fault_row(
+        "restore SIGKILLed while Consul applies the snapshot",
+        "no copy of the (decrypted) backup left in $TMPDIR",
+        "the copy was open only as an unnamed file; $TMPDIR empty after the kill",
+    );
 }
 
 /// `agent --once` into local `dir`.
@@ -549,4 +554,9 @@ fn latest_passes_over_future_anomalous_and_safety_backups_and_says_so() {
         assert!(out.status.success(), "{key}: {}", describe(&out));
         assert!(String::from_utf8_lossy(&out.stdout).contains(key.as_str()));
     }
+    support::record_fault_row(
+        "restore --latest beside a copy named in 2030, an unacknowledged anomaly and a safety snapshot",
+        "each passed over and named; --key reaches them; the undo command printed",
+        "the real newest chosen; 'Passed over ... in the future / safety snapshot / anomaly'",
+    );
 }

@@ -159,6 +159,11 @@ fn two_saves_to_one_file_never_share_a_temporary_file_and_a_leftover_blocks_noth
         vec!["backup.snap", "backup.snap.unverified"],
         "each run removed its own temporary file and left the old leftover alone"
     );
+    support::record_fault_row(
+        "Two save runs to one FILE at once, beside a leftover FILE.unverified",
+        "each has its own temporary file; FILE is one whole archive",
+        "both exit 0; verify FILE passes; the leftover untouched",
+    );
 }
 
 #[test]

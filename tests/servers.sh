@@ -1,7 +1,8 @@
 # Installs the real servers the tests and benchmarks start, when missing, and exports where
-# they are (GARAGE_BIN, AZURITE_BIN, FAKE_GCS_BIN). Sourced by tests/run.sh; source it yourself
-# before `cargo bench --bench upload`:  . tests/servers.sh  (also installs Debian's age and
-# prometheus packages, with apt-get, for the encryption and monitoring tests)
+# they are (GARAGE_BIN, AZURITE_BIN, FAKE_GCS_BIN, CONSUL_BIN). Sourced by tests/run.sh; source it yourself
+# before `cargo bench --bench upload`:  . tests/servers.sh  (also installs Debian's age,
+# faketime and prometheus packages, with apt-get, for the encryption, clock-fault and
+# monitoring tests)
 #
 # Garage: building it takes about 13-15 minutes on 2 cores (once; it lands in ~/.cargo/bin).
 # With S3_ENDPOINT set (MinIO, AWS...) no Garage is needed or installed. Azurite (npm) is
@@ -48,11 +49,51 @@ if [ -z "${GCS_TEST_BUCKET:-}" ] && [ -z "${FAKE_GCS_BIN:-}" ]; then
   export FAKE_GCS_BIN
 fi
 
+# Consul 1.8.7, the real Consul server of the real-server tests (tests/real_consul.rs): Debian
+# 11's package (upstream HashiCorp Consul, MPL-2.0, built by Debian), downloaded through a
+# private apt directory (the system's apt configuration is not touched) and unpacked; the .deb
+# is cached under its SHA-256, so a later run works even if the mirror drops bullseye.
+# CONSUL_BIN points the tests at any other Consul binary (a newer one is best-effort).
+CONSUL_DEB_VERSION=1.8.7+dfsg1-2+b3
+CONSUL_DEB_SHA256=e4e888bba104daba1d9161f49bfc52649a7e4efd45b1a7ead5bc54f2cb9c89d9
+if [ -z "${CONSUL_BIN:-}" ]; then
+  rc="$HOME/.cache/consul-snapshot-agent/consul"
+  if ! "$rc/bin/consul" version 2>/dev/null | grep -q "Consul v1.8.7"; then
+    echo "== installing Consul 1.8.7 (Debian 11's package), the real Consul server the real-server tests start"
+    mkdir -p "$rc/apt/lists/partial" "$rc/apt/cache/archives/partial" "$rc/apt/parts" "$rc/root" "$rc/bin"
+    deb="$rc/consul_${CONSUL_DEB_SHA256}.deb"
+    if ! echo "$CONSUL_DEB_SHA256  $deb" | sha256sum -c - >/dev/null 2>&1; then
+      uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
+      uri=${uri:-http://deb.debian.org/debian}
+      echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri bullseye main" > "$rc/apt/sources.list"
+      apt_opts=(-o "Dir::Etc::SourceList=$rc/apt/sources.list" -o "Dir::Etc::SourceParts=$rc/apt/parts"
+        -o "Dir::State::Lists=$rc/apt/lists" -o "Dir::Cache=$rc/apt/cache"
+        -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o APT::Sandbox::User=root -qq)
+      if ! { apt-get "${apt_opts[@]}" update && (cd "$rc" && apt-get "${apt_opts[@]}" download "consul=$CONSUL_DEB_VERSION"); }; then
+        echo "could not download Debian's consul $CONSUL_DEB_VERSION (has the mirror dropped bullseye?); set CONSUL_BIN to a Consul binary" >&2
+        exit 1
+      fi
+      mv "$rc"/consul_*_amd64.deb "$deb"
+      echo "$CONSUL_DEB_SHA256  $deb" | sha256sum -c - >/dev/null || { echo "the consul .deb does not have the expected SHA-256" >&2; rm -f "$deb"; exit 1; }
+    fi
+    dpkg-deb -x "$deb" "$rc/root"
+    install -m 0755 "$rc/root/usr/bin/consul" "$rc/bin/consul"
+  fi
+  export CONSUL_BIN="$rc/bin/consul"
+fi
+
 # age (Debian's package): the independent tool the encryption tests decrypt and encrypt with.
 if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
   echo "== installing age (Debian), the age tool the encryption tests check against"
   apt=(apt-get); [ "$(id -u)" = 0 ] || apt=(sudo apt-get)
   "${apt[@]}" install -y -q age >/dev/null || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q age >/dev/null; }
+fi
+
+# faketime (Debian's package): the clock-fault tests run the agent with its clock stepped.
+if ! command -v faketime >/dev/null; then
+  echo "== installing faketime (Debian), for the clock-fault tests"
+  apt=(apt-get); [ "$(id -u)" = 0 ] || apt=(sudo apt-get)
+  "${apt[@]}" install -y -q faketime >/dev/null || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q faketime >/dev/null; }
 fi
 
 # Prometheus and promtool (Debian's package): the monitoring tests scrape a running agent with

@@ -419,4 +419,9 @@ fn a_failed_listing_while_the_kv_store_is_wiped_deletes_no_pre_wipe_backup() {
             .is_some_and(|r| r.contains("kv_entries")),
         "marked as the anomaly it is: {wiped}"
     );
+    support::record_fault_row(
+        "The shrink guard's listing fails (every SDK attempt) in the cycle that captures a KV wipe (retain 2)",
+        "no retention there; the backup is marked unjudged, judged at the next cycle that can list; pre-wipe backups held",
+        "exit 1 'retention deleted nothing here'; 'UNJUDGED'; both pre-wipe backups kept two cycles later; the wipe marked an anomaly",
+    );
 }

@@ -46,11 +46,25 @@ job "consul-snapshot-agent" {
       service {
         name = "consul-snapshot-agent-metrics"
         port = "metrics"
+        # /health reports (alerting): 503 while the agent cannot store snapshots.
         check {
+          name     = "health"
           type     = "http"
           path     = "/health"
           interval = "30s"
           timeout  = "5s"
+        }
+        # /live restarts: only a process that stopped answering is restarted.
+        check {
+          name     = "live"
+          type     = "http"
+          path     = "/live"
+          interval = "30s"
+          timeout  = "5s"
+          check_restart {
+            limit = 6
+            grace = "60s"
+          }
         }
       }
     }

@@ -87,11 +87,12 @@ pub async fn run_until(
     if let Some((interval, _)) = &cfg.drill {
         telemetry.drill_interval(*interval);
     }
-    let notifier = Notifier::new(cfg.webhooks.clone(), cfg.webhook_timeout);
+    let notifier = Arc::new(Notifier::new(cfg.webhooks.clone(), cfg.webhook_timeout));
     if let Some(addr) = cfg.metrics_addr {
         let (bound, _) = telemetry::serve(addr, telemetry.clone(), stop.clone()).await?;
         tracing::info!(addr = %bound, "serving /metrics and /health");
     }
+    check_destinations(&stores, &telemetry).await;
     let reg = registration(&cfg);
     tracing::info!(
         schedule = %schedule.to_string(),
@@ -117,10 +118,13 @@ pub async fn run_until(
             continue;
         };
         telemetry.role(Role::Standby);
-        let holder =
-            serde_json::json!({"service_id": reg.service_id, "since": Utc::now().to_rfc3339()})
-                .to_string();
-        if acquire(&client, &cfg.ha.lock_key, &s, holder.as_bytes(), &stop)
+        let holder = holder_value(&reg.service_id, Utc::now(), None);
+        let on_held = |value: &[u8]| {
+            if let Some(t) = holder_last_success(value) {
+                telemetry.holder_stored(t);
+            }
+        };
+        if acquire(&client, &cfg.ha.lock_key, &s, &holder, &on_held, &stop)
             .await
             .is_err()
         {
@@ -146,6 +150,13 @@ pub async fn run_until(
         }
         match end {
             LeadEnd::GaveUp => {
+                // Reported until a snapshot is stored, by this agent or the next holder: a
+                // lone agent that keeps failing must not look healthy between its turns.
+                telemetry.unhealthy(format!(
+                    "its leadership ended after {} consecutive failed snapshots (last: {})",
+                    cfg.ha.max_failures,
+                    telemetry.last_error().unwrap_or_else(|| "unknown".into())
+                ));
                 if let Err(e) = client.kv_release(&cfg.ha.lock_key, &s.id).await {
                     tracing::warn!(error = %e, "releasing the lock failed");
                 }
@@ -159,6 +170,54 @@ pub async fn run_until(
 
     shut_down(&client, &cfg, &reg, session, heartbeat, &notifier).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks at start-up that every destination can be written (an upload begun and aborted,
+/// leaving nothing); a failure is logged and makes `/health` report 503 until a snapshot is
+/// stored. The agent still contends for the lock: a standby that cannot write is reported,
+/// and a leader's cycles say why they fail.
+async fn check_destinations(stores: &[Store], telemetry: &Telemetry) {
+    // Each backend bounds its own requests; this bounds their retries too.
+    const CHECK_LIMIT: Duration = Duration::from_secs(120);
+    for store in stores {
+        let r = match tokio::time::timeout(CHECK_LIMIT, store.check_writable()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {}",
+                humantime::format_duration(CHECK_LIMIT)
+            )),
+        };
+        match r {
+            Ok(()) => tracing::info!(destination = %store, "destination is writable"),
+            Err(e) => {
+                tracing::error!(destination = %store, error = %e, "a destination failed the write check at start-up; /health reports unhealthy until a snapshot is stored");
+                telemetry.unhealthy(format!("{store} failed the write check at start-up: {e}"));
+            }
+        }
+    }
+}
+
+/// The value of the lock key: who holds it, since when, and the time of its last stored
+/// snapshot (JSON). Standbys read `last_success` to know the holder is storing.
+fn holder_value(
+    service_id: &str,
+    since: chrono::DateTime<Utc>,
+    last_success: Option<chrono::DateTime<Utc>>,
+) -> Vec<u8> {
+    let mut v = serde_json::json!({"service_id": service_id, "since": since.to_rfc3339()});
+    if let Some(t) = last_success {
+        v["last_success"] = serde_json::Value::String(t.to_rfc3339());
+    }
+    v.to_string().into_bytes()
+}
+
+/// `last_success` from a lock value written by [`holder_value`]; `None` for anything else.
+fn holder_last_success(value: &[u8]) -> Option<chrono::DateTime<Utc>> {
+    let v: serde_json::Value = serde_json::from_slice(value).ok()?;
+    let t = v.get("last_success")?.as_str()?;
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// This agent's service registration: a service ID unique to the process.
@@ -254,8 +313,8 @@ struct Leader<'a> {
     cfg: &'a AgentConfig,
     schedule: &'a Schedule,
     reg: &'a Registration,
-    telemetry: &'a Telemetry,
-    notifier: &'a Notifier,
+    telemetry: &'a Arc<Telemetry>,
+    notifier: &'a Arc<Notifier>,
 }
 
 impl Leader<'_> {
@@ -295,8 +354,17 @@ impl Leader<'_> {
         if let Err(e) = reg.add_saving_check(client, check_ttl).await {
             tracing::warn!(error = %e, "registering the leader check failed");
         }
+        // A re-acquired lock does not make an agent that has stored nothing healthy: the
+        // check stays critical until a snapshot is stored.
+        if let Some(why) = telemetry.unhealthy_reason() {
+            if let Err(e) = reg.report(client, CheckStatus::Critical, &why).await {
+                tracing::debug!(error = %e, "leader check update failed");
+            }
+        }
+        let since = Utc::now();
         let mut last_start = None;
         let mut last_drill: Option<std::time::Instant> = None;
+        let mut drill: Option<tokio::task::JoinHandle<()>> = None;
         let drill_target = match &cfg.drill {
             Some((interval, target)) => match ConsulClient::new(target) {
                 Ok(c) => Some((*interval, c)),
@@ -309,16 +377,19 @@ impl Leader<'_> {
         };
         let mut failures = 0u32;
         let end = loop {
-            let Some(next) = schedule.next(last_start, Utc::now(), cfg.jitter, draw()) else {
+            // An interval counts on the monotonic clock (a wall-clock step does not move it).
+            let last = last_start.map(|(wall, at): (chrono::DateTime<Utc>, std::time::Instant)| {
+                (wall, at.elapsed())
+            });
+            let Some(wait) = schedule.wait(last, Utc::now(), cfg.jitter, draw()) else {
                 tracing::warn!("the schedule has no future run");
                 leadership.cancelled().await;
                 break LeadEnd::Lost;
             };
-            let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
             if !pause(wait, &leadership).await {
                 break ended(stop);
             }
-            last_start = Some(Utc::now());
+            last_start = Some((Utc::now(), std::time::Instant::now()));
             telemetry.attempt();
             notifier.send(Event::new("start"));
             let result = run_cycle(client, stores, cycle, Some(&leadership)).await;
@@ -336,32 +407,49 @@ impl Leader<'_> {
                 tracing::warn!("snapshot cancelled ({why}); the upload in flight was aborted and nothing was stored");
                 break ended(stop);
             }
+            if let Err(CycleError::Store(why)) = &result {
+                // No destination could even begin: each of them failed this cycle.
+                for store in stores {
+                    telemetry.destination_failed(store.kind());
+                    tracing::error!(destination = %store, error = %why, "Snapshot failed at this destination");
+                }
+            }
             let (ok, status, output) = record(telemetry, &result);
             if let Err(e) = reg.report(client, status, &output).await {
                 tracing::debug!(error = %e, "leader check update failed");
             }
             failures = if ok { 0 } else { failures + 1 };
-            // A drill of the newest backup, when one is due (after a stored snapshot).
+            if ok {
+                // Tell the standbys, through the lock's value, that the holder is storing.
+                let value = holder_value(&reg.service_id, since, Some(Utc::now()));
+                if let Err(e) = client
+                    .kv_acquire(&cfg.ha.lock_key, &session.id, value)
+                    .await
+                {
+                    tracing::debug!(error = %e, "updating the lock value failed");
+                }
+            }
+            // A drill of the newest backup, when one is due (after a stored snapshot). It runs
+            // in the background, one at a time: a slow scratch cluster never delays the
+            // schedule. Losing leadership stops it.
             if let (Some((interval, target)), Ok(o)) = (&drill_target, &result) {
-                if ok && last_drill.is_none_or(|t| t.elapsed() >= *interval) {
+                let idle = drill
+                    .as_ref()
+                    .is_none_or(tokio::task::JoinHandle::is_finished);
+                if ok && idle && last_drill.is_none_or(|t| t.elapsed() >= *interval) {
                     last_drill = Some(std::time::Instant::now());
-                    let drilled = tokio::select! {
-                        () = leadership.cancelled() => None,
-                        r = super::drill::drill_newest(client, stores, &o.name.datacenter, target, &cycle.identities) => Some(r),
-                    };
-                    if let Some(r) = drilled {
-                        match &r {
-                            Ok(rep) if rep.pass => {
-                                tracing::info!(backup = %rep.source, seconds = rep.durations.total, "restore drill passed")
-                            }
-                            Ok(rep) => {
-                                tracing::error!(backup = %rep.source, differences = %rep.differences.join("; "), "restore drill FAILED")
-                            }
-                            Err(e) => tracing::error!(error = %e, "restore drill could not run"),
-                        }
-                        telemetry.drill(&r);
-                        notifier.send(Event::for_drill(&r));
-                    }
+                    drill = Some(spawn_drill(
+                        DrillJob {
+                            client: client.clone(),
+                            stores: stores.to_vec(),
+                            datacenter: o.name.datacenter.clone(),
+                            target: target.clone(),
+                            ids: cycle.identities.clone(),
+                        },
+                        Arc::clone(telemetry),
+                        Arc::clone(notifier),
+                        leadership.clone(),
+                    ));
                 }
             }
             if failures >= cfg.ha.max_failures {
@@ -375,11 +463,57 @@ impl Leader<'_> {
         leadership.cancel();
         watcher.abort();
         linker.abort();
+        if let Some(d) = drill {
+            d.abort();
+        }
         if matches!(end, LeadEnd::Lost) {
             tracing::warn!("lost leadership; back to standby");
         }
         end
     }
+}
+
+/// What a background drill works with (owned: it outlives the loop iteration).
+struct DrillJob {
+    client: ConsulClient,
+    stores: Vec<Store>,
+    datacenter: String,
+    target: ConsulClient,
+    ids: Arc<crate::crypto::Identities>,
+}
+
+/// Runs a restore drill of the newest backup in the background, recording its end in the
+/// metrics and a webhook event; it stops (unrecorded) when `leadership` is cancelled.
+fn spawn_drill(
+    job: DrillJob,
+    telemetry: Arc<Telemetry>,
+    notifier: Arc<Notifier>,
+    leadership: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let run = super::drill::drill_newest(
+            &job.client,
+            &job.stores,
+            &job.datacenter,
+            &job.target,
+            &job.ids,
+        );
+        let r = tokio::select! {
+            () = leadership.cancelled() => return,
+            r = run => r,
+        };
+        match &r {
+            Ok(rep) if rep.pass => {
+                tracing::info!(backup = %rep.source, seconds = rep.durations.total, "restore drill passed")
+            }
+            Ok(rep) => {
+                tracing::error!(backup = %rep.source, differences = %rep.differences.join("; "), "restore drill FAILED")
+            }
+            Err(e) => tracing::error!(error = %e, "restore drill could not run"),
+        }
+        telemetry.drill(&r);
+        notifier.send(Event::for_drill(&r));
+    })
 }
 
 /// Why leadership ended when it was cancelled: a shutdown, or the lock lost.

@@ -64,13 +64,31 @@ pub fn fence_after(ttl: Duration) -> Duration {
     ttl.mul_f64(0.9)
 }
 
+/// What the renewer does next, `since_ok` after the last renewal Consul accepted: wait this
+/// long and renew, or (`None`) step down now. Renewals come every TTL/2; after a failed one
+/// they are retried every TTL/10; and no wait runs past the fence, so a leader whose renewals
+/// fail steps down at [`fence_after`], not at the next attempt after it. Pure.
+pub fn next_renewal(ttl: Duration, since_ok: Duration, last_failed: bool) -> Option<Duration> {
+    let left = fence_after(ttl)
+        .checked_sub(since_ok)
+        .filter(|d| !d.is_zero())?;
+    let period = if last_failed { ttl / 10 } else { ttl / 2 };
+    Some(period.min(left))
+}
+
 async fn renew_loop(client: ConsulClient, id: String, ttl: Duration, lost: CancellationToken) {
     let mut ttl = ttl;
     let mut last_ok = Instant::now();
+    let mut failed = false;
     loop {
+        let Some(wait) = next_renewal(ttl, last_ok.elapsed(), failed) else {
+            tracing::warn!(session = %id, "no renewal within the session TTL: stepping down before Consul can hand the lock to another agent");
+            lost.cancel();
+            return;
+        };
         tokio::select! {
             () = lost.cancelled() => return,
-            () = tokio::time::sleep(ttl / 2) => {}
+            () = tokio::time::sleep(wait) => {}
         }
         let sent = Instant::now();
         // A hung Consul must not keep us leader past the fence: bound the call by it.
@@ -87,6 +105,7 @@ async fn renew_loop(client: ConsulClient, id: String, ttl: Duration, lost: Cance
         match result {
             Ok(Some(new_ttl)) => {
                 last_ok = sent;
+                failed = false;
                 if let Some(t) = new_ttl.filter(|t| *t > ttl) {
                     ttl = t; // Consul may raise the TTL under load; adopt it.
                 }
@@ -98,11 +117,7 @@ async fn renew_loop(client: ConsulClient, id: String, ttl: Duration, lost: Cance
             }
             Err(e) => {
                 tracing::warn!(session = %id, error = %e, "session renewal failed");
-                if last_ok.elapsed() >= fence_after(ttl) {
-                    tracing::warn!(session = %id, "no renewal within the session TTL: stepping down before Consul can hand the lock to another agent");
-                    lost.cancel();
-                    return;
-                }
+                failed = true;
             }
         }
     }
@@ -116,12 +131,14 @@ pub enum AcquireEnd {
 }
 
 /// Waits until `session` holds `key`: blocks on the key while another session holds it, then
-/// acquires. `value` is stored in the key (who holds it, for operators).
+/// acquires. `value` is stored in the key (who holds it, for operators). `on_held` sees the
+/// holder's value each time the key is read held by another session.
 pub async fn acquire(
     client: &ConsulClient,
     key: &str,
     session: &Session,
     value: &[u8],
+    on_held: &(dyn Fn(&[u8]) + Sync),
     stop: &CancellationToken,
 ) -> Result<(), AcquireEnd> {
     let mut index = 0u64;
@@ -142,6 +159,12 @@ pub async fn acquire(
                 if !logged {
                     tracing::info!("Waiting to obtain leadership...");
                     logged = true;
+                }
+                if let Some(v) = entry.value.as_deref().and_then(|v| {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD.decode(v).ok()
+                }) {
+                    on_held(&v);
                 }
                 // Reset if the index went backwards (e.g. after a snapshot restore).
                 index = if new_index < index { 0 } else { new_index };
@@ -209,4 +232,36 @@ pub fn monitor(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_renewals_step_down_at_the_fence_not_after_it() {
+        let ttl = Duration::from_secs(10);
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // Healthy: every TTL/2.
+        assert_eq!(next_renewal(ttl, s(0), false), Some(s(5)));
+        // A renewal failed fast at 5 s: retried every TTL/10, never waiting past 9 s.
+        assert_eq!(next_renewal(ttl, s(5), true), Some(s(1)));
+        assert_eq!(next_renewal(ttl, ms(8_500), true), Some(ms(500)));
+        // At the fence (0.9 x TTL): step down, whatever the last attempt did.
+        assert_eq!(next_renewal(ttl, s(9), true), None);
+        assert_eq!(next_renewal(ttl, s(9), false), None);
+        assert_eq!(next_renewal(ttl, s(12), false), None);
+        // Walk the loop with renewals failing at once: the step-down comes at 9 s.
+        let mut t = s(0);
+        let mut failed = false;
+        let mut steps = 0;
+        while let Some(w) = next_renewal(ttl, t, failed) {
+            t += w;
+            failed = true;
+            steps += 1;
+            assert!(steps < 100, "bounded");
+        }
+        assert_eq!(t, s(9));
+    }
 }

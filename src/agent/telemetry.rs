@@ -1,5 +1,5 @@
 //! What the agent tells the outside: Prometheus metrics and a health answer, served on the
-//! metrics listener (`/metrics`, `/health`).
+//! metrics listener (`/metrics`, `/health` for alerting and readiness, `/live` for liveness).
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -44,6 +44,10 @@ struct Status {
     since: Instant,
     last_success: Option<Instant>,
     last_error: Option<String>,
+    /// Set when this agent's own leadership ended in `max_failures` failures (with when and
+    /// why), or a destination failed the start-up write check; cleared by a snapshot stored by
+    /// this agent or by the current lock holder after that time.
+    unhealthy: Option<(chrono::DateTime<chrono::Utc>, String)>,
 }
 
 /// Metrics and health state; cheap to update from the agent loop.
@@ -57,6 +61,8 @@ pub struct Telemetry {
     leader: Gauge,
     health_window_gauge: Gauge<f64, AtomicU64>,
     anomaly: Gauge,
+    clock_skew: Gauge,
+    clock_untrusted: Gauge,
     last_drill_success: Gauge<f64, AtomicU64>,
     last_drill_duration: Gauge<f64, AtomicU64>,
     drill_interval: Gauge<f64, AtomicU64>,
@@ -89,6 +95,8 @@ impl Telemetry {
             leader: Gauge::default(),
             health_window_gauge: Gauge::default(),
             anomaly: Gauge::default(),
+            clock_skew: Gauge::default(),
+            clock_untrusted: Gauge::default(),
             last_drill_success: Gauge::default(),
             last_drill_duration: Gauge::default(),
             drill_interval: Gauge::default(),
@@ -103,6 +111,7 @@ impl Telemetry {
                 since: Instant::now(),
                 last_success: None,
                 last_error: None,
+                unhealthy: None,
             }),
             health_window,
             registry: Registry::default(),
@@ -163,6 +172,16 @@ impl Telemetry {
             t.anomaly.clone(),
         );
         registry.register(
+            "clock_skew_seconds",
+            "This host's clock minus the independent one (a destination's Date, else Consul's) at the last cycle, in seconds",
+            t.clock_skew.clone(),
+        );
+        registry.register(
+            "clock_untrusted",
+            "1 while this host's clock differs from the independent one by more than 5 minutes: backups are named by that clock and time-based retention deletes nothing",
+            t.clock_untrusted.clone(),
+        );
+        registry.register(
             "last_drill_success_timestamp_seconds",
             "Unix time of the last restore drill that passed",
             t.last_drill_success.clone(),
@@ -218,6 +237,10 @@ impl Telemetry {
     /// Records a cycle that reached storage (fully or partly successful).
     pub fn outcome(&self, o: &CycleOutcome) {
         self.last_duration.set(o.duration.as_secs_f64());
+        if let Some(skew) = o.clock.skew_seconds() {
+            self.clock_skew.set(skew);
+        }
+        self.clock_untrusted.set(i64::from(o.clock.untrusted()));
         self.last_bytes
             .set(i64::try_from(o.report.archive_len).unwrap_or(i64::MAX));
         self.last_index
@@ -251,9 +274,20 @@ impl Telemetry {
             let mut s = self.lock();
             s.last_success = Some(Instant::now());
             s.last_error = None;
+            s.unhealthy = None;
         } else {
             self.failure("storage", "a destination failed");
         }
+    }
+
+    /// Records a destination that failed a cycle before its upload began (it timed out, or
+    /// could not begin).
+    pub fn destination_failed(&self, kind: &str) {
+        self.failed_at
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     /// Sets the drill interval (0: drills off).
@@ -288,6 +322,31 @@ impl Telemetry {
         self.lock().last_error = Some(message.to_string());
     }
 
+    /// Marks the agent unhealthy until a snapshot is stored (by it, or by the lock holder
+    /// after now): its leadership ended in failures, or a destination is not writable.
+    pub fn unhealthy(&self, why: String) {
+        self.lock().unhealthy = Some((chrono::Utc::now(), why));
+    }
+
+    /// The lock holder reports a snapshot stored at `at`: clears an unhealthy mark set
+    /// before then.
+    pub fn holder_stored(&self, at: chrono::DateTime<chrono::Utc>) {
+        let mut s = self.lock();
+        if s.unhealthy.as_ref().is_some_and(|(since, _)| at > *since) {
+            s.unhealthy = None;
+        }
+    }
+
+    /// The last failure's message, if the last cycle failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.lock().last_error.clone()
+    }
+
+    /// Why the agent is marked unhealthy, if it is.
+    pub fn unhealthy_reason(&self) -> Option<String> {
+        self.lock().unhealthy.as_ref().map(|(_, why)| why.clone())
+    }
+
     /// Records a role change.
     pub fn role(&self, role: Role) {
         self.leader.set(i64::from(role == Role::Leader));
@@ -310,31 +369,39 @@ impl Telemetry {
     }
 
     /// 200 while a leader's last success (or, before its first, its leadership) is within the
-    /// health window, or while a standby holds a live session; 503 otherwise.
+    /// health window, or while a standby holds a live session; 503 otherwise, and 503 while
+    /// the agent is marked unhealthy (its own leadership ended in failures, or a destination
+    /// failed the start-up write check) until a snapshot is stored by it or the lock holder.
+    /// "snapshots current" is said only after a stored snapshot.
     pub fn health(&self) -> (StatusCode, serde_json::Value) {
         let s = self.lock();
         let now = Instant::now();
-        let (ok, why) = match s.role {
-            Role::Starting => (false, "starting".to_string()),
-            Role::Standby => (true, "standby, waiting for the lock".to_string()),
-            Role::Leader => {
-                let fresh = s
-                    .last_success
-                    .map_or(now.duration_since(s.since) <= self.health_window, |t| {
-                        now.duration_since(t) <= self.health_window
-                    });
-                if fresh {
-                    (true, "leader, snapshots current".to_string())
-                } else {
-                    (
-                        false,
-                        format!(
-                            "leader, no successful snapshot within {}",
-                            humantime::format_duration(self.health_window)
-                        ),
-                    )
-                }
-            }
+        let fresh = |t: Instant| now.duration_since(t) <= self.health_window;
+        let (ok, why) = match (&s.unhealthy, s.role) {
+            (Some((since, why)), role) => (
+                false,
+                format!(
+                    "{}, unhealthy since {}: {why}; no snapshot stored since",
+                    format!("{role:?}").to_lowercase(),
+                    since.to_rfc3339()
+                ),
+            ),
+            (None, Role::Starting) => (false, "starting".to_string()),
+            (None, Role::Standby) => (true, "standby, waiting for the lock".to_string()),
+            (None, Role::Leader) => match s.last_success {
+                Some(t) if fresh(t) => (true, "leader, snapshots current".to_string()),
+                None if fresh(s.since) => (
+                    true,
+                    "leader, first snapshot pending (within the health window)".to_string(),
+                ),
+                _ => (
+                    false,
+                    format!(
+                        "leader, no successful snapshot within {}",
+                        humantime::format_duration(self.health_window)
+                    ),
+                ),
+            },
         };
         let body = json!({
             "status": if ok { "ok" } else { "unhealthy" },
@@ -390,7 +457,7 @@ pub fn to_text_format(openmetrics: &str) -> String {
     out
 }
 
-/// Serves `/metrics` and `/health` on `addr` until `stop` is cancelled. Binding errors are
+/// Serves `/metrics`, `/health` and `/live` on `addr` until `stop` is cancelled. Binding errors are
 /// returned at once.
 pub async fn serve(
     addr: SocketAddr,
@@ -424,6 +491,12 @@ pub async fn serve(
                     }
                 }
             }),
+        )
+        // Liveness: the process answers. Point restart probes here, never at /health, so that
+        // an unhealthy agent is reported instead of restarted in a loop.
+        .route(
+            "/live",
+            get(|| async { axum::Json(json!({"status": "alive"})) }),
         )
         .route(
             "/health",

@@ -304,5 +304,4 @@ mod tests {
         }
         assert_eq!(got, b"age-encry");
     }
-
 }

@@ -112,6 +112,32 @@ impl Schedule {
         Some(base + chrono::Duration::from_std(jitter).unwrap_or_default())
     }
 
+    /// How long to wait from `now` until the next run, plus `jitter × draw`. `last`: the
+    /// previous run's wall-clock start and the time since it by the monotonic clock. An
+    /// interval counts on the monotonic clock, so that a step of the wall clock (an NTP
+    /// correction, a resumed VM) neither delays nor hastens it; a cron expression names
+    /// wall-clock times and follows the wall clock. `None` for a cron expression with no
+    /// future run.
+    pub fn wait(
+        &self,
+        last: Option<(DateTime<Utc>, Duration)>,
+        now: DateTime<Utc>,
+        jitter: Duration,
+        draw: f64,
+    ) -> Option<Duration> {
+        let jitter = jitter.mul_f64(draw.clamp(0.0, 1.0));
+        let base = match self {
+            Schedule::Interval(interval) => {
+                last.map_or(Duration::ZERO, |(_, since)| interval.saturating_sub(since))
+            }
+            Schedule::Crontab { .. } | Schedule::Cron { .. } => {
+                let next = self.next(last.map(|(t, _)| t), now, Duration::ZERO, 0.0)?;
+                (next - now).to_std().unwrap_or(Duration::ZERO)
+            }
+        };
+        Some(base + jitter)
+    }
+
     /// The first run of a cron-style schedule strictly after `from`; `None` for an interval
     /// or an expression with no future run.
     fn run_after(&self, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -357,6 +383,45 @@ mod tests {
         assert_eq!(
             s.health_window(t("2026-11-21T10:20:00Z")),
             Duration::from_secs(7200)
+        );
+    }
+
+    #[test]
+    fn an_interval_counts_on_the_monotonic_clock_and_cron_on_the_wall_clock() {
+        use chrono::TimeZone;
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 7, 10, 0, 0)
+            .single()
+            .expect("t");
+        let hour = Duration::from_secs(3600);
+        let every = Schedule::Interval(hour);
+        assert_eq!(
+            every.wait(None, now, Duration::ZERO, 0.0),
+            Some(Duration::ZERO)
+        );
+        // The wall clock was stepped back 2 h since the last run, 50 minutes ago: the next
+        // run is in 10 minutes, not 2 h 10 min.
+        let last_wall = now + chrono::Duration::hours(2) - chrono::Duration::minutes(50);
+        let since = Duration::from_secs(50 * 60);
+        assert_eq!(
+            every.wait(Some((last_wall, since)), now, Duration::ZERO, 0.0),
+            Some(Duration::from_secs(600))
+        );
+        // Overdue: at once; jitter added on top.
+        assert_eq!(
+            every.wait(
+                Some((last_wall, 2 * hour)),
+                now,
+                Duration::from_secs(60),
+                0.5
+            ),
+            Some(Duration::from_secs(30))
+        );
+        // Cron follows the wall clock.
+        let cron = Schedule::cron("30 10 * * *", None).expect("cron");
+        assert_eq!(
+            cron.wait(Some((now, hour)), now, Duration::ZERO, 0.0),
+            Some(Duration::from_secs(1800))
         );
     }
 }

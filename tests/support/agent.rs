@@ -69,6 +69,19 @@ impl AgentProcess {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGTERM, then waits up to `timeout` for the exit.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         // SAFETY: signalling our own child by its pid.
