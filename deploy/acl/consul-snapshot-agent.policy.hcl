@@ -1,26 +1,34 @@
-# Least-privilege ACL policy for consul-snapshot-agent.
+# Least-privilege ACL policy for consul-snapshot-agent, checked against a real Consul 1.8.7 by
+# tests/real_consul.rs (the daemon, agent --once, restore, drill and peers-json with a token
+# holding only this policy).
 #   consul acl policy create -name consul-snapshot-agent -rules @consul-snapshot-agent.policy.hcl
 #   consul acl token create -description "snapshot agent" -policy-name consul-snapshot-agent
 
-# Snapshot save and restore need operator-level rights: acl = "write".
+# GET /v1/snapshot (save) and PUT /v1/snapshot (restore, drill): acl = "write".
 acl = "write"
 
-# The leader lock (lock_key, default consul-snapshot/lock).
+# GET /v1/operator/raft/configuration: the drill's check that its target is not this cluster,
+# and peers-json --from-consul.
+operator = "read"
+
+# The leader lock (lock_key, default consul-snapshot/lock): kv acquire, release, blocking reads.
 key_prefix "consul-snapshot/" {
   policy = "write"
 }
 
-# Sessions for leader election, on the node of the local Consul agent.
+# PUT /v1/session/create, renew, destroy: sessions for leader election, on the node of the
+# local Consul agent.
 session_prefix "" {
   policy = "write"
 }
 
-# Registration of the service and its TTL checks.
+# PUT /v1/agent/service/register, deregister, check register and update: the service and its
+# TTL checks.
 service "consul-snapshot" {
   policy = "write"
 }
 
-# /v1/agent/self (datacenter and node name).
+# GET /v1/agent/self (datacenter and node name).
 agent_prefix "" {
   policy = "read"
 }

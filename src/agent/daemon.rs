@@ -366,13 +366,15 @@ impl Leader<'_> {
         let mut last_drill: Option<std::time::Instant> = None;
         let mut drill: Option<tokio::task::JoinHandle<()>> = None;
         let drill_target = match &cfg.drill {
-            Some((interval, target)) => match ConsulClient::new(target) {
-                Ok(c) => Some((*interval, c)),
-                Err(e) => {
-                    tracing::error!(error = %e, "drill target unusable; no drills");
-                    None
+            Some((interval, target)) => {
+                match crate::restore::drill::DrillTarget::new(target, cfg.consul.token.as_ref()) {
+                    Ok(c) => Some((*interval, c)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "drill target unusable; no drills");
+                        None
+                    }
                 }
-            },
+            }
             None => None,
         };
         let mut failures = 0u32;
@@ -478,7 +480,7 @@ struct DrillJob {
     client: ConsulClient,
     stores: Vec<Store>,
     datacenter: String,
-    target: ConsulClient,
+    target: crate::restore::drill::DrillTarget,
     ids: Arc<crate::crypto::Identities>,
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::consul::ConsulClient;
 use crate::crypto::Identities;
-use crate::restore::drill::{refuse_production, run_drill, DrillReport};
+use crate::restore::drill::{refuse_production, run_drill, DrillReport, DrillTarget};
 use crate::restore::select::Selection;
 use crate::restore::Source;
 use crate::storage::{Store, StoredBackup};
@@ -21,11 +21,11 @@ pub async fn drill_newest(
     prod: &ConsulClient,
     stores: &[Store],
     datacenter: &str,
-    target: &ConsulClient,
+    target: &DrillTarget,
     ids: &Arc<Identities>,
 ) -> Result<DrillReport, String> {
     let started = Instant::now();
-    refuse_production(target, prod)
+    refuse_production(&target.client, prod)
         .await
         .map_err(|e| e.to_string())?;
     let mut all: Vec<(usize, StoredBackup)> = Vec::new();

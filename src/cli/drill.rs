@@ -13,7 +13,7 @@ use super::output::Format;
 use crate::archive::pretty::tabwriter;
 use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
 use crate::consul::{ConsulArgs, ConsulClient, Secret};
-use crate::restore::drill::{refuse_production, run_drill, DrillReport};
+use crate::restore::drill::{refuse_production, run_drill, DrillReport, DrillTarget};
 use crate::restore::select::Selection;
 use crate::restore::Source;
 
@@ -89,12 +89,12 @@ async fn drill(args: Args) -> anyhow::Result<ExitCode> {
     };
     let target_cfg = crate::config::scratch_consul(target_cfg)
         .map_err(|e| super::usage(anyhow!("--target-*: {e}")))?;
-    let target = ConsulClient::new(&target_cfg)?;
     let prod_cfg = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
+    let target = DrillTarget::new(&target_cfg, prod_cfg.token.as_ref())?;
     if !args.allow_production_target {
         let prod = ConsulClient::new(&prod_cfg)?;
         // Same address, or a Raft server ID in common.
-        refuse_production(&target, &prod)
+        refuse_production(&target.client, &prod)
             .await
             .map_err(|e| super::usage(anyhow!(e)))?;
     }

@@ -29,6 +29,14 @@ pub enum ConsulError {
     /// Consul answered with a non-success status; worded as the `consul` CLI words it.
     #[error("Unexpected response code: {status} ({body})")]
     Status { status: u16, body: String },
+    /// 403 `ACL not found`: the token given does not exist (in this datacenter). Consul's
+    /// wording per acl/errors.go (`ErrNotFound`).
+    #[error("Unexpected response code: 403 ({body}): the ACL token does not exist in this datacenter (deleted, expired, or a typo); check --token, --token-file or CONSUL_HTTP_TOKEN")]
+    AclNotFound { body: String },
+    /// 403 `Permission denied`: the token exists (or none was given: the anonymous token) but
+    /// lacks a rule for the call. Consul's wording per acl/errors.go (`ErrPermissionDenied`).
+    #[error("Unexpected response code: 403 ({body}): the token (the anonymous token when none is given) lacks a rule for this call; snapshot save and restore need acl = \"write\" (deploy/acl has the least-privilege policy)")]
+    PermissionDenied { body: String },
     /// The whole snapshot was sent for a restore, and Consul did not answer in time. It may
     /// still be applying it: a second restore now would race it.
     #[error("Consul did not answer the restore within {waited} (--restore-timeout). It may still be restoring: do not start another restore; check for a leader (GET /v1/status/leader) and the servers (`consul operator raft list-peers`), then the data")]
@@ -330,8 +338,8 @@ impl ConsulClient {
 /// or a hostile server's endless body is not read further.
 pub const MAX_ERROR_BODY: usize = 4096;
 
-/// Reads a non-success response into [`ConsulError::Status`]: at most [`MAX_ERROR_BODY`] bytes
-/// of its body, trimmed; the rest is never read.
+/// Reads a non-success response into a [`ConsulError`] ([`classify`]): at most
+/// [`MAX_ERROR_BODY`] bytes of its body, trimmed; the rest is never read.
 pub async fn status_error(mut resp: Response) -> ConsulError {
     let status = resp.status();
     let mut raw = Vec::new();
@@ -353,9 +361,16 @@ pub async fn status_error(mut resp: Response) -> ConsulError {
     if body.is_empty() {
         body = status.canonical_reason().unwrap_or("").to_string();
     }
-    ConsulError::Status {
-        status: status.as_u16(),
-        body,
+    classify(status.as_u16(), body)
+}
+
+/// A non-success answer as a typed error: Consul's documented 403 bodies (acl/errors.go) get
+/// their own kinds, so that nothing else matches on Consul's text.
+pub fn classify(status: u16, body: String) -> ConsulError {
+    match status {
+        403 if body.starts_with("ACL not found") => ConsulError::AclNotFound { body },
+        403 if body.starts_with("Permission denied") => ConsulError::PermissionDenied { body },
+        _ => ConsulError::Status { status, body },
     }
 }
 

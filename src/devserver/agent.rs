@@ -227,7 +227,7 @@ pub async fn services(
     let map: serde_json::Map<String, Value> = c
         .services
         .values()
-        .map(|sv| (sv.id.clone(), json!({"ID": sv.id, "Service": sv.name, "Tags": sv.tags, "Meta": sv.meta, "Port": sv.port, "Datacenter": s.cfg.datacenter})))
+        .map(|sv| (sv.id.clone(), json!({"ID": sv.id, "Service": sv.name, "Tags": sv.tags, "Meta": sv.meta, "Port": sv.port})))
         .collect();
     let index = c.index;
     drop(c);

@@ -113,6 +113,16 @@ pub fn authorize(
     need: Need,
 ) -> Result<(), ApiError> {
     let deny = |msg: String| Err(ApiError(StatusCode::FORBIDDEN, msg));
+    // Another datacenter: Consul forwards the request there before any ACL check, and
+    // answers 500 when it knows no route (it knows none but its own here).
+    if q.get("dc")
+        .is_some_and(|dc| !dc.is_empty() && *dc != shared.cfg.datacenter)
+    {
+        return Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "No path to datacenter".into(),
+        ));
+    }
     if shared.faults().forbidden {
         return deny("Permission denied".into());
     }

@@ -147,6 +147,46 @@ pub enum DrillError {
     Target(String),
 }
 
+/// The scratch cluster a drill restores into: a client with the target's own token, and one
+/// with the token of the cluster the backup came from. A restore replaces the target's ACL
+/// state with the backup's, so the target's own token is gone afterwards (403 `ACL not
+/// found`); the snapshot taken back then uses the backed-up cluster's token, which the restore
+/// brought along. (This is also why a drilled scratch cluster holds production's tokens.)
+#[derive(Debug, Clone)]
+pub struct DrillTarget {
+    /// The target with its own token: the production check and the restore.
+    pub client: ConsulClient,
+    /// The target with the backed-up cluster's token: the read-back after the restore.
+    pub after_restore: Option<ConsulClient>,
+}
+
+impl DrillTarget {
+    /// From the target's connection settings and the backed-up cluster's token (if any).
+    ///
+    /// Errors: unreadable or invalid TLS files of the target.
+    pub fn new(
+        target: &crate::consul::ConsulConfig,
+        backed_up_token: Option<&crate::consul::Secret>,
+    ) -> Result<Self, crate::consul::ConsulError> {
+        let after_restore = match backed_up_token {
+            Some(t) => Some(ConsulClient::new(&crate::consul::ConsulConfig {
+                token: Some(t.clone()),
+                ..target.clone()
+            })?),
+            None => None,
+        };
+        Ok(DrillTarget {
+            client: ConsulClient::new(target)?,
+            after_restore,
+        })
+    }
+
+    /// The target's address, for messages.
+    pub fn addr(&self) -> &str {
+        self.client.addr()
+    }
+}
+
 /// Refuses a target that is the production cluster: the same address, or a Raft server ID in
 /// common (the same cluster under another name). An unreachable production Consul is no
 /// evidence either way; the drill goes on.
@@ -187,12 +227,13 @@ pub async fn refuse_production(
 /// [`DrillError`] when a step could not be completed; differences are not errors.
 pub async fn run_drill(
     source: &Source,
-    target: &ConsulClient,
+    drill_target: &DrillTarget,
     ids: &Arc<Identities>,
     restore_timeout: Option<Duration>,
     started: Instant,
 ) -> Result<DrillReport, DrillError> {
     let types = TypePolicy::AnyBelowFlag;
+    let target = &drill_target.client;
     // 1. Fetch and verify, fingerprinting in the same pass.
     let t0 = Instant::now();
     let (prepared, backup) = fetch_verified_with(source, types, ids, Fingerprint::default())
@@ -218,9 +259,16 @@ pub async fn run_drill(
 
     // 3. A snapshot back, verified and fingerprinted in one pass.
     let t2 = Instant::now();
-    let download = get_snapshot(target, false, RetryPolicy::default())
-        .await
-        .map_err(|e| target_err("taking a snapshot back from", &e))?;
+    let download = match get_snapshot(target, false, RetryPolicy::default()).await {
+        // The restore replaced the target's tokens with the backup's.
+        Err(crate::consul::ConsulError::AclNotFound { .. }) if drill_target.after_restore.is_some() => {
+            tracing::info!(target = %target.addr(), "the restore replaced the target's ACL tokens with the backup's; taking the snapshot back with the backed-up cluster's token");
+            let after = drill_target.after_restore.as_ref().unwrap_or(target);
+            get_snapshot(after, false, RetryPolicy::default()).await
+        }
+        other => other,
+    }
+    .map_err(|e| target_err("taking a snapshot back from", &e))?;
     let (restored_report, restored, ()) = stream_verified(
         download.body,
         Discard,

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod azurite;
+pub mod consul_real;
 pub mod fakegcs;
 pub mod faulty;
 pub mod garage;
