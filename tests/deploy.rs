@@ -67,6 +67,27 @@ fn kubernetes_manifests_parse() {
         .expect("config");
     let v: serde_json::Value = serde_json::from_str(json).expect("embedded config is JSON");
     assert!(v["snapshot_agent"]["snapshot"]["interval"].is_string());
+    // Logs in with the pod's projected service-account token, which the pod mounts.
+    assert_eq!(v["snapshot_agent"]["login"]["auth_method"], "kubernetes");
+    let file = v["snapshot_agent"]["login"]["bearer_token_file"]
+        .as_str()
+        .expect("bearer_token_file");
+    let mounts = format!("{:?}", pod["containers"][0]["volumeMounts"]);
+    let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+    assert!(mounts.contains(dir), "{dir} mounted: {mounts}");
+    let config = std::env::temp_dir().join(format!("k8s-{}.json", std::process::id()));
+    std::fs::write(&config, json).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"))
+        .args(["agent", "--print-config", "--config-file"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_file(&config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -350,7 +350,10 @@ fn the_least_privilege_policy_is_enough_and_bad_tokens_say_which() {
     ));
     assert!(text.contains("PASSED"), "{text}");
     // operator = "read" lets the drill check that its target is another cluster.
-    assert!(!text.contains("could not read the configured Consul"), "{text}");
+    assert!(
+        !text.contains("could not read the configured Consul"),
+        "{text}"
+    );
 
     // A token that does not exist, and no token at all: each says which.
     let file = dir.path().join("x.snap");
@@ -925,4 +928,216 @@ fn the_test_server_answers_as_the_real_consul_does() {
             .unwrap_or("?"),
         diffs.join("\n- ")
     );
+}
+
+/// base64url without padding (JWT's encoding).
+fn b64url(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+/// An ES256 JWT over `claims`, signed by `key`. ring signs ECDSA in ASN.1 DER; JWS wants the
+/// two 32-byte integers r and s side by side (RFC 7518 §3.4).
+fn es256_jwt(key: &rcgen::KeyPair, claims: &serde_json::Value) -> String {
+    use rcgen::SigningKey;
+    let head = b64url(br#"{"alg":"ES256","typ":"JWT"}"#);
+    let body = b64url(claims.to_string().as_bytes());
+    let signed = format!("{head}.{body}");
+    let der = key.sign(signed.as_bytes()).expect("sign");
+    // SEQUENCE { INTEGER r, INTEGER s }
+    let mut raw = Vec::with_capacity(64);
+    let mut at = 2 + usize::from(der[1] & 0x80 != 0);
+    for _ in 0..2 {
+        assert_eq!(der[at], 0x02, "an INTEGER");
+        let len = usize::from(der[at + 1]);
+        let int = &der[at + 2..at + 2 + len];
+        let int = &int[int.len().saturating_sub(32)..];
+        raw.extend(std::iter::repeat_n(0u8, 32 - int.len()));
+        raw.extend_from_slice(int);
+        at += 2 + len;
+    }
+    format!("{signed}.{}", b64url(&raw))
+}
+
+/// Login tokens (made by the `jwt` auth method) that exist on `c`.
+fn login_tokens(c: &RealConsul) -> Vec<String> {
+    let (code, body) = c.get("/v1/acl/tokens?authmethod=jwt");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["AccessorID"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Enterprise's `login`: a JWT auth method whose binding rule gives the `deploy/acl` policy
+/// through a role. `agent --once` logs in and out; a daemon whose login token is deleted
+/// mid-run logs in again, registers again and carries on, and logs out on SIGTERM.
+#[test]
+fn auth_method_login_with_a_jwt_logs_in_again_when_the_token_is_deleted_and_logs_out() {
+    let c = RealConsul::with_acl();
+    fill(&c);
+    let rules = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/acl/consul-snapshot-agent.policy.hcl"),
+    )
+    .expect("policy");
+    let (code, body) = c.put(
+        "/v1/acl/policy",
+        serde_json::json!({"Name": "consul-snapshot-agent", "Rules": rules})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = c.put(
+        "/v1/acl/role",
+        serde_json::json!({"Name": "consul-snapshot-agent", "Policies": [{"Name": "consul-snapshot-agent"}]})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let (code, body) = c.put(
+        "/v1/acl/auth-method",
+        serde_json::json!({
+            "Name": "jwt",
+            "Type": "jwt",
+            "MaxTokenTTL": "1h",
+            "Config": {
+                "JWTValidationPubKeys": [key.public_key_pem()],
+                "BoundAudiences": ["consul-snapshot"],
+                "ClaimMappings": {"sub": "agent"},
+            }
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = c.put(
+        "/v1/acl/binding-rule",
+        serde_json::json!({"AuthMethod": "jwt", "BindType": "role", "BindName": "consul-snapshot-agent"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let now = chrono::Utc::now().timestamp();
+    let jwt = es256_jwt(
+        &key,
+        &serde_json::json!({"sub": "snapshot-agent", "aud": "consul-snapshot", "iat": now, "nbf": now - 5, "exp": now + 3600}),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let jwt_file = dir.path().join("jwt");
+    std::fs::write(&jwt_file, &jwt).expect("jwt");
+    let local = dir.path().join("b").display().to_string();
+    let login = [
+        "--login-auth-method",
+        "jwt",
+        "--login-bearer-token-file",
+        jwt_file.to_str().expect("p"),
+    ];
+
+    // One-shot: logs in, stores, logs out.
+    let mut args = vec![
+        "agent",
+        "--once",
+        "--http-addr",
+        &c.addr,
+        "--local-path",
+        &local,
+    ];
+    args.extend_from_slice(&login);
+    let text = ok(run(&args, &[]));
+    assert!(
+        text.contains("logged in to Consul") && text.contains("logged out of Consul"),
+        "{text}"
+    );
+    assert!(!text.contains(&jwt), "the bearer token is never printed");
+    assert!(
+        login_tokens(&c).is_empty(),
+        "no login token left: {:?}",
+        login_tokens(&c)
+    );
+    // --print-config shows the login section with the bearer token redacted.
+    let mut args = vec![
+        "agent",
+        "--print-config",
+        "--login-bearer-token",
+        &jwt,
+        "--login-auth-method",
+        "jwt",
+    ];
+    args.extend_from_slice(&["--local-path", &local]);
+    let printed = ok(run(&args, &[]));
+    assert!(
+        printed.contains("\"auth_method\": \"jwt\"") && !printed.contains(&jwt),
+        "{printed}"
+    );
+
+    // The daemon: its token deleted mid-run, it logs in again and carries on.
+    let mut args: Vec<String> = [
+        "--http-addr",
+        &c.addr,
+        "--local-path",
+        &local,
+        "--interval",
+        "2s",
+        "--session-ttl",
+        "10s",
+        "--metrics-addr",
+        "off",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(login.iter().map(|s| s.to_string()));
+    let mut d = AgentProcess::start(&args, &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || d
+            .log()
+            .contains("Saved snapshot")),
+        "{}",
+        d.log()
+    );
+    let tokens = login_tokens(&c);
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let (code, body) = c.call(
+        "DELETE",
+        &format!("/v1/acl/token/{}", tokens[0]),
+        Some(support::consul_real::MASTER),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let saved_before = d.log().matches("Saved snapshot").count();
+    assert!(
+        wait_until(Duration::from_secs(40), || {
+            let log = d.log();
+            log.contains("logging in again")
+                && log.contains("service registered again")
+                && log.matches("Saved snapshot").count() >= saved_before + 2
+        }),
+        "{}",
+        d.log()
+    );
+    let after = login_tokens(&c);
+    assert_eq!(after.len(), 1, "one new login token: {after:?}");
+    assert_ne!(after, tokens);
+    let checks = c.get("/v1/agent/checks").1;
+    assert!(
+        checks.contains("Alive") && checks.contains("passing"),
+        "{checks}"
+    );
+    let status = d.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}: {}",
+        d.log()
+    );
+    assert!(
+        login_tokens(&c).is_empty(),
+        "logged out on SIGTERM: {:?}",
+        login_tokens(&c)
+    );
+    assert!(!d.log().contains(&jwt), "the bearer token is never logged");
 }

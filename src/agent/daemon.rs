@@ -93,6 +93,16 @@ pub async fn run_until(
         tracing::info!(addr = %bound, "serving /metrics and /health");
     }
     check_destinations(&stores, &telemetry).await;
+    // An auth-method login first (retried like the registration): every call needs its token.
+    if client.has_login() {
+        let login = (|| client.login())
+            .retry(REGISTER_RETRY.backoff().without_max_times())
+            .notify(|e, _| tracing::warn!(error = %e, "logging in to Consul failed; retrying"));
+        tokio::select! {
+            () = stop.cancelled() => return Ok(ExitCode::SUCCESS),
+            r = login => r?,
+        }
+    }
     let reg = registration(&cfg);
     tracing::info!(
         schedule = %schedule.to_string(),
@@ -240,9 +250,21 @@ fn spawn_heartbeat(
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut generation = client.login_generation();
         while pause(ALIVE_TTL / 3, &stop).await {
             if let Err(e) = reg.heartbeat(&client).await {
                 tracing::warn!(error = %e, "alive check update failed");
+            }
+            // A new login token: the service and its checks are registered again under it
+            // (the local agent syncs them to the catalog with the token they were given).
+            if client.login_generation() != generation {
+                generation = client.login_generation();
+                match reg.register(&client).await {
+                    Ok(()) => tracing::info!("service registered again with the new login token"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "registering again after a new login failed")
+                    }
+                }
             }
         }
     })
@@ -293,6 +315,9 @@ async fn shut_down(
         Err(e) => {
             tracing::warn!(error = %e, "deregistration failed; the service will be reaped after deregister_after")
         }
+    }
+    if let Err(e) = client.logout().await {
+        tracing::warn!(error = %e, "logging out of Consul failed; the login token expires with the auth method's MaxTokenTTL");
     }
 }
 
@@ -362,6 +387,7 @@ impl Leader<'_> {
             }
         }
         let since = Utc::now();
+        let mut generation = client.login_generation();
         let mut last_start = None;
         let mut last_drill: Option<std::time::Instant> = None;
         let mut drill: Option<tokio::task::JoinHandle<()>> = None;
@@ -414,6 +440,13 @@ impl Leader<'_> {
                 for store in stores {
                     telemetry.destination_failed(store.kind());
                     tracing::error!(destination = %store, error = %why, "Snapshot failed at this destination");
+                }
+            }
+            // A new login token: the leader's check is registered again under it too.
+            if client.login_generation() != generation {
+                generation = client.login_generation();
+                if let Err(e) = reg.add_saving_check(client, check_ttl).await {
+                    tracing::warn!(error = %e, "registering the leader check again failed");
                 }
             }
             let (ok, status, output) = record(telemetry, &result);

@@ -100,9 +100,17 @@ pub fn run(args: Args, level: Option<Level>, json: bool) -> anyhow::Result<ExitC
 async fn once(cfg: AgentConfig, cycle: CycleConfig) -> anyhow::Result<ExitCode> {
     let client = ConsulClient::new(&cfg.consul)?;
     let stores = cfg.storage.stores().await?;
+    client
+        .login()
+        .await
+        .map_err(|e| anyhow!("Snapshot failed: logging in to Consul: {e}"))?;
     let notifier = Notifier::new(cfg.webhooks.clone(), cfg.webhook_timeout);
     notifier.send(Event::new("start"));
     let result = run_cycle(&client, &stores, &cycle, None).await;
+    // The login token goes with the run (a killed run leaves it to the method's MaxTokenTTL).
+    if let Err(e) = client.logout().await {
+        tracing::warn!(error = %e, "logging out of Consul failed; the login token expires with the auth method's MaxTokenTTL");
+    }
     for ev in Event::for_cycle(&result) {
         notifier.send(ev);
     }

@@ -192,20 +192,14 @@ fn file_layer(file: &FileConfig) -> AgentOptions {
 /// ([`ConsulArgs::resolve_layered`]).
 ///
 /// # Errors
-/// An Enterprise auth-method `login` (not supported), or a bad address, token file or TLS pair.
+/// A bad address, token file or TLS pair. (The `login` section is read by the agent only:
+/// [`resolve_agent`].)
 pub fn resolve_consul(
     flags: &ConsulArgs,
     file: &FileConfig,
     env: Env<'_>,
 ) -> anyhow::Result<ConsulConfig> {
     let a = file_layer(file);
-    if a.login
-        .as_ref()
-        .and_then(|l| l.auth_method.as_ref())
-        .is_some()
-    {
-        bail!("snapshot_agent.login: auth-method login is not supported; give an ACL token (token or CONSUL_HTTP_TOKEN_FILE)");
-    }
     Ok(flags.resolve_layered(env, &a.consul)?)
 }
 
@@ -477,6 +471,40 @@ fn merge_layers(mut upper: AgentOptions, mut lower: AgentOptions) -> AgentOption
 ///
 /// # Errors
 /// Unreadable or invalid files, and any setting that cannot work, naming the key or flag.
+/// The resolved auth-method login of a `login` section (`None` without an `auth_method`).
+///
+/// # Errors
+/// An auth method without a bearer token (or file), or with both.
+pub fn login_config(
+    l: &crate::config::options::Login,
+) -> anyhow::Result<Option<crate::consul::config::LoginConfig>> {
+    use crate::consul::config::{Bearer, LoginConfig};
+    // Empty strings are unset: Enterprise's example file carries the section empty.
+    let token = l.bearer_token.clone().filter(|t| !t.expose().is_empty());
+    let file = l.bearer_token_file.clone().filter(|f| !f.is_empty());
+    let Some(method) = l.auth_method.clone().filter(|m| !m.is_empty()) else {
+        if token.is_some() || file.is_some() {
+            bail!("login: a bearer token is given without auth_method (--login-auth-method)");
+        }
+        return Ok(None);
+    };
+    let bearer = match (&token, &file) {
+        (Some(t), None) => Bearer::Token(t.clone()),
+        (None, Some(f)) => Bearer::File(PathBuf::from(f)),
+        (Some(_), Some(_)) => {
+            bail!("login: give bearer_token or bearer_token_file (--login-bearer-token-file), not both")
+        }
+        (None, None) => bail!(
+            "login.auth_method {method:?} needs a bearer token: bearer_token_file (--login-bearer-token-file) or bearer_token"
+        ),
+    };
+    Ok(Some(LoginConfig {
+        auth_method: method,
+        bearer,
+        meta: l.meta.clone().unwrap_or_default(),
+    }))
+}
+
 /// Consul's largest session TTL (24h, `SessionTTLMax` in Consul's agent/structs).
 pub const SESSION_TTL_MAX: Duration = Duration::from_secs(24 * 3600);
 
@@ -537,6 +565,8 @@ pub fn resolve_agent(
         lock_delay: s.lock_delay.unwrap_or_default(),
     };
     check_session_ttl(ha.session_ttl, s.session_ttl_min.unwrap_or_default())?;
+    let mut consul = consul;
+    consul.login = login_config(&o.login)?;
     let metrics_addr =
         parse_listen(o.metrics_addr.as_deref().unwrap_or_default()).map_err(|e| anyhow!(e))?;
     let (encryption, identities) = encryption_keys(&o.encryption)?;

@@ -66,9 +66,12 @@ pub struct AgentOptions {
     /// Enterprise licensing; not needed here, accepted and ignored.
     #[arg(skip)]
     pub license_path: Option<String>,
-    /// Enterprise's auth-method login: not supported, must stay empty.
-    #[arg(skip)]
-    pub login: Option<Login>,
+    /// Enterprise's auth-method login (`login`): the agent gets its ACL token from
+    /// `POST /v1/acl/login` instead of a configured one.
+    #[command(flatten)]
+    #[serde(default, skip_serializing_if = "Login::is_empty")]
+    #[merge(strategy = conflate::Merge::merge)]
+    pub login: Login,
     /// `log`; the command line sets these with `--log-level` and `--log-json`.
     #[arg(skip)]
     #[serde(default)]
@@ -200,14 +203,41 @@ impl AgentOptions {
     }
 }
 
-/// `snapshot_agent.login` (Enterprise auth-method login; not supported, must stay empty).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `snapshot_agent.login`: Consul Enterprise's auth-method login, as its snapshot agent reads
+/// it. The agent calls `POST /v1/acl/login` with the bearer token, uses the ACL token it gets,
+/// logs in again when Consul says that token is gone, and calls `POST /v1/acl/logout` on exit.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
 #[serde(deny_unknown_fields)]
+#[merge(strategy = conflate::option::overwrite_none)]
+#[command(next_help_heading = "Auth-method login")]
 pub struct Login {
+    /// Log in with this ACL auth method (a `jwt` or `kubernetes` method) instead of using a
+    /// configured token. Set the method's MaxTokenTTL: an agent killed with SIGKILL, or a
+    /// cron run that dies, cannot log out.
+    #[arg(long = "login-auth-method", value_name = "NAME")]
     pub auth_method: Option<String>,
+    /// The bearer token to log in with (a JWT, a Kubernetes service-account token). Prefer
+    /// --login-bearer-token-file: a command line is visible to other users.
+    #[arg(
+        long = "login-bearer-token",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub bearer_token: Option<Secret>,
+    /// File holding the bearer token; read again at every login (a projected service-account
+    /// token is rotated).
+    #[arg(long = "login-bearer-token-file", value_name = "PATH")]
     pub bearer_token_file: Option<String>,
+    /// Metadata attached to the login token (file only).
+    #[arg(skip)]
     pub meta: Option<BTreeMap<String, String>>,
+}
+
+impl Login {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Login::default()
+    }
 }
 
 /// `snapshot_agent.log`.

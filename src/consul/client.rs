@@ -8,7 +8,8 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response};
 use url::Url;
 
-use super::config::{Address, ConsulConfig};
+use super::config::{Address, ConsulConfig, LoginConfig};
+use super::secret::Secret;
 
 /// Errors of talking to Consul. None of them can contain the ACL token.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +131,22 @@ pub struct ConsulClient {
     base: Url,
     display_addr: String,
     datacenter: Option<String>,
+    /// The ACL token, sent on every request; shared by clones, so that a login reaches every
+    /// task holding a clone.
+    auth: std::sync::Arc<Auth>,
+}
+
+/// The token a client sends, and the login that gives it (if any).
+#[derive(Debug, Default)]
+struct Auth {
+    token: std::sync::RwLock<Option<Secret>>,
+    login: Option<LoginConfig>,
+    /// Counts logins: tasks compare it to know the token changed (and re-register).
+    generation: std::sync::atomic::AtomicU64,
+    /// AccessorID of the login token (not a secret), for messages and logout.
+    accessor: std::sync::Mutex<Option<String>>,
+    /// One login at a time.
+    relogin: tokio::sync::Mutex<()>,
 }
 
 impl ConsulClient {
@@ -137,6 +154,13 @@ impl ConsulClient {
     pub fn new(cfg: &ConsulConfig) -> Result<Self, ConsulError> {
         let (http, base, display_addr) = Self::build(cfg, Some(cfg.read_timeout))?;
         let (http_restore, _, _) = Self::build(cfg, None)?;
+        if let Some(t) = &cfg.token {
+            HeaderValue::from_str(t.expose()).map_err(|_| {
+                ConsulError::Setup(
+                    "the ACL token contains characters not allowed in an HTTP header".into(),
+                )
+            })?;
+        }
         Ok(ConsulClient {
             http,
             http_restore,
@@ -145,7 +169,125 @@ impl ConsulClient {
             base,
             display_addr,
             datacenter: cfg.datacenter.clone(),
+            auth: std::sync::Arc::new(Auth {
+                // With a login, the configured token is not used.
+                token: std::sync::RwLock::new(cfg.token.clone().filter(|_| cfg.login.is_none())),
+                login: cfg.login.clone(),
+                ..Auth::default()
+            }),
         })
+    }
+
+    /// The token header value now (sensitive: HTTP layers never print it).
+    fn token_header(&self) -> Option<HeaderValue> {
+        let token = self.auth.token.read().ok()?.clone()?;
+        let mut v = HeaderValue::from_str(token.expose()).ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    }
+
+    /// Whether this client logs in with an auth method.
+    pub fn has_login(&self) -> bool {
+        self.auth.login.is_some()
+    }
+
+    /// How many logins this client (and its clones) made: it moves when the token changes.
+    pub fn login_generation(&self) -> u64 {
+        self.auth
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `POST /v1/acl/login` with the configured auth method and bearer token (read again from
+    /// its file); the token it returns is sent from then on by this client and its clones.
+    /// Does nothing without a login configured.
+    ///
+    /// Errors: the bearer token file cannot be read; Consul refuses the login (403: the
+    /// bearer token is not valid for the method, or no binding rule matched).
+    pub async fn login(&self) -> Result<(), ConsulError> {
+        let Some(login) = &self.auth.login else {
+            return Ok(());
+        };
+        let bearer = login.bearer.read().map_err(ConsulError::Setup)?;
+        let mut req = self.bare_request(Method::POST, "/v1/acl/login");
+        req = req.json(&serde_json::json!({
+            "AuthMethod": login.auth_method,
+            "BearerToken": bearer.expose(),
+            "Meta": login.meta,
+        }));
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ConsulError::from_transport(&self.display_addr, &e))?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await);
+        }
+        let body = bounded_body(resp, "/v1/acl/login", &self.display_addr).await?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ConsulError::Decode {
+                what: "/v1/acl/login".into(),
+                detail: e.to_string(),
+            })?;
+        let (Some(secret), accessor) = (v["SecretID"].as_str(), v["AccessorID"].as_str()) else {
+            return Err(ConsulError::Decode {
+                what: "/v1/acl/login".into(),
+                detail: "no SecretID in the answer".into(),
+            });
+        };
+        HeaderValue::from_str(secret).map_err(|_| ConsulError::Decode {
+            what: "/v1/acl/login".into(),
+            detail: "the token is not a valid header value".into(),
+        })?;
+        if let Ok(mut t) = self.auth.token.write() {
+            *t = Some(Secret::new(secret));
+        }
+        if let Ok(mut a) = self.auth.accessor.lock() {
+            *a = accessor.map(str::to_string);
+        }
+        self.auth
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!(auth_method = %login.auth_method, accessor = accessor.unwrap_or("?"), "logged in to Consul");
+        Ok(())
+    }
+
+    /// Logs in again unless another task already did since `seen` (a
+    /// [`Self::login_generation`]).
+    async fn relogin(&self, seen: u64) -> Result<(), ConsulError> {
+        let _one = self.auth.relogin.lock().await;
+        if self.login_generation() != seen {
+            return Ok(());
+        }
+        tracing::warn!("Consul no longer knows the login token (ACL not found); logging in again");
+        self.login().await
+    }
+
+    /// `POST /v1/acl/logout`: destroys the login token. Does nothing without a login, or
+    /// before one. Errors are Consul's.
+    pub async fn logout(&self) -> Result<(), ConsulError> {
+        if self.auth.login.is_none() || self.login_generation() == 0 {
+            return Ok(());
+        }
+        let mut req = self.bare_request(Method::POST, "/v1/acl/logout");
+        if let Some(v) = self.token_header() {
+            req = req.header("X-Consul-Token", v);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ConsulError::from_transport(&self.display_addr, &e))?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await);
+        }
+        let accessor = self.auth.accessor.lock().ok().and_then(|a| a.clone());
+        tracing::info!(
+            accessor = accessor.as_deref().unwrap_or("?"),
+            "logged out of Consul"
+        );
+        if let Ok(mut t) = self.auth.token.write() {
+            *t = None;
+        }
+        Ok(())
     }
 
     /// The same client with a deadline on every call but the snapshot streams (a blocking
@@ -174,7 +316,13 @@ impl ConsulClient {
             .build()
             .map(|r| r.url().clone());
         match url {
-            Ok(url) => self.http_restore.request(Method::PUT, url),
+            Ok(url) => {
+                let req = self.http_restore.request(Method::PUT, url);
+                match self.token_header() {
+                    Some(v) => req.header("X-Consul-Token", v),
+                    None => req,
+                }
+            }
             // Unreachable for our own paths; keep the error for send() to report.
             Err(_) => self.request(Method::PUT, path, &[]),
         }
@@ -193,16 +341,8 @@ impl ConsulClient {
             // Consul answers plain bytes; never let a proxy env var reroute snapshot traffic
             // silently. (HTTP(S)_PROXY is honoured by curl but not by the consul CLI either.)
             .no_proxy();
+        // The ACL token is added per request (see `request`): a login can replace it.
         let mut headers = HeaderMap::new();
-        if let Some(token) = &cfg.token {
-            let mut v = HeaderValue::from_str(token.expose()).map_err(|_| {
-                ConsulError::Setup(
-                    "the ACL token contains characters not allowed in an HTTP header".into(),
-                )
-            })?;
-            v.set_sensitive(true);
-            headers.insert("X-Consul-Token", v);
-        }
         if let Some((user, pass)) = &cfg.basic_auth {
             use base64::Engine;
             let raw = format!("{user}:{}", pass.as_ref().map_or("", |p| p.expose()));
@@ -282,17 +422,62 @@ impl ConsulClient {
             })
             .collect();
         url.set_query((!parts.is_empty()).then(|| parts.join("&")).as_deref());
-        let req = self.http.request(method, url);
+        let mut req = self.http.request(method, url);
+        if let Some(v) = self.token_header() {
+            req = req.header("X-Consul-Token", v);
+        }
         match self.call_timeout {
             Some(t) if path != "/v1/snapshot" => req.timeout(t),
             _ => req,
         }
     }
 
-    /// Sends `req`; a non-success status becomes [`ConsulError::Status`] with Consul's body.
+    /// A request without a token and without `dc=` (login, logout), with the call deadline.
+    fn bare_request(&self, method: Method, path: &str) -> RequestBuilder {
+        let mut url = self.base.clone();
+        let prefix = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{prefix}{path}"));
+        let req = self.http.request(method, url);
+        match self.call_timeout {
+            Some(t) => req.timeout(t),
+            None => req,
+        }
+    }
+
+    /// Sends `req`; a non-success status becomes a [`ConsulError`] ([`classify`]). With a
+    /// login, an answer "ACL not found" (the login token was deleted or expired) logs in again
+    /// and sends the request once more with the new token (when its body can be replayed).
     pub async fn send(&self, req: RequestBuilder) -> Result<Response, ConsulError> {
-        let resp = req
-            .send()
+        let (http, built) = req.build_split();
+        let request = built.map_err(|e| ConsulError::from_transport(&self.display_addr, &e))?;
+        let again = if self.has_login() {
+            request.try_clone()
+        } else {
+            None
+        };
+        let seen = self.login_generation();
+        match self.execute(&http, request).await {
+            Err(ConsulError::AclNotFound { body }) if self.has_login() => {
+                self.relogin(seen).await?;
+                match (again, self.token_header()) {
+                    (Some(mut again), Some(token)) => {
+                        again.headers_mut().insert("X-Consul-Token", token);
+                        self.execute(&http, again).await
+                    }
+                    _ => Err(ConsulError::AclNotFound { body }),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn execute(
+        &self,
+        http: &reqwest::Client,
+        request: reqwest::Request,
+    ) -> Result<Response, ConsulError> {
+        let resp = http
+            .execute(request)
             .await
             .map_err(|e| ConsulError::from_transport(&self.display_addr, &e))?;
         if resp.status().is_success() {

@@ -40,6 +40,45 @@ pub struct ConsulConfig {
     pub connect_timeout: Duration,
     /// Longest wait for the next bytes of a response; the total time is unbounded.
     pub read_timeout: Duration,
+    /// Log in with an ACL auth method instead of using `token` (the agent only).
+    pub login: Option<LoginConfig>,
+}
+
+/// An auth-method login (`POST /v1/acl/login`), per Consul Enterprise's `snapshot_agent.login`.
+#[derive(Debug, Clone)]
+pub struct LoginConfig {
+    /// The auth method's name.
+    pub auth_method: String,
+    /// Where the bearer token comes from.
+    pub bearer: Bearer,
+    /// `Meta` of the login token.
+    pub meta: std::collections::BTreeMap<String, String>,
+}
+
+/// The bearer token of a login: given, or read from a file at every login.
+#[derive(Debug, Clone)]
+pub enum Bearer {
+    Token(Secret),
+    File(PathBuf),
+}
+
+impl Bearer {
+    /// The token now (a file is read again each time: projected tokens rotate).
+    ///
+    /// Errors: the file cannot be read, or is empty.
+    pub fn read(&self) -> Result<Secret, String> {
+        match self {
+            Bearer::Token(t) => Ok(t.clone()),
+            Bearer::File(p) => match std::fs::read_to_string(p) {
+                Ok(s) if !s.trim().is_empty() => Ok(Secret::new(s.trim())),
+                Ok(_) => Err(format!("the bearer token file {} is empty", p.display())),
+                Err(e) => Err(format!(
+                    "reading the bearer token file {}: {e}",
+                    p.display()
+                )),
+            },
+        }
+    }
 }
 
 /// Errors resolving the configuration.
@@ -222,6 +261,7 @@ impl ConsulArgs {
                 .filter(|d| !d.is_empty()),
             connect_timeout: self.connect_timeout,
             read_timeout: self.read_timeout,
+            login: None,
         })
     }
 
