@@ -42,7 +42,9 @@
 //! # Modules
 //!
 //! The folders follow the pipeline:
-//! * [`archive`]: the snapshot format (pure, synchronous: bytes in, typed results out);
+//! * [`archive`]: the snapshot format, the crate `consul-snapshot` of this workspace
+//!   (`crates/consul-snapshot`: pure, synchronous, bytes in, typed results out; no tokio,
+//!   HTTP or cloud dependency, fuzzed on its own);
 //! * [`consul`]: the Consul HTTP client;
 //! * [`pipeline`]: one pass from a source to a sink with verification alongside;
 //! * [`storage`]: destinations that publish atomically, backup naming and metadata;
@@ -59,7 +61,8 @@
 //! * [`cli`]: the command line that composes them.
 
 pub mod agent;
-pub mod archive;
+/// The snapshot format: the `consul-snapshot` crate (`crates/consul-snapshot`).
+pub use consul_snapshot as archive;
 pub mod cli;
 pub mod config;
 pub mod consul;

@@ -35,6 +35,22 @@ fn compose_file_parses_and_has_consul_minio_and_the_agent() {
 }
 
 #[test]
+fn the_image_builds_the_agent_alone_from_the_whole_workspace() {
+    let docker = std::fs::read_to_string(deploy("Dockerfile")).expect("read");
+    let build = docker
+        .lines()
+        .find(|l| l.contains("cargo build"))
+        .expect("a cargo build line");
+    assert!(build.contains("--no-default-features"), "{build}");
+    for dir in ["crates", "src"] {
+        assert!(
+            docker.contains(&format!("COPY {dir} ./{dir}")),
+            "the image copies {dir}/"
+        );
+    }
+}
+
+#[test]
 fn kubernetes_manifests_parse() {
     let dep = &yaml("kubernetes/deployment.yaml")[0];
     assert_eq!(dep["kind"].as_str(), Some("Deployment"));

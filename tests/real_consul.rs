@@ -110,9 +110,12 @@ fn save_agrees_with_the_real_consul_snapshot_inspect_and_verify_accepts_consuls_
         .expect("consul snapshot save");
     assert!(out.status.success(), "{}", describe(&out));
     let text = ok(run(&["verify", consuls.to_str().expect("p")], &[]));
+    // The same ID and index as the real inspect of that file.
+    let consuls_meta = consul_inspect(&consuls);
     assert!(
-        text.contains(&format!("index {}", theirs["Index"])) || text.contains(&theirs["Index"]),
-        "{text}"
+        text.contains(&format!("Verified snapshot {}", consuls_meta["ID"]))
+            && text.contains(&format!("index {},", consuls_meta["Index"])),
+        "{text}\n{consuls_meta:?}"
     );
 }
 

@@ -2,7 +2,7 @@
 //! size read from the input. Seed the corpus with `../shared/fixtures/*.snap`.
 #![no_main]
 
-use consul_snapshot_agent::archive::{read_archive, InspectStats, KvOptions, ReadOptions, TypePolicy};
+use consul_snapshot::{read_archive, InspectStats, KvOptions, ReadOptions, TypePolicy};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! must behave the same for every split and never panic.
 #![no_main]
 
-use consul_snapshot_agent::archive::{InspectStats, KvOptions, StateParser, TypePolicy};
+use consul_snapshot::{InspectStats, KvOptions, StateParser, TypePolicy};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

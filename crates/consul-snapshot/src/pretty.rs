@@ -10,7 +10,7 @@ const PADDING: usize = 6;
 /// Consul's `ByteSize`: largest binary unit not above `n`, one decimal, `.0` dropped.
 ///
 /// ```
-/// use consul_snapshot_agent::archive::pretty::byte_size;
+/// use consul_snapshot::pretty::byte_size;
 /// assert_eq!(byte_size(17228), "16.8KB");
 /// assert_eq!(byte_size(1024), "1KB");
 /// assert_eq!(byte_size(0), "0");
@@ -149,7 +149,7 @@ fn runes(b: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::stats::MetaInfo;
+    use crate::stats::MetaInfo;
 
     #[test]
     fn byte_size_examples_from_spec() {

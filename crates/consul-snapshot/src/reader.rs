@@ -62,8 +62,9 @@ pub struct ReadOptions {
 /// Errors: [`ArchiveError::Source`] when `source` fails, any other variant when the bytes are bad.
 ///
 /// ```
-/// use consul_snapshot_agent::archive::synth::SynthSpec;
-/// use consul_snapshot_agent::archive::{read_archive, ReadOptions, WriteOptions};
+/// # #[cfg(feature = "synth")] {
+/// use consul_snapshot::synth::SynthSpec;
+/// use consul_snapshot::{read_archive, ReadOptions, WriteOptions};
 ///
 /// let archive = SynthSpec::default().write_archive(Vec::new(), &WriteOptions::default()).unwrap();
 /// let report = read_archive(&archive[..], ReadOptions::default(), &mut ()).unwrap();
@@ -74,6 +75,7 @@ pub struct ReadOptions {
 /// let last = damaged.len() - 8;
 /// damaged[last] ^= 1; // the gzip CRC
 /// assert!(read_archive(&damaged[..], ReadOptions::default(), &mut ()).is_err());
+/// # }
 /// ```
 /// Records are visited as they stream, before the integrity check at the end: discard what the
 /// visitor gathered when this returns an error.
@@ -475,11 +477,11 @@ fn consume(
     })
 }
 
-#[cfg(all(test, feature = "dev"))]
+#[cfg(all(test, feature = "synth"))]
 mod tests {
     use super::*;
-    use crate::archive::synth::SynthSpec;
-    use crate::archive::WriteOptions;
+    use crate::synth::SynthSpec;
+    use crate::WriteOptions;
 
     /// Hands out at most `step` bytes per read, and fails once `fail_at` bytes were read.
     struct Dribble<'a> {
