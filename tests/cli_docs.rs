@@ -59,3 +59,75 @@ fn man_pages_for_every_subcommand() {
     let main = run_cli(&["man"]);
     assert!(String::from_utf8_lossy(&main.stdout).contains(".TH"));
 }
+
+/// Completes `words` (the last one being completed) with the generated bash script, in bash,
+/// as bash's programmable completion calls it: the candidates offered.
+fn bash_complete(script: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let line = words
+        .iter()
+        .map(|w| format!("'{w}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cword = words.len() - 1;
+    let prev = words[cword.saturating_sub(1)];
+    let cur = words[cword];
+    let program = format!(
+        "source '{}'; COMP_WORDS=({line}); COMP_CWORD={cword}; \
+         _consul__snapshot__agent consul-snapshot-agent '{cur}' '{prev}'; \
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &program])
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "{}", describe(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bash_completes_subcommand_options_despite_the_hyphenated_name() {
+    let out = run_cli(&["completions", "bash"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let dir = tempfile::tempdir().expect("tmp");
+    let script = dir.path().join("consul-snapshot-agent.bash");
+    std::fs::write(&script, &out.stdout).expect("write");
+    let got = bash_complete(&script, &["consul-snapshot-agent", "restore", "--la"]);
+    assert_eq!(got, vec!["--latest"], "restore --la completes");
+    let got = bash_complete(&script, &["consul-snapshot-agent", "peers-json", "--exc"]);
+    assert_eq!(got, vec!["--exclude"], "a hyphenated subcommand too");
+    let got = bash_complete(&script, &["consul-snapshot-agent", "ver"]);
+    assert_eq!(got, vec!["verify"]);
+}
+
+#[test]
+fn every_man_page_a_page_refers_to_is_written() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = run_cli(&["man", "--dir", dir.path().to_str().expect("p")]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let mut refs = 0;
+    for page in std::fs::read_dir(dir.path()).expect("dir").flatten() {
+        let text = std::fs::read_to_string(page.path()).expect("page");
+        // roff escapes hyphens: consul\-snapshot\-agent\-restore(1)
+        for (at, _) in text.match_indices("consul\\-snapshot\\-agent\\-") {
+            let rest = &text[at..];
+            let Some(end) = rest.find("(1)") else {
+                continue;
+            };
+            let name = rest[..end].replace("\\-", "-");
+            if name.contains(char::is_whitespace) {
+                continue;
+            }
+            refs += 1;
+            assert!(
+                dir.path().join(format!("{name}.1")).is_file(),
+                "{} refers to {name}(1), which was not written",
+                page.path().display()
+            );
+        }
+    }
+    assert!(refs > 5, "the main page lists the subcommands: {refs}");
+}

@@ -560,3 +560,86 @@ fn latest_passes_over_future_anomalous_and_safety_backups_and_says_so() {
         "the real newest chosen; 'Passed over ... in the future / safety snapshot / anomaly'",
     );
 }
+
+/// Mistakes of the first hour: each is a clear error, and none creates what it names.
+#[test]
+fn a_missing_destination_no_target_and_a_text_file_are_clear_errors() {
+    let c = TestConsul::start(DevServerConfig::default());
+    let dir = tempfile::tempdir().expect("tmp");
+    let typo = dir.path().join("bakups");
+    let typo_s = typo.display().to_string();
+    let addr = c.addr();
+    // list, prune and restore on a directory that does not exist: an error, not "no backups".
+    for args in [
+        vec!["list", "--local-path", &typo_s],
+        vec!["prune", "--retain", "1", "--local-path", &typo_s],
+        vec![
+            "restore",
+            "--latest",
+            "--yes",
+            "--http-addr",
+            &addr,
+            "--local-path",
+            &typo_s,
+        ],
+    ] {
+        let out = run_cli_env(&args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", describe(&out));
+        assert!(
+            err.contains("does not exist") && err.contains(&typo_s),
+            "{args:?}: {err}"
+        );
+        assert!(!typo.exists(), "{args:?} created {typo_s}");
+    }
+    // restore with nothing to restore: a usage error.
+    let out = run_cli_env(&["restore", "--http-addr", &addr], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("say what to restore"));
+    // A text file given to verify: Consul's words, and what they mean.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not a snapshot\n").expect("write");
+    let out = run_cli_env(&["verify", text.to_str().expect("p")], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("failed to decompress snapshot: gzip: invalid header")
+            && err.contains("not a gzip file"),
+        "{err}"
+    );
+    // agent --once creates its directory, prints its summary once (no INFO line repeating
+    // it), and --key takes the backup's path as its help says.
+    let local = dir.path().join("new");
+    let out = run_cli_env(
+        &[
+            "agent",
+            "--once",
+            "--http-addr",
+            &addr,
+            "--local-path",
+            local.to_str().expect("p"),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("snapshot stored"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Saved and verified"));
+    let name = support::backup_names(&local).pop().expect("a backup");
+    let path = local.join(&name).display().to_string();
+    let out = run_cli_env(
+        &[
+            "restore",
+            "--key",
+            &path,
+            "--dry-run",
+            "--http-addr",
+            &addr,
+            "--local-path",
+            local.to_str().expect("p"),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&name));
+}

@@ -438,6 +438,8 @@ fn tls_with_the_right_ca_works_and_a_wrong_ca_fails_clearly() {
             && err.to_lowercase().contains("certificate"),
         "{err}"
     );
+    // It says what to give.
+    assert!(err.contains("--ca-file"), "{err}");
     assert!(!bad_file.exists());
 }
 

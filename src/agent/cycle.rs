@@ -561,7 +561,9 @@ async fn finish_destination(
     };
     match &stored {
         Ok(b) => {
-            tracing::info!(destination = %store, key = %b.key, bytes = b.size, "snapshot stored")
+            // Debug: `agent --once` prints the summary, and the daemon logs "Saved snapshot";
+            // a cron mail says it once.
+            tracing::debug!(destination = %store, key = %b.key, bytes = b.size, "snapshot stored")
         }
         Err(e) => {
             tracing::error!(destination = %store, error = %e, "storing the snapshot failed")
@@ -610,7 +612,7 @@ pub async fn apply_retention(
         .collect();
     if !doomed.is_empty() {
         store.delete(&doomed).await?;
-        tracing::info!(destination = %store, deleted = doomed.len(), "retention applied");
+        tracing::debug!(destination = %store, deleted = doomed.len(), "retention applied");
     }
     for h in &plan.holds {
         tracing::warn!(destination = %store, anomaly = %h.anomaly, held = h.held.len(), until = %h.until, "shrink guard: holding the backups from before an unacknowledged anomaly");

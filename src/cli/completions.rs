@@ -29,7 +29,23 @@ pub fn completions(args: CompletionArgs) -> anyhow::Result<ExitCode> {
     let mut cmd = super::Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "consul-snapshot-agent", &mut out);
+    if args.shell == clap_complete::Shell::Bash {
+        out = fix_bash(&out);
+    }
     Ok(super::output::stdout(&out)?.unwrap_or(ExitCode::SUCCESS))
+}
+
+/// clap_complete's bash script for a binary whose name has hyphens builds the command path as
+/// `consul__snapshot__agent__subcmd__restore` in its loop but labels the cases
+/// `consul__subcmd__snapshot__subcmd__agent__subcmd__restore` (clap-rs/clap#6421), so no
+/// subcommand option completes: the labels are given the loop's spelling.
+fn fix_bash(script: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(script)
+        .replace(
+            "consul__subcmd__snapshot__subcmd__agent",
+            "consul__snapshot__agent",
+        )
+        .into_bytes()
 }
 
 /// Prints the main man page (roff), or writes every page into `--dir`.

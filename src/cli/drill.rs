@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 
 use super::output::Format;
 use crate::archive::pretty::tabwriter;
@@ -105,10 +105,14 @@ async fn drill(args: Args) -> anyhow::Result<ExitCode> {
             let sel = match (latest, key) {
                 (true, _) => Selection::Latest,
                 (false, Some(k)) => Selection::Key(k.clone()),
-                (false, None) => bail!("say what to drill: a FILE, --latest or --key KEY"),
+                (false, None) => {
+                    return Err(super::usage(anyhow!(
+                        "say what to drill: a FILE, --latest or --key KEY"
+                    )))
+                }
             };
             let stores = resolve_storage(&args.storage, &file, &env)?
-                .stores()
+                .existing_stores()
                 .await?;
             let (i, backup) =
                 super::restore::choose_backup(&stores, &sel, prod_cfg.datacenter.as_deref())

@@ -103,7 +103,7 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
     let file = load_files(&args.files)?;
     let env = |k: &str| std::env::var(k).ok();
     for store in resolve_storage(&args.storage, &file, &env)?
-        .stores()
+        .existing_stores()
         .await?
     {
         let mut backups = store

@@ -84,7 +84,7 @@ async fn servers(args: &Args) -> anyhow::Result<Vec<Peer>> {
         bail!("say where the servers come from: a FILE, --latest or --from-consul ADDR");
     }
     let stores = resolve_storage(&args.storage, &file, &env)?
-        .stores()
+        .existing_stores()
         .await?;
     let consul = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
     let (i, backup) =

@@ -101,7 +101,7 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
     let mut out = String::new();
     let mut found = vec![false; args.acknowledge.len()];
     for store in resolve_storage(&args.storage, &file, &env)?
-        .stores()
+        .existing_stores()
         .await?
     {
         // A listing error deletes nothing: it stops here.

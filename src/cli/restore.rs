@@ -133,12 +133,14 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         (None, _, Some(k), _) => Some(Selection::Key(k.clone())),
         (None, _, _, Some(t)) => Some(Selection::Before(t)),
         (None, false, None, None) => {
-            bail!("say what to restore: a FILE, or --latest, --key KEY or --before TIME")
+            return Err(super::usage(anyhow!(
+                "say what to restore: a FILE, or --latest, --key KEY or --before TIME"
+            )))
         }
     };
     let stores = if selection.is_some() || args.safety_snapshot == Some(true) {
         resolve_storage(&args.storage, &file, &env)?
-            .stores()
+            .existing_stores()
             .await?
     } else {
         Vec::new()

@@ -30,7 +30,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let report = result.map_err(|e| anyhow!("Error verifying snapshot file: {e}"))?;
+    let report = result.map_err(|e| {
+        // Consul's text, and what it means for the usual case: not a snapshot at all.
+        let hint = match &e {
+            crate::archive::ArchiveError::Decompress(crate::archive::GzipError::InvalidHeader) => {
+                " (not a gzip file: a Consul snapshot archive starts with the gzip bytes 1f 8b; is this file a snapshot?)"
+            }
+            _ => "",
+        };
+        anyhow!("Error verifying snapshot file: {e}{hint}")
+    })?;
     let line = format!(
         "Verified snapshot {}: index {}, term {}, state.bin {} bytes in {} records, archive sha256 {}\n",
         report.meta.id,

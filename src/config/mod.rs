@@ -215,11 +215,24 @@ pub struct StorageConfig {
 impl StorageConfig {
     /// Opens the destinations (creating the local directory), local first.
     pub async fn stores(&self) -> anyhow::Result<Vec<Store>> {
+        self.stores_with(true).await
+    }
+
+    /// The destinations for commands that read or prune (`list`, `prune`, `restore`, `drill`,
+    /// `peers-json`): a local directory that does not exist is an error, never created.
+    pub async fn existing_stores(&self) -> anyhow::Result<Vec<Store>> {
+        self.stores_with(false).await
+    }
+
+    async fn stores_with(&self, create: bool) -> anyhow::Result<Vec<Store>> {
         let mut out = Vec::new();
         if let Some(dir) = &self.local {
-            out.push(Store::new(
-                LocalStore::new(dir).map_err(|e| anyhow!("{e}"))?,
-            ));
+            let local = if create {
+                LocalStore::new(dir)
+            } else {
+                LocalStore::open_existing(dir)
+            };
+            out.push(Store::new(local.map_err(|e| anyhow!("{e}"))?));
         }
         if let Some(cfg) = &self.s3 {
             out.push(Store::new(

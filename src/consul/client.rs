@@ -73,6 +73,7 @@ impl ConsulError {
             && (detail.contains("closed before message completed")
                 || detail.contains("connection reset")
                 || detail.contains("IncompleteMessage"));
+        detail.push_str(tls_hint(addr, &detail));
         if cut {
             ConsulError::Cut {
                 addr: addr.to_string(),
@@ -84,6 +85,24 @@ impl ConsulError {
                 detail,
             }
         }
+    }
+}
+
+/// What to give when a TLS handshake failed, from the TLS library's reason (rustls names the
+/// cases: `UnknownIssuer`, `NotValidForName`, `CertificateRequired`): the operator sees what
+/// to pass, not only the library's words.
+fn tls_hint(addr: &str, detail: &str) -> &'static str {
+    let tls = addr.starts_with("https://");
+    if detail.contains("UnknownIssuer") || detail.contains("BadSignature") {
+        " (the server's certificate is not signed by a CA this client trusts: give the CA that signed it with --ca-file or CONSUL_CACERT)"
+    } else if detail.contains("NotValidForName") {
+        " (the server's certificate is not valid for this address: give the name it carries with --tls-server-name, e.g. server.dc1.consul)"
+    } else if detail.contains("CertificateRequired")
+        || (tls && (detail.contains("channel closed") || detail.contains("connection closed")))
+    {
+        " (the server closed the TLS handshake: if it requires a client certificate (verify_incoming), give --client-cert and --client-key)"
+    } else {
+        ""
     }
 }
 

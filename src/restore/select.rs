@@ -82,9 +82,11 @@ pub fn select<'a>(
     now: DateTime<Utc>,
 ) -> Selected<'a> {
     if let Selection::Key(k) = sel {
+        // A key, a bare name, or a path ending in the name (`/backups/consul-…snap`).
+        let name = k.rsplit('/').next().unwrap_or(k);
         let chosen = backups
             .iter()
-            .find(|b| &b.key == k || b.key.rsplit('/').next() == Some(k.as_str()));
+            .find(|b| &b.key == k || b.key.rsplit('/').next() == Some(name));
         return Selected {
             chosen,
             skipped: Vec::new(),
@@ -273,6 +275,15 @@ mod tests {
             .map(|x| x.name.index),
             Some(3),
             "bare name"
+        );
+        assert_eq!(
+            pick(
+                &all,
+                &Selection::Key("/backups/dc1/consul-dc1-20261121T030000Z-3.snap".into())
+            )
+            .map(|x| x.name.index),
+            Some(3),
+            "a path to the file"
         );
         assert_eq!(pick(&[], &Selection::Latest), None);
         assert!(parse_time("yesterday").is_err());

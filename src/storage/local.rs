@@ -39,6 +39,21 @@ impl LocalStore {
         Ok(LocalStore { dir })
     }
 
+    /// An existing directory, never created: for the commands that only read or prune (a
+    /// typo in `--local-path` must not look like a destination with no backups).
+    ///
+    /// Errors: [`StorageError::Config`] when `dir` is not an existing directory.
+    pub fn open_existing(dir: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let dir = dir.into();
+        if !dir.is_dir() {
+            return Err(StorageError::Config(format!(
+                "the local destination {} does not exist (check --local-path; only `agent` creates it)",
+                dir.display()
+            )));
+        }
+        Ok(LocalStore { dir })
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
