@@ -166,3 +166,73 @@ fn s3_errors_are_clear_and_carry_no_secret() {
         "secret leaked: {err}"
     );
 }
+
+/// Three sites back up to one bucket under one prefix; `list --summary` shows one line per
+/// datacenter, and `--max-age` / `--expect` make one cron line watch the fleet.
+#[test]
+fn a_fleet_sharing_one_prefix_is_summarized_and_stale_or_missing_sites_are_named() {
+    let s3 = s3_target();
+    let prefix = format!("fleet-{}/", support::net::random());
+    let dir = tempfile::tempdir().expect("tmp");
+    let sites: Vec<TestConsul> = ["dc1", "dc2", "dc3"]
+        .iter()
+        .map(|dc| {
+            TestConsul::start(DevServerConfig {
+                datacenter: dc.to_string(),
+                ..DevServerConfig::default()
+            })
+        })
+        .collect();
+    for (i, site) in sites.iter().enumerate() {
+        // A local directory each (unused below); S3 is shared.
+        let local = dir.path().join(format!("site{i}"));
+        let out = once(site, &s3, &prefix, &local, &["--retain", "0"]);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    let list = |extra: &[&str]| {
+        let mut args: Vec<String> = vec!["list".into()];
+        args.extend(s3.cli_args(&prefix));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        cli(&args, &s3)
+    };
+    let out = list(&["--summary"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "a header and one line per datacenter: {table}"
+    );
+    for dc in ["dc1", "dc2", "dc3"] {
+        assert!(
+            lines.iter().any(|l| l.contains(dc) && l.contains("1000")),
+            "{dc}: {table}"
+        );
+    }
+    // Fresh enough, and every expected site present.
+    let out = list(&[
+        "--max-age",
+        "1h",
+        "--expect",
+        "dc1,dc2,dc3",
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["datacenters"].as_array().map(Vec::len), Some(3), "{v}");
+    assert_eq!(v["datacenters"][0]["newest"]["index"], 1000, "{v}");
+    // A site that never backed up, and an age limit every site fails.
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = list(&["--max-age", "1s", "--expect", "dc1,dc4"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    for dc in ["dc1", "dc2", "dc3"] {
+        assert!(
+            err.contains(&format!("STALE OR MISSING: {dc} at s3://")),
+            "{err}"
+        );
+    }
+    assert!(err.contains("dc4: no backup at any destination"), "{err}");
+}

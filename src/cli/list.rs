@@ -23,6 +23,19 @@ pub struct Args {
     /// fails. Reads every byte of every backup.
     #[arg(long)]
     verify: bool,
+    /// One line per destination and datacenter: the newest backup (as `restore --latest`
+    /// would choose it) with its time, age and Raft index, the count and total size, and
+    /// anomaly and encryption flags. For a fleet whose sites share one bucket and prefix.
+    #[arg(long)]
+    summary: bool,
+    /// With --summary (implied): exit 1 and name every datacenter whose newest backup is
+    /// older than this (e.g. 2h), so that one cron line watches a fleet.
+    #[arg(long = "max-age", value_name = "DURATION", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    max_age: Option<std::time::Duration>,
+    /// With --summary (implied): datacenters that must have a backup; one with none is named
+    /// and the exit code is 1. Comma-separated or repeated.
+    #[arg(long, value_name = "DC,...", value_delimiter = ',')]
+    expect: Vec<String>,
     #[command(flatten)]
     identities: super::age::IdentityArgs,
     #[command(flatten)]
@@ -97,6 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn list(args: Args) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
+    let mut fleet: Vec<(String, crate::storage::StoredBackup)> = Vec::new();
     let ids = std::sync::Arc::new(crate::crypto::Identities::load(
         &args.identities.age_identities,
     )?);
@@ -128,6 +142,10 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
         // Oldest first, in the one order of retention and --latest (time, then Raft index).
         sort_newest_first(&mut backups);
         backups.reverse();
+        let summary = args.summary || args.max_age.is_some() || !args.expect.is_empty();
+        if summary {
+            fleet.extend(backups.iter().map(|b| (store.to_string(), b.clone())));
+        }
         for b in backups {
             let (verified, verify_error) = if args.verify {
                 let (v, e) = verify_one(&store, &b.key, b.meta.as_ref(), &ids).await;
@@ -156,6 +174,9 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
                 verify_error,
             });
         }
+    }
+    if args.summary || args.max_age.is_some() || !args.expect.is_empty() {
+        return summary(&fleet, &args);
     }
     let out = match args.output {
         Format::Json => {
@@ -234,6 +255,64 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    };
+    Ok(super::output::stdout(&out)?.unwrap_or(code))
+}
+
+/// `list --summary` (and `--max-age`, `--expect`): the fleet view; exit 1 when a datacenter
+/// is stale or missing, each named on stderr.
+fn summary(
+    fleet: &[(String, crate::storage::StoredBackup)],
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
+    use crate::storage::fleet::{problems, summarize};
+    let sums = summarize(fleet, chrono::Utc::now());
+    let bad = problems(&sums, args.max_age, &args.expect);
+    let out = match args.output {
+        Format::Json => {
+            let mut v = serde_json::to_vec_pretty(&serde_json::json!({
+                "datacenters": sums,
+                "problems": bad,
+            }))?;
+            v.push(b'\n');
+            v
+        }
+        Format::Table => {
+            let mut t = String::from(
+                "DESTINATION\tDATACENTER\tNEWEST\tAGE\tINDEX\tCOUNT\tSIZE\tENCRYPTED\tANOMALY",
+            );
+            for s in &sums {
+                let (time, age, index, enc) = match &s.newest {
+                    Some(n) => (
+                        n.time.to_rfc3339(),
+                        humantime::format_duration(std::time::Duration::from_secs(n.age_seconds))
+                            .to_string(),
+                        n.index.to_string(),
+                        if n.encrypted { "age" } else { "no" },
+                    ),
+                    None => ("-".into(), "-".into(), "-".into(), "-"),
+                };
+                t.push_str(&format!(
+                    "\n{}\t{}\t{time}\t{age}\t{index}\t{}\t{}\t{enc}\t{}",
+                    s.destination,
+                    s.datacenter,
+                    s.count,
+                    byte_size(s.total_bytes),
+                    if s.anomaly { "UNACKNOWLEDGED" } else { "-" }
+                ));
+            }
+            let mut v = tabwriter(t.as_bytes(), 0, 2);
+            v.push(b'\n');
+            v
+        }
+    };
+    for p in &bad {
+        eprintln!("STALE OR MISSING: {p}");
+    }
+    let code = if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     };
     Ok(super::output::stdout(&out)?.unwrap_or(code))
 }

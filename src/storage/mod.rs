@@ -6,6 +6,7 @@
 pub mod atomic_file;
 pub mod backend;
 pub mod clock;
+pub mod fleet;
 pub mod gcs;
 pub mod local;
 pub mod metadata;
