@@ -210,3 +210,42 @@ fn a_config_file_error_never_prints_the_secret_on_its_line() {
         assert!(!err.contains(secret), "secret shown: {}", describe(&out));
     }
 }
+
+#[test]
+fn every_refused_key_of_a_file_is_reported_in_one_run() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("agent.json");
+    std::fs::write(
+        &file,
+        "{\"snapshot_agent\": {\n  \"snapshot\": {\"intervall\": \"1h\"},\n  \"token\": \"<redacted>\",\n  \"aws_storage\": {\"s3_buckett\": \"b\"}\n}}\n",
+    )
+    .expect("write");
+    let f = file.to_string_lossy().to_string();
+    let out = run_cli(&["agent", "--config-file", &f, "--print-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    for want in [
+        "line 2, column 16, key snapshot_agent.snapshot.intervall",
+        "(did you mean `interval`?)",
+        "line 3, column 3, key snapshot_agent.token: this is a redacted secret",
+        "key snapshot_agent.aws_storage.s3_buckett",
+        "(did you mean `s3_bucket`?)",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    // A local path a bucket overrides is named, with the bucket's key.
+    std::fs::write(
+        &file,
+        r#"{"snapshot_agent": {"local_storage": {"path": "/srv/backups"}, "aws_storage": {"s3_bucket": "b"}}}"#,
+    )
+    .expect("write");
+    let out = run_cli(&["agent", "--config-file", &f, "--print-config"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "local_storage.path (/srv/backups) is ignored because aws_storage.s3_bucket is set"
+        ),
+        "{err}"
+    );
+}

@@ -23,8 +23,185 @@ pub enum FileError {
         key: String,
         reason: String,
     },
+    /// Every refused key of the files, one per line (all of them in one run).
+    #[error("{}", .0.join("\n"))]
+    Keys(Vec<String>),
     #[error("no configuration file has a snapshot_agent object")]
     NoAgentSection,
+}
+
+/// Bound on the refused keys collected from one file (each costs a parse).
+const MAX_KEY_ERRORS: usize = 50;
+
+/// What `--print-config` prints for a secret; given back as a value it is an error.
+pub const REDACTED: &str = "<redacted>";
+
+/// Every refused key of one file: each with the file, its line and column (where the key is
+/// found in the text), its path, and "did you mean" for an unknown key close to a known one.
+/// Keys are found one parse at a time (a refused key is removed and the rest parsed again).
+fn check_file(v: &Value, path: &str, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut redacted = Vec::new();
+    find_redacted(v, String::new(), &mut redacted);
+    for key in &redacted {
+        out.push(format!(
+            "{path}: {}key {key}: this is a redacted secret (what --print-config prints); give the real value",
+            position(text, key)
+        ));
+    }
+    let mut v = v.clone();
+    for key in &redacted {
+        remove_path(&mut v, key);
+    }
+    for _ in 0..MAX_KEY_ERRORS {
+        match parse_value(v.clone(), path) {
+            Ok(_) => break,
+            Err(FileError::Key { key, reason, .. }) => {
+                let hint = did_you_mean(&reason, &key);
+                out.push(format!(
+                    "{path}: {}key {key}: {reason}{hint}",
+                    position(text, &key)
+                ));
+                if !remove_path(&mut v, &key) {
+                    break;
+                }
+            }
+            Err(e) => {
+                out.push(e.to_string());
+                break;
+            }
+        }
+    }
+    // In the file's order.
+    out.sort_by_key(|m| {
+        m.split("line ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(usize::MAX)
+    });
+    out
+}
+
+/// Paths of string values equal to [`REDACTED`].
+fn find_redacted(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if s == REDACTED => out.push(at),
+        Value::Object(m) => {
+            for (k, v) in m {
+                let p = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                find_redacted(v, p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                find_redacted(v, format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Removes the value at a dotted path (`a.b.c`; an array index removes the whole array):
+/// whether something was removed.
+fn remove_path(v: &mut Value, path: &str) -> bool {
+    let path = path.split('[').next().unwrap_or(path);
+    let (parent, last) = match path.rsplit_once('.') {
+        Some((p, l)) => (lookup_mut(v, p), l),
+        None => (Some(v), path),
+    };
+    match parent {
+        Some(Value::Object(m)) => m.remove(last).is_some(),
+        _ => false,
+    }
+}
+
+/// `line L, column C, ` of the key's last segment in the file's text, or nothing when it
+/// cannot be found (a key of the merged configuration).
+fn position(text: &str, key: &str) -> String {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let last = last.split('[').next().unwrap_or(last);
+    if last.is_empty() {
+        return String::new();
+    }
+    let quoted = format!("\"{last}\"");
+    let at = text.find(&quoted).or_else(|| {
+        // TOML: a bare key at the start of a line.
+        text.match_indices(last).map(|(i, _)| i).find(|&i| {
+            let line_start = text[..i].rfind('\n').map_or(0, |n| n + 1);
+            text[line_start..i].trim().is_empty()
+                && text[i + last.len()..].trim_start().starts_with('=')
+        })
+    });
+    match at {
+        Some(i) => {
+            let before = &text[..i];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}, ")
+        }
+        None => String::new(),
+    }
+}
+
+/// " (did you mean `interval`?)" for serde's "unknown field `intervall`, expected one of …"
+/// when one of the expected names is at most two edits away.
+fn did_you_mean(reason: &str, key: &str) -> String {
+    if !reason.starts_with("unknown field") {
+        return String::new();
+    }
+    let (parent, unknown) = key.rsplit_once('.').unwrap_or(("", key));
+    // The names serde lists, and (serde's flatten lists none) the keys the defaults fill in
+    // at the same place.
+    let mut known: Vec<String> = reason
+        .split("expected one of ")
+        .nth(1)
+        .map(|l| {
+            l.split(',')
+                .map(|c| c.trim().trim_matches('`').to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let defaults = serde_json::to_value(FileConfig {
+        snapshot_agent: Some(super::options::AgentOptions::defaults()),
+    })
+    .unwrap_or_default();
+    let at = if parent.is_empty() {
+        Some(&defaults)
+    } else {
+        lookup(&defaults, parent)
+    };
+    if let Some(Value::Object(m)) = at {
+        known.extend(m.keys().cloned());
+    }
+    known
+        .iter()
+        .filter(|c| !c.is_empty() && c.as_str() != unknown)
+        .map(|c| (edit_distance(unknown, c), c))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance (for key names: short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Reads `files` then the `.json`/`.toml` files of each of `dirs` (sorted by name), merging
@@ -55,24 +232,29 @@ pub fn load(files: &[PathBuf], dirs: &[PathBuf]) -> Result<FileConfig, FileError
     }
     let mut merged = Value::Object(Default::default());
     let mut any = false;
+    let mut refused = Vec::new();
     for path in &paths {
-        let v = read_value(path)?;
+        let (v, text) = read_value(path)?;
         if v.get("snapshot_agent").is_none() {
             tracing::info!(path = %path.display(), "ignoring configuration file without a snapshot_agent object");
             continue;
         }
         any = true;
-        // Check each file on its own first, so an unknown key names the file it is in.
-        parse_value(v.clone(), &path.display().to_string())?;
+        // Check each file on its own first, so that every refused key names the file (and the
+        // line) it is in; all of them are reported in one run.
+        refused.extend(check_file(&v, &path.display().to_string(), &text));
         merge(&mut merged, v);
     }
     if !any {
         return Err(FileError::NoAgentSection);
     }
+    if !refused.is_empty() {
+        return Err(FileError::Keys(refused));
+    }
     parse_value(merged, "merged configuration")
 }
 
-fn read_value(path: &Path) -> Result<Value, FileError> {
+fn read_value(path: &Path) -> Result<(Value, String), FileError> {
     let text = std::fs::read_to_string(path).map_err(|e| FileError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -86,15 +268,17 @@ fn read_value(path: &Path) -> Result<Value, FileError> {
             let at = e.span().map_or(0, |s| s.start);
             parse_err(syntax_error(&text, at, e.message(), Syntax::Toml))
         })?;
-        serde_json::to_value(t).map_err(|e| parse_err(e.to_string()))
+        let v = serde_json::to_value(t).map_err(|e| parse_err(e.to_string()))?;
+        Ok((v, text))
     } else {
-        serde_json::from_str(&text).map_err(|e| {
+        let v = serde_json::from_str(&text).map_err(|e| {
             let at = offset_of(&text, e.line(), e.column());
             // serde_json appends " at line L column C"; the position is said once, by us.
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             parse_err(syntax_error(&text, at, &msg, Syntax::Json))
-        })
+        })?;
+        Ok((v, text))
     }
 }
 
@@ -359,6 +543,25 @@ mod tests {
             .expect_err("misplaced")
             .to_string()
             .contains("retain"));
+    }
+
+    #[test]
+    fn every_refused_key_is_reported_at_once_with_its_place_and_a_near_miss() {
+        let text = "{\"snapshot_agent\": {\n  \"snapshot\": {\"intervall\": \"1h\", \"retain\": 3},\n  \"token\": \"<redacted>\",\n  \"bogus\": 1\n}}";
+        let msg = load_text("a.json", text);
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(lines.len(), 3, "{msg}");
+        assert!(
+            msg.contains("a.json: line 2, column 16, key snapshot_agent.snapshot.intervall")
+                && msg.contains("(did you mean `interval`?)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("line 3, column 3, key snapshot_agent.token: this is a redacted secret"),
+            "{msg}"
+        );
+        assert!(msg.contains("key snapshot_agent.bogus"), "{msg}");
+        assert_eq!(edit_distance("intervall", "interval"), 1);
     }
 
     #[test]

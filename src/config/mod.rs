@@ -307,7 +307,24 @@ fn merge_storage(
     let remote = s3.s3_bucket.is_some() || azure.container_name.is_some() || gcs.bucket.is_some();
     let path = match (&flags.local.path, remote) {
         (Some(p), _) => Some(p.clone()),
-        (None, true) => None,
+        (None, true) => {
+            // Enterprise's rule: a bucket replaces the local directory. Say so, naming both.
+            if let Some(ignored) = &file.local_storage.path {
+                let bucket_key = if s3.s3_bucket.is_some() {
+                    "aws_storage.s3_bucket"
+                } else if azure.container_name.is_some() {
+                    "azure_blob_storage.container_name"
+                } else {
+                    "google_storage.bucket"
+                };
+                // Printed, not logged: configuration is resolved before logging starts.
+                eprintln!(
+                    "warning: local_storage.path ({}) is ignored because {bucket_key} is set: backups go to the bucket only (give --local-path to store in both)",
+                    ignored.display()
+                );
+            }
+            None
+        }
         (None, false) => Some(
             file.local_storage
                 .path
@@ -928,7 +945,33 @@ block_size = "4MiB"
         assert_eq!(a["azure_blob_storage"]["environment"], "AZUREPUBLICCLOUD");
         assert_eq!(a["snapshot"]["cron_zone"], "Europe/Paris");
         assert!(a["snapshot"].get("interval").is_none(), "{a}");
+        // Given back as it is, the redacted secrets are refused, each named.
         let again = write(dir.path(), "printed.json", &text);
+        let refused = resolve(
+            &files(again),
+            &ConsulArgs::default(),
+            &SnapshotOptions::default(),
+            false,
+            &none,
+        )
+        .expect_err("redacted values refused")
+        .to_string();
+        for key in [
+            "snapshot_agent.token",
+            "snapshot_agent.aws_storage.secret_access_key",
+            "snapshot_agent.azure_blob_storage.account_key",
+        ] {
+            assert!(
+                refused.contains(&format!("key {key}: this is a redacted secret")),
+                "{key}: {refused}"
+            );
+        }
+        // With the real values put back, it loads to the same configuration.
+        let text = text
+            .replacen("\"<redacted>\"", "\"s3cr3t\"", 1)
+            .replacen("\"<redacted>\"", "\"AZK3Y\"", 1)
+            .replacen("\"<redacted>\"", "\"t0k\"", 1);
+        let again = write(dir.path(), "restored.json", &text);
         assert_eq!(print(again), first);
     }
 
