@@ -17,6 +17,15 @@
 //!                    is visible, nothing is deleted
 //! ```
 //!
+//! Around the pipeline, a cycle ([`agent::cycle`]) first lists every destination for the
+//! shrink guard's baseline (a destination whose listing fails gets no retention that cycle,
+//! and a snapshot stored with no baseline is marked unjudged), checks this host's clock
+//! against an independent one ([`agent::clock`]: a destination's `Date`, else Consul's;
+//! [`storage::clock`]) before naming the backup and before time-based retention, skips a
+//! destination for the rest of the cycle once it timed out ([`storage::StorageError::Timeout`]),
+//! and sweeps leftovers only after the store. A read-back deletes a backup only on proven
+//! damage (bytes other than those recorded).
+//!
 //! The bytes are read once. The slowest of the source, the verifier and the destinations sets
 //! the pace; memory is the queues' size, never the archive's. Restore runs the same pipeline
 //! from a stored backup into a private temporary file, then streams that file to
@@ -45,15 +54,19 @@
 //! * [`archive`]: the snapshot format, the crate `consul-snapshot` of this workspace
 //!   (`crates/consul-snapshot`: pure, synchronous, bytes in, typed results out; no tokio,
 //!   HTTP or cloud dependency, fuzzed on its own);
-//! * [`consul`]: the Consul HTTP client;
+//! * [`consul`]: the Consul HTTP client (typed errors for Consul's documented answers, the
+//!   auth-method login that renews its own token);
 //! * [`pipeline`]: one pass from a source to a sink with verification alongside;
-//! * [`storage`]: destinations that publish atomically, backup naming and metadata;
+//! * [`storage`]: destinations that publish atomically, backup naming and metadata, each
+//!   destination's clock, the fleet summary of `list --summary` ([`storage::fleet`], pure);
 //! * [`retention`]: which backups to keep, as a pure function;
 //! * [`schedule`]: when to run next (interval, crontab(5), jitter), as a pure function;
 //! * [`retry`]: the one retry policy (exponential back-off with jitter);
 //! * [`agent`]: the backup cycle and the daemon around it (leader election, registration,
 //!   telemetry, webhooks);
-//! * [`restore`]: choose, fetch, verify and push a backup back into Consul;
+//! * [`restore`]: choose ([`restore::select`], pure: future-named, anomalous and safety
+//!   backups passed over), fetch and verify into an unnamed file ([`restore::scratch`]), and
+//!   push a backup back into Consul; drills and `peers.json`;
 //! * `devserver` (cargo feature `dev`): the Consul API test server (a test double, not
 //!   Consul);
 //! * [`config`]: one typed struct per section, filled by defaults < files < environment <

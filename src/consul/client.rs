@@ -234,13 +234,7 @@ impl ConsulClient {
             "BearerToken": bearer.expose(),
             "Meta": login.meta,
         }));
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ConsulError::from_transport(&self.display_addr, &e))?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp).await);
-        }
+        let resp = self.send_once(req).await?;
         let body = bounded_body(resp, "/v1/acl/login", &self.display_addr).await?;
         let v: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| ConsulError::Decode {
@@ -291,13 +285,7 @@ impl ConsulClient {
         if let Some(v) = self.token_header() {
             req = req.header("X-Consul-Token", v);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ConsulError::from_transport(&self.display_addr, &e))?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp).await);
-        }
+        self.send_once(req).await?;
         let accessor = self.auth.accessor.lock().ok().and_then(|a| a.clone());
         tracing::info!(
             accessor = accessor.as_deref().unwrap_or("?"),
@@ -488,6 +476,13 @@ impl ConsulClient {
             }
             other => other,
         }
+    }
+
+    /// Sends `req` once, without logging in again (login and logout themselves).
+    async fn send_once(&self, req: RequestBuilder) -> Result<Response, ConsulError> {
+        let (http, built) = req.build_split();
+        let request = built.map_err(|e| ConsulError::from_transport(&self.display_addr, &e))?;
+        self.execute(&http, request).await
     }
 
     async fn execute(

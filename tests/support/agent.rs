@@ -88,15 +88,7 @@ impl AgentProcess {
         unsafe {
             libc::kill(self.pid(), libc::SIGTERM);
         }
-        let child = self.child.as_mut()?;
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        self.wait_exit(timeout)
     }
 }
 
