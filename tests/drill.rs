@@ -213,3 +213,78 @@ fn the_daemon_drills_the_newest_backup_on_its_interval() {
     );
     agent.terminate(Duration::from_secs(10));
 }
+
+/// A scratch cluster that takes its time to apply a restore does not hold up the schedule:
+/// the drill runs in the background while the leader goes on taking snapshots.
+#[test]
+fn a_slow_scratch_cluster_does_not_delay_the_snapshots() {
+    use std::time::Duration;
+    use support::agent::{wait_until, AgentProcess};
+    let prod = TestConsul::start(DevServerConfig {
+        session_ttl_min: Duration::from_millis(500),
+        ..DevServerConfig::default()
+    });
+    let target = scratch("7e1d0c0b-aaaa-bbbb-cccc-000000000001");
+    // The scratch cluster answers a restore a minute after the last byte.
+    target.faults(consul_snapshot_agent::devserver::Faults {
+        restore_delay_ms: Some(60_000),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let hook = support::webhook::receiver(false);
+    let args: Vec<String> = [
+        "--http-addr",
+        &prod.addr(),
+        "--local-path",
+        &dir.path().display().to_string(),
+        "--metrics-addr",
+        "off",
+        "--session-ttl",
+        "2s",
+        "--session-ttl-min",
+        "500ms",
+        "--interval",
+        "1s",
+        "--retain",
+        "0",
+        "--drill-interval",
+        "1h",
+        "--drill-target-http-addr",
+        &target.addr(),
+        "--webhook",
+        &hook.url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut agent = AgentProcess::start(&args, &[]);
+    let count = |event: &str| {
+        hook.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|e| e["event"] == event)
+            .count()
+    };
+    // The drill starts after the first stored snapshot; the restore then hangs for a minute.
+    assert!(
+        wait_until(Duration::from_secs(30), || count("success") >= 1),
+        "{}",
+        agent.log()
+    );
+    let at_drill = count("success");
+    // Snapshots go on every second meanwhile (inline, the next would wait a minute).
+    assert!(
+        wait_until(Duration::from_secs(20), || count("success") >= at_drill + 4),
+        "snapshots were held up by the drill:\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        count("drill"),
+        0,
+        "the drill is still waiting for the scratch cluster"
+    );
+    assert!(agent
+        .terminate(Duration::from_secs(20))
+        .is_some_and(|s| s.success()));
+}
