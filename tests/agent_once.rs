@@ -236,3 +236,46 @@ fn a_fleet_sharing_one_prefix_is_summarized_and_stale_or_missing_sites_are_named
     }
     assert!(err.contains("dc4: no backup at any destination"), "{err}");
 }
+
+/// `agent --once` retries its first Consul call (a Consul agent restarting as cron starts).
+#[test]
+fn agent_once_retries_its_first_consul_call_while_consul_starts() {
+    let port = support::net::free_port();
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"))
+        .args([
+            "agent",
+            "--once",
+            "--retries",
+            "6",
+            "--retry-delay",
+            "300ms",
+        ])
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .arg("--local-path")
+        .arg(dir.path())
+        .env_remove("CONSUL_HTTP_ADDR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Consul comes up a moment later, on that port.
+    std::thread::sleep(Duration::from_millis(1200));
+    let consul = TestConsul::start(DevServerConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        ..DevServerConfig::default()
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("retrying"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(support::backup_names(dir.path()).len(), 1);
+    drop(consul);
+}

@@ -412,11 +412,20 @@ async fn datacenter_of(client: &ConsulClient, cfg: &CycleConfig) -> Result<Strin
     if let Some(dc) = &cfg.datacenter {
         return Ok(dc.clone());
     }
-    let dc = client
-        .agent_self()
-        .await
-        .map_err(CycleError::AgentSelf)?
-        .datacenter;
+    // Retried as the snapshot request is (connection errors, 5xx, 429): it is the cycle's
+    // first call, and a Consul agent restarting must not fail a cron run at once.
+    let dc = {
+        use backon::Retryable;
+        (|| client.agent_self())
+            .retry(cfg.retry.backoff())
+            .when(ConsulError::is_transient)
+            .notify(|e, delay| {
+                tracing::warn!(error = %e, retry_in = ?delay, "asking the Consul agent for its datacenter failed, retrying")
+            })
+            .await
+            .map_err(CycleError::AgentSelf)?
+            .datacenter
+    };
     if !crate::storage::naming::valid_datacenter(&dc) {
         return Err(CycleError::AgentSelf(ConsulError::Decode {
             what: "/v1/agent/self".into(),
