@@ -131,3 +131,32 @@ fn every_man_page_a_page_refers_to_is_written() {
     }
     assert!(refs > 5, "the main page lists the subcommands: {refs}");
 }
+
+#[test]
+fn help_and_man_pages_have_examples_exit_status_and_environment() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = run_cli(&["man", "--dir", dir.path().to_str().expect("p")]);
+    assert!(out.status.success(), "{}", describe(&out));
+    for page in [
+        "consul-snapshot-agent",
+        "consul-snapshot-agent-restore",
+        "consul-snapshot-agent-agent",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(format!("{page}.1"))).expect("page");
+        for section in [".SH EXAMPLES", ".SH \"EXIT STATUS\"", ".SH ENVIRONMENT"] {
+            assert!(text.contains(section), "{page} lacks {section}");
+        }
+        assert!(
+            text.contains("CONSUL\\_HTTP\\_ADDR") || text.contains("CONSUL_HTTP_ADDR"),
+            "{page}"
+        );
+    }
+    let out = run_cli(&["restore", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Examples:")
+            && help.contains("restore --latest")
+            && help.contains("Exit status:"),
+        "{help}"
+    );
+}

@@ -4,6 +4,8 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+#[cfg(test)]
+use clap::CommandFactory;
 use clap::{Parser, Subcommand};
 
 mod age;
@@ -13,6 +15,7 @@ mod completions;
 mod dev;
 #[cfg(feature = "dev")]
 mod dev_server;
+mod docs;
 mod drill;
 #[cfg(feature = "dev")]
 mod generate;
@@ -138,8 +141,16 @@ pub fn usage(e: anyhow::Error) -> anyhow::Error {
 }
 
 /// Parses `args` (including the program name) and runs the command.
+/// The command line as parsed, `--help` and the man pages: the derived definitions plus the
+/// EXAMPLES, EXIT STATUS and ENVIRONMENT epilogues ([`docs`]).
+pub fn command() -> clap::Command {
+    docs::with_help(<Cli as clap::CommandFactory>::command())
+}
+
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse_from(consul_style_flags(args));
+    let matches = command().get_matches_from(consul_style_flags(args));
+    let cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let (level, json) = (cli.log_level, cli.log_json);
     match &cli.command {
         // The agent initialises logging itself, once its configuration file is read.
