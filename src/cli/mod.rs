@@ -4,8 +4,6 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-#[cfg(test)]
-use clap::CommandFactory;
 use clap::{Parser, Subcommand};
 
 mod age;
