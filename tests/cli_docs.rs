@@ -160,3 +160,35 @@ fn help_and_man_pages_have_examples_exit_status_and_environment() {
         "{help}"
     );
 }
+
+#[test]
+fn fish_completes_subcommand_options() {
+    let out = run_cli(&["completions", "fish"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let dir = tempfile::tempdir().expect("tmp");
+    let script = dir.path().join("consul-snapshot-agent.fish");
+    std::fs::write(&script, &out.stdout).expect("write");
+    let complete = |line: &str| -> Vec<String> {
+        let out = Command::new("fish")
+            .args(["--no-config", "-c"])
+            .arg(format!(
+                "source '{}'; complete -C '{line}'",
+                script.display()
+            ))
+            .output()
+            .expect("fish (Debian's fish; tests/servers.sh installs it)");
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split('\t').next().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(
+        complete("consul-snapshot-agent restore --la"),
+        vec!["--latest"]
+    );
+    assert_eq!(
+        complete("consul-snapshot-agent peers-json --exc"),
+        vec!["--exclude"]
+    );
+}

@@ -96,6 +96,13 @@ if ! command -v faketime >/dev/null; then
   "${apt[@]}" install -y -q faketime >/dev/null || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q faketime >/dev/null; }
 fi
 
+# fish (Debian's package): the completion test runs the generated fish script in fish.
+if ! command -v fish >/dev/null; then
+  echo "== installing fish (Debian), for the shell-completion test"
+  apt=(apt-get); [ "$(id -u)" = 0 ] || apt=(sudo apt-get)
+  "${apt[@]}" install -y -q fish >/dev/null || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q fish >/dev/null; }
+fi
+
 # Prometheus and promtool (Debian's package): the monitoring tests scrape a running agent with
 # a real Prometheus and check the alert rules with `promtool test rules`.
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
