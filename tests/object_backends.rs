@@ -242,3 +242,61 @@ fn dead_endpoint(az: &mut dyn Remote) {
         "bounded by the request timeout and retries: {took:?}"
     );
 }
+
+/// A GCS resumable-upload session URI is a write capability: when the server goes away in
+/// the middle of an upload, the error names no URL (nowhere: output, logs).
+#[test]
+fn a_gcs_upload_cut_mid_way_names_no_session_uri() {
+    let mut gcs = gcs_target();
+    if gcs.endpoint.is_none() {
+        return; // a real bucket cannot be stopped mid-upload
+    }
+    let consul = TestConsul::start(DevServerConfig {
+        snapshot: SnapshotSource::Synthetic(SynthSpec::with_state_size(6 << 20)),
+        ..DevServerConfig::default()
+    });
+    // Slow enough that the upload is under way (session open, chunks sent) for seconds.
+    consul.faults(Faults {
+        rate_bytes_per_sec: Some(1 << 20),
+        ..Faults::default()
+    });
+    let mut args: Vec<String> = [
+        "--log-level",
+        "trace",
+        "agent",
+        "--once",
+        "--retries",
+        "0",
+        "--http-addr",
+        &consul.addr(),
+        "--gcs-chunk-size",
+        "256KiB",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(gcs.cli_args());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_consul-snapshot-agent"))
+        .args(&args)
+        .env_remove("CONSUL_HTTP_ADDR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(2000));
+    gcs.stop();
+    let out = child.wait_with_output().expect("output");
+    let all = describe(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("gcs"), "the failure is reported: {all}");
+    assert!(!all.contains("upload_id"), "a session URI leaked: {all}");
+    assert!(
+        !all.contains("uploadType=resumable"),
+        "a session URI leaked: {all}"
+    );
+    support::record_fault_row(
+        "GCS emulator stopped mid-way through a resumable upload",
+        "exit 1; no resumable-session URI (a write capability) in any output or log",
+        "exit 1 'gcs upload chunk failed: error sending request: ...'; no upload_id anywhere",
+    );
+}

@@ -253,8 +253,7 @@ impl GcsBackend {
                     detail: "no answer within the request timeout".into(),
                 }
             } else {
-                // Without the URL: a resumable-upload session URI is a write capability.
-                gcs_err(op, e.without_url())
+                gcs_err(op, without_url(e))
             }
         })
     }
@@ -506,6 +505,23 @@ impl fmt::Debug for GcsUpload {
     }
 }
 
+/// A transport error's text with its causes (connection refused, reset...) but without the
+/// URL: a resumable-upload session URI is a write capability.
+fn without_url(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(c) = src {
+        let text = crate::storage::object::strip_urls(&c.to_string());
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        src = c.source();
+    }
+    s
+}
+
 fn to_io(e: StorageError) -> io::Error {
     e.into_io()
 }
@@ -546,7 +562,7 @@ impl GcsUpload {
             .send()
             .await;
         // GCS answers a cancelled session with 499.
-        if let Err(e) = r.map_err(reqwest::Error::without_url) {
+        if let Err(e) = r.map_err(without_url) {
             tracing::warn!(key = %self.key, error = %e, "cancelling the resumable upload failed; the session expires on its own");
         }
     }
