@@ -155,37 +155,46 @@ pub struct Picked {
     pub skipped: Vec<(String, select::Skip)>,
 }
 
-/// Chooses per `sel` among `listed` (backups with the index of their store): for `--latest`
-/// and `--before` the metadata of each candidate is read first (HEAD where the listing had
-/// none; a failed read leaves it without), so that anomalies and safety snapshots are passed
-/// over ([`select::select`]). `Err` carries the passed-over backups when nothing is left.
+/// Backups whose metadata [`pick`] reads at a time (HEAD requests at S3, Azure, GCS).
+const PICK_BATCH: usize = 16;
+
+/// Chooses per `sel` among `listed` (backups with the index of their store). For `--latest`
+/// and `--before` the candidates' metadata is read newest first, [`PICK_BATCH`] at a time,
+/// until one is usable ([`select::select`] passes over anomalies and safety snapshots): a
+/// bucket of hundreds of backups costs a few reads, not one per backup. A failed read leaves
+/// a backup without metadata (no marks known). `Err` carries the passed-over backups when
+/// nothing is left.
 pub async fn pick(
     stores: &[Store],
-    listed: Vec<(usize, StoredBackup)>,
+    mut listed: Vec<(usize, StoredBackup)>,
     sel: &select::Selection,
 ) -> Result<Picked, Vec<(String, select::Skip)>> {
-    let mut all: Vec<(usize, StoredBackup)> = Vec::with_capacity(listed.len());
-    if matches!(sel, select::Selection::Key(_)) {
-        all = listed;
-    } else {
-        for (i, store) in stores.iter().enumerate() {
-            let mine: Vec<StoredBackup> = listed
-                .iter()
-                .filter(|(j, _)| *j == i)
-                .map(|(_, b)| b.clone())
-                .collect();
-            let filled = match store.fill_meta(mine.clone(), |_| true, false).await {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(destination = %store, error = %e, "could not read the backups' metadata; anomalies and safety snapshots there cannot be told apart");
-                    mine
-                }
-            };
-            all.extend(filled.into_iter().map(|b| (i, b)));
-        }
+    let now = chrono::Utc::now();
+    if let select::Selection::Before(t) = sel {
+        listed.retain(|(_, b)| b.name.time <= *t);
     }
-    let backups: Vec<StoredBackup> = all.iter().map(|(_, b)| b.clone()).collect();
-    let got = select::select(&backups, sel, chrono::Utc::now());
+    if !matches!(sel, select::Selection::Key(_)) {
+        listed.sort_by(|(_, a), (_, b)| {
+            crate::retention::newest_first(
+                (&a.name.time, a.name.index, &a.key),
+                (&b.name.time, b.name.index, &b.key),
+            )
+        });
+        let mut read = 0;
+        while read < listed.len() {
+            let end = (read + PICK_BATCH).min(listed.len());
+            fill_batch(stores, &mut listed[read..end]).await;
+            read = end;
+            // The newest usable backup among the newest `read` is the newest overall.
+            let prefix: Vec<StoredBackup> = listed[..read].iter().map(|(_, b)| b.clone()).collect();
+            if select::select(&prefix, sel, now).chosen.is_some() {
+                break;
+            }
+        }
+        listed.truncate(read);
+    }
+    let backups: Vec<StoredBackup> = listed.iter().map(|(_, b)| b.clone()).collect();
+    let got = select::select(&backups, sel, now);
     let skipped: Vec<(String, select::Skip)> = got
         .skipped
         .iter()
@@ -194,7 +203,8 @@ pub async fn pick(
     let Some(chosen) = got.chosen else {
         return Err(skipped);
     };
-    all.into_iter()
+    listed
+        .into_iter()
         .find(|(_, b)| b.key == chosen.key && b.name == chosen.name)
         .map(|(store, backup)| Picked {
             store,
@@ -202,6 +212,33 @@ pub async fn pick(
             skipped: skipped.clone(),
         })
         .ok_or(skipped)
+}
+
+/// Reads the metadata of `batch` (backups with their store's index) where the listing had
+/// none, store by store; a failure is logged and leaves those backups without.
+async fn fill_batch(stores: &[Store], batch: &mut [(usize, StoredBackup)]) {
+    for (i, store) in stores.iter().enumerate() {
+        let mine: Vec<StoredBackup> = batch
+            .iter()
+            .filter(|(j, _)| *j == i)
+            .map(|(_, b)| b.clone())
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        match store.fill_meta(mine, |_| true, false).await {
+            Ok(filled) => {
+                for b in filled {
+                    if let Some(slot) = batch.iter_mut().find(|(j, x)| *j == i && x.key == b.key) {
+                        slot.1 = b;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(destination = %store, error = %e, "could not read the backups' metadata; anomalies and safety snapshots there cannot be told apart");
+            }
+        }
+    }
 }
 
 /// The summary shown before confirmation.
