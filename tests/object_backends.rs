@@ -255,9 +255,10 @@ fn a_gcs_upload_cut_mid_way_names_no_session_uri() {
         snapshot: SnapshotSource::Synthetic(SynthSpec::with_state_size(6 << 20)),
         ..DevServerConfig::default()
     });
-    // Slow enough that the upload is under way (session open, chunks sent) for seconds.
+    // Slow enough that the upload is under way (session open, chunks sent) for many seconds:
+    // the emulator is stopped only once the agent has started sending chunks.
     consul.faults(Faults {
-        rate_bytes_per_sec: Some(1 << 20),
+        rate_bytes_per_sec: Some(256 << 10),
         ..Faults::default()
     });
     let mut args: Vec<String> = [
@@ -283,7 +284,9 @@ fn a_gcs_upload_cut_mid_way_names_no_session_uri() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(2000));
+    // At 256 KiB/s the ~3 MiB archive takes over 10 s: 3 s in, the session is open and
+    // chunks have gone (a slower start only cuts earlier; it cannot finish first).
+    std::thread::sleep(Duration::from_secs(3));
     gcs.stop();
     let out = child.wait_with_output().expect("output");
     let all = describe(&out);

@@ -217,22 +217,61 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
 /// `--key KEY`, no new safety snapshot, and no confirmation skipped.
 fn undo_command(key: &str, file: Option<&std::path::Path>) -> String {
     let args: Vec<String> = std::env::args().collect();
+    undo_command_from(
+        &args,
+        key,
+        file.map(|f| f.to_string_lossy().to_string()).as_deref(),
+    )
+}
+
+/// [`undo_command`] from the arguments `args` (the program first). The value of a secret
+/// flag (a token, a key, a webhook URL) and userinfo in an address are not repeated: they
+/// read `<redacted>`, to be given again.
+fn undo_command_from(args: &[String], key: &str, file: Option<&str>) -> String {
+    const REDACTED: &str = "<redacted>";
+    let secret_flag = |flag: &str| {
+        crate::config::file::is_secret_key(&flag.trim_start_matches('-').replace('-', "_"))
+    };
+    let shown = |value: &str| -> String {
+        // http://user:password@host: the address without its userinfo.
+        match value.split_once("://") {
+            Some((scheme, rest)) if rest.split('/').next().is_some_and(|a| a.contains('@')) => {
+                let after = rest.split_once('@').map_or(rest, |(_, r)| r);
+                format!("{scheme}://{REDACTED}@{after}")
+            }
+            _ => value.to_string(),
+        }
+    };
     let mut out = vec![args
         .first()
         .cloned()
         .unwrap_or_else(|| "consul-snapshot-agent".into())];
-    let file = file.map(|f| f.to_string_lossy().to_string());
-    let mut it = args.into_iter().skip(1).peekable();
+    let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
-        let bare = a.split('=').next().unwrap_or_default();
-        match bare {
-            "--key" | "--before" if !a.contains('=') => {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
+            _ => (a.as_str(), None),
+        };
+        match flag {
+            "--key" | "--before" if inline.is_none() => {
                 it.next();
             }
             "--key" | "--before" | "--latest" | "--yes" | "-y" | "--dry-run"
             | "--safety-snapshot" => {}
-            _ if file.as_deref() == Some(a.as_str()) => {}
-            _ => out.push(a),
+            _ if file == Some(a.as_str()) => {}
+            f if f.starts_with("--") && secret_flag(f) => match inline {
+                Some(_) => out.push(format!("{f}={REDACTED}")),
+                None => {
+                    out.push(f.to_string());
+                    if it.next().is_some() {
+                        out.push(REDACTED.into());
+                    }
+                }
+            },
+            _ => out.push(match inline {
+                Some(v) => format!("{flag}={}", shown(v)),
+                None => shown(a),
+            }),
         }
     }
     out.push("--key".into());
@@ -240,7 +279,7 @@ fn undo_command(key: &str, file: Option<&std::path::Path>) -> String {
     out.push("--safety-snapshot=false".into());
     out.iter()
         .map(|a| {
-            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\<>".contains(c)) {
                 format!("'{}'", a.replace('\'', "'\\''"))
             } else {
                 a.clone()
@@ -325,4 +364,38 @@ async fn send(
         b.finish_and_clear();
     }
     result.map_err(|e| anyhow!("Error restoring snapshot: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::undo_command_from;
+
+    #[test]
+    fn the_undo_command_repeats_no_secret() {
+        let args: Vec<String> = [
+            "consul-snapshot-agent",
+            "restore",
+            "--latest",
+            "--yes",
+            "--token",
+            "t0k3n",
+            "--http-addr=http://ops:pw@10.0.0.1:8500",
+            "--aws-s3-bucket",
+            "b",
+            "--login-bearer-token=jwt.abc",
+        ]
+        .map(String::from)
+        .into();
+        let cmd = undo_command_from(&args, "consul-dc1-x.snap", None);
+        for secret in ["t0k3n", "pw", "jwt.abc", "--latest", "--yes"] {
+            assert!(!cmd.contains(secret), "{secret}: {cmd}");
+        }
+        assert!(cmd.contains("--token '<redacted>'"), "{cmd}");
+        assert!(cmd.contains("--aws-s3-bucket b"), "{cmd}");
+        assert!(cmd.contains("10.0.0.1:8500"), "{cmd}");
+        assert!(
+            cmd.ends_with("--key consul-dc1-x.snap --safety-snapshot=false"),
+            "{cmd}"
+        );
+    }
 }
