@@ -70,6 +70,10 @@ pub enum CycleError {
     Transfer(std::io::Error),
     #[error("storing the snapshot failed everywhere: {0}")]
     Store(String),
+    /// No destination could begin its upload (each failed or timed out earlier in the
+    /// cycle): per destination, its display name, its kind (the metrics' label) and why.
+    #[error("storing the snapshot failed everywhere: {}", .0.iter().map(|f| f.why.as_str()).collect::<Vec<_>>().join("; "))]
+    NoneBegan(Vec<NotBegun>),
     #[error("no destination is configured")]
     NoDestination,
     #[error("cancelled (leadership lost or shutting down); nothing was stored")]
@@ -87,10 +91,22 @@ impl CycleError {
             CycleError::AgentSelf(_) | CycleError::Request(_) => "consul",
             CycleError::Invalid(_) => "verification",
             CycleError::Transfer(_) => "transfer",
-            CycleError::Store(_) | CycleError::NoDestination => "storage",
+            CycleError::Store(_) | CycleError::NoneBegan(_) | CycleError::NoDestination => {
+                "storage"
+            }
             CycleError::Cancelled => "cancelled",
         }
     }
+}
+
+/// A destination whose upload could not begin in a cycle.
+#[derive(Debug)]
+pub struct NotBegun {
+    /// `local:/path` or `s3://bucket/prefix/`.
+    pub destination: String,
+    /// The backend's kind (`local`, `s3`, `azure`, `gcs`).
+    pub kind: &'static str,
+    pub why: String,
 }
 
 /// What happened at one destination.
@@ -456,7 +472,7 @@ type StoredAt = std::collections::BTreeMap<usize, Result<StoredBackup, String>>;
 
 /// Begins an upload at every destination not marked dead: the uploads begun, keyed by
 /// destination, and the destinations that could not begin or were skipped (with why). None
-/// able to begin is a [`CycleError::Store`].
+/// able to begin is a [`CycleError::NoneBegan`], naming each.
 async fn begin_uploads(
     stores: &[Store],
     name: &BackupName,
@@ -477,8 +493,16 @@ async fn begin_uploads(
         }
     }
     if uploads.is_empty() {
-        let why: Vec<String> = failed.into_values().filter_map(Result::err).collect();
-        return Err(CycleError::Store(why.join("; ")));
+        let each = failed
+            .into_iter()
+            .filter_map(|(i, r)| r.err().map(|why| (i, why)))
+            .map(|(i, why)| NotBegun {
+                destination: stores[i].to_string(),
+                kind: stores[i].kind(),
+                why,
+            })
+            .collect();
+        return Err(CycleError::NoneBegan(each));
     }
     Ok((uploads, failed))
 }

@@ -435,13 +435,6 @@ impl Leader<'_> {
                 tracing::warn!("snapshot cancelled ({why}); the upload in flight was aborted and nothing was stored");
                 break ended(stop);
             }
-            if let Err(CycleError::Store(why)) = &result {
-                // No destination could even begin: each of them failed this cycle.
-                for store in stores {
-                    telemetry.destination_failed(store.kind());
-                    tracing::error!(destination = %store, error = %why, "Snapshot failed at this destination");
-                }
-            }
             // A new login token: the leader's check is registered again under it too.
             if client.login_generation() != generation {
                 generation = client.login_generation();
@@ -602,6 +595,13 @@ fn record(
             (o.all_ok(), status, output)
         }
         Err(e) => {
+            // No destination could even begin: each of them failed this cycle.
+            if let CycleError::NoneBegan(each) = e {
+                for d in each {
+                    telemetry.destination_failed(d.kind);
+                    tracing::error!(destination = %d.destination, error = %d.why, "Snapshot failed at this destination");
+                }
+            }
             telemetry.failure(e.reason(), &e.to_string());
             tracing::error!(error = %e, "Snapshot failed (will retry at next interval)");
             (false, CheckStatus::Critical, e.to_string())
