@@ -183,11 +183,6 @@ impl DrillTarget {
             after_restore,
         })
     }
-
-    /// The target's address, for messages.
-    pub fn addr(&self) -> &str {
-        self.client.addr()
-    }
 }
 
 /// Refuses a target that is the production cluster: the same address, or a Raft server ID in
