@@ -25,6 +25,16 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
             ("consul-snapshot-agent restore --latest --local-path /var/backups/consul", "the newest usable backup, after confirmation"),
             ("consul-snapshot-agent restore --before 2026-11-21T19:00:00Z --aws-s3-bucket backups --dry-run", "show what would be restored"),
             ("consul-snapshot-agent restore backup.snap --yes", "a local file, without asking"),
+            ("consul-snapshot-agent restore --latest --kv-prefix app/ --dry-run --local-path /var/backups/consul", "plan bringing back the KV subtree app/ only"),
+            ("consul-snapshot-agent restore --latest --kv-prefix app/ --delete-extra --local-path /var/backups/consul", "roll the subtree app/ back exactly, nothing else"),
+        ],
+        "kv-export" => &[
+            ("consul-snapshot-agent kv-export --latest --prefix app/ -o app.json --local-path /var/backups/consul", "the subtree app/ of the newest backup"),
+            ("consul-snapshot-agent kv-export backup.snap --prefix '' | consul kv import -", "every key of a file into a cluster"),
+        ],
+        "diff" => &[
+            ("consul-snapshot-agent diff latest live --local-path /var/backups/consul", "what changed since the newest backup"),
+            ("consul-snapshot-agent diff before:2026-11-21T19:00:00Z latest --output json --aws-s3-bucket backups", "between two backups, for a script"),
         ],
         "list" => &[
             ("consul-snapshot-agent list --local-path /var/backups/consul", "every backup, oldest first"),

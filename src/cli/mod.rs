@@ -13,11 +13,13 @@ mod completions;
 mod dev;
 #[cfg(feature = "dev")]
 mod dev_server;
+mod diff;
 mod docs;
 mod drill;
 #[cfg(feature = "dev")]
 mod generate;
 mod inspect;
+mod kv_export;
 mod list;
 mod logging;
 mod output;
@@ -25,8 +27,10 @@ mod peers_json;
 mod progress;
 mod prune;
 mod restore;
+mod restore_kv;
 mod runtime;
 mod save;
+mod target;
 mod verify;
 
 /// Takes, verifies, stores and restores HashiCorp Consul snapshots.
@@ -113,7 +117,27 @@ enum Command {
     /// digest stored with the backup, and every SHA256SUMS/record check); nothing unverified is
     /// ever sent. Asks for confirmation (--yes skips it; without a terminal, --yes is required).
     /// Takes a safety snapshot of the current state first when restoring from a destination.
+    ///
+    /// With --kv-prefix, restores only the KV entries under the prefixes and touches nothing
+    /// else: plans against the live subtree (create, update, and with --delete-extra delete),
+    /// shows the plan, saves the current values of the keys it touches to a file, then writes
+    /// with check-and-set transactions so that a key changed meanwhile is not overwritten.
+    /// With --dry-run (a full restore), shows what the restore would change against the live
+    /// cluster.
     Restore(Box<restore::Args>),
+    /// Write the KV entries of a backup (all, or under --prefix) as `consul kv export` does.
+    ///
+    /// The JSON (`[{"key", "flags", "value": base64}]`) loads with `consul kv import`. The
+    /// archive is verified as it streams (state.bin read once); nothing is written before the
+    /// whole archive has verified. Memory stays small whatever the snapshot size.
+    KvExport(Box<kv_export::Args>),
+    /// Show what changed between two snapshots, or a snapshot and the live cluster.
+    ///
+    /// KV keys added, removed and changed (value digest, flags), catalog nodes and service
+    /// instances added and removed, and the count of every record type (ACL tokens and
+    /// policies, sessions, config entries, prepared queries, intentions...). Each side is a
+    /// file, a backup key, `latest`, `before:TIME`, or `live` (a fresh GET /v1/snapshot).
+    Diff(Box<diff::Args>),
     /// A one-command demo: the Consul API test server plus the agent backing it up to a local
     /// directory every few seconds, with retention rotating old backups. Ctrl-C stops both.
     #[cfg(feature = "dev")]
@@ -171,6 +195,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         #[cfg(feature = "dev")]
         Command::Dev(a) => dev::run(a),
         Command::Restore(a) => restore::run(*a),
+        Command::KvExport(a) => kv_export::run(*a),
+        Command::Diff(a) => diff::run(*a),
         Command::List(a) => list::run(*a),
         Command::Prune(a) => prune::run(*a),
         Command::PeersJson(a) => peers_json::run(*a),

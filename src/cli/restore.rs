@@ -12,7 +12,7 @@ use crate::archive::TypePolicy;
 use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
 use crate::consul::{put_snapshot, ConsulArgs, ConsulClient, RetryPolicy};
 use crate::restore::select::{parse_time, Selection};
-use crate::restore::{body_of, checked_body, fetch_verified, summary, Source};
+use crate::restore::{body_of, checked_body, fetch_verified, fetch_verified_with, summary, Source};
 use crate::retention::RetentionPolicy;
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +49,34 @@ pub struct Args {
     /// Accept record types Consul CE cannot restore (Consul Enterprise snapshots).
     #[arg(long)]
     allow_unknown_types: bool,
+    /// Restore only the KV entries whose keys start with this prefix (a raw string prefix:
+    /// `app/` is the subtree), and touch nothing else; repeatable. `--kv-prefix ''` is the
+    /// whole KV store. Takes no safety snapshot: the current values of the keys it changes are
+    /// saved to a file first (--save-current).
+    #[arg(long = "kv-prefix", value_name = "PREFIX", conflicts_with_all = ["safety_snapshot", "allow_unknown_types"], help_heading = "Selective KV restore")]
+    kv_prefix: Vec<String>,
+    /// Also delete live keys under the prefixes that the backup does not have (an exact
+    /// rollback of the subtree).
+    #[arg(
+        long = "delete-extra",
+        requires = "kv_prefix",
+        help_heading = "Selective KV restore"
+    )]
+    delete_extra: bool,
+    /// Write keys changed since the plan and keys held by a session (locks) anyway, without
+    /// check-and-set.
+    #[arg(long, requires = "kv_prefix", help_heading = "Selective KV restore")]
+    force: bool,
+    /// Where to save the current values of the keys the restore updates or deletes (the JSON
+    /// of `consul kv export`; the keys it creates go to FILE.created). Never replaced.
+    /// Default: consul-kv-before-restore-<UTC time>.json in the current directory.
+    #[arg(
+        long = "save-current",
+        value_name = "FILE",
+        requires = "kv_prefix",
+        help_heading = "Selective KV restore"
+    )]
+    save_current: Option<PathBuf>,
     #[command(flatten)]
     files: FileArgs,
     #[command(flatten)]
@@ -156,19 +184,46 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         }
         (None, None) => bail!("nothing to restore"),
     };
-    let prepared = fetch_verified(&source, types, &identities)
-        .await
-        .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
+    if !args.kv_prefix.is_empty() {
+        let opts = super::restore_kv::KvRestore {
+            prefixes: args.kv_prefix.clone(),
+            delete_extra: args.delete_extra,
+            force: args.force,
+            save_current: args.save_current.clone(),
+            dry_run: args.dry_run,
+            yes: args.yes,
+        };
+        return super::restore_kv::run(opts, &client, &source, &identities).await;
+    }
     let mut out = std::io::stdout();
-    let _ = write!(out, "{}", summary(&prepared, &source.to_string()));
-    let _ = out.flush();
     if args.dry_run {
+        let index = crate::restore::diff::SnapshotIndex::new()?;
+        let (prepared, index) = fetch_verified_with(&source, types, &identities, index)
+            .await
+            .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
+        let _ = write!(out, "{}", summary(&prepared, &source.to_string()));
+        let _ = out.flush();
+        match against_live(&client, &source, index).await {
+            Ok(d) => {
+                let _ = write!(
+                    out,
+                    "What this restore would change in the live cluster (FROM the cluster now, TO the backup):\n{}",
+                    crate::restore::diff::render(&d)
+                );
+            }
+            Err(e) => eprintln!("Warning: could not compare with the live cluster: {e:#}"),
+        }
         let _ = writeln!(
             out,
             "Dry run: verified, nothing restored (no safety snapshot taken)."
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let prepared = fetch_verified(&source, types, &identities)
+        .await
+        .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
+    let _ = write!(out, "{}", summary(&prepared, &source.to_string()));
+    let _ = out.flush();
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             bail!("refusing to restore without confirmation: stdin is not a terminal; pass --yes to restore non-interactively");
@@ -210,6 +265,35 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
     send(&client, &prepared, limit).await?;
     let _ = writeln!(out, "Restored snapshot");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The diff from the live cluster (a fresh snapshot, verified as it streams) to the backup
+/// `backup`, the index of `source`: what a full restore would add, change and throw away.
+async fn against_live(
+    client: &ConsulClient,
+    source: &Source,
+    backup: crate::restore::diff::SnapshotIndex,
+) -> anyhow::Result<crate::restore::diff::Diff> {
+    if let Some(e) = &backup.error {
+        bail!("reading the backup's records: {e}");
+    }
+    let live = Source::Live(Box::new(client.clone()));
+    let (report, index) = crate::restore::read_verified(
+        &live,
+        TypePolicy::AnyBelowFlag,
+        &Default::default(),
+        crate::restore::diff::SnapshotIndex::new()?,
+    )
+    .await?;
+    if let Some(e) = &index.error {
+        bail!("reading the live snapshot's records: {e}");
+    }
+    Ok(crate::restore::diff::diff(
+        format!("{live} (index {})", report.meta.index),
+        index,
+        source.to_string(),
+        backup,
+    )?)
 }
 
 /// The command that restores the safety snapshot `key`: this command's own arguments (so the

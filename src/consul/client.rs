@@ -111,10 +111,17 @@ fn tls_hint(addr: &str, detail: &str) -> &'static str {
 pub const MAX_JSON_BODY: usize = 8 << 20;
 
 /// Reads an answer's body, at most [`MAX_JSON_BODY`] bytes; more is an error naming `what`.
-pub async fn bounded_body(
+pub async fn bounded_body(resp: Response, what: &str, addr: &str) -> Result<Vec<u8>, ConsulError> {
+    bounded_body_max(resp, what, addr, MAX_JSON_BODY).await
+}
+
+/// [`bounded_body`] with a bound of `max` bytes (a KV listing may be larger than the
+/// agent's own calls).
+pub async fn bounded_body_max(
     mut resp: Response,
     what: &str,
     addr: &str,
+    max: usize,
 ) -> Result<Vec<u8>, ConsulError> {
     let mut out = Vec::new();
     while let Some(chunk) = resp
@@ -122,12 +129,12 @@ pub async fn bounded_body(
         .await
         .map_err(|e| ConsulError::from_transport(addr, &e))?
     {
-        if out.len() + chunk.len() > MAX_JSON_BODY {
+        if out.len() + chunk.len() > max {
             return Err(ConsulError::Decode {
                 what: what.to_string(),
                 detail: format!(
                     "the answer is larger than {} MiB; not read further",
-                    MAX_JSON_BODY >> 20
+                    max >> 20
                 ),
             });
         }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod coordination;
 pub mod duration;
+pub mod kv;
 pub mod secret;
 pub mod snapshot;
 

@@ -308,6 +308,7 @@ mod tests {
                 offset: 0,
                 size: 1,
                 kv_key: Some(k.as_bytes()),
+                value: None,
             });
         }
         for &(t, n) in types {

@@ -2,7 +2,9 @@
 //! (archive SHA-256 against the stored digest, and every check of the archive reader), then
 //! stream the verified file to `PUT /v1/snapshot`. Nothing reaches Consul unverified.
 
+pub mod diff;
 pub mod drill;
+pub mod kv;
 pub mod peers;
 pub mod scratch;
 pub mod select;
@@ -33,6 +35,8 @@ pub enum Source {
         store: Box<Store>,
         backup: Box<StoredBackup>,
     },
+    /// The cluster now: a fresh `GET /v1/snapshot` (not `?stale`), verified as it streams.
+    Live(Box<crate::consul::ConsulClient>),
 }
 
 /// Restore failures before anything is sent to Consul.
@@ -79,9 +83,42 @@ pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
     ids: &Arc<Identities>,
     visitor: V,
 ) -> Result<(Prepared, V), RestoreError> {
-    let what = source.to_string();
+    let sink = ScratchFile::create().map_err(|e| RestoreError::Fetch {
+        what: source.to_string(),
+        detail: e.to_string(),
+    })?;
+    let (report, stats, visitor, copy, digest_checked) =
+        verify_into(source, types, ids, sink, visitor).await?;
+    let prepared = Prepared {
+        copy,
+        report,
+        stats,
+        digest_checked,
+    };
+    Ok((prepared, visitor))
+}
+
+/// Reads and verifies `source` in one pass, keeping no copy, with `visitor` fed every
+/// state.bin record (`kv-export`, `diff`). What the visitor gathered is only good when this
+/// returns `Ok`: records are visited before the archive's integrity is known.
+pub async fn read_verified<V: RecordVisitor + Send + 'static>(
+    source: &Source,
+    types: TypePolicy,
+    ids: &Arc<Identities>,
+    visitor: V,
+) -> Result<(ArchiveReport, V), RestoreError> {
+    let (report, _, visitor, (), _) =
+        verify_into(source, types, ids, crate::pipeline::Discard, visitor).await?;
+    Ok((report, visitor))
+}
+
+/// The archive bytes of `source` (decrypted), with the SHA-256 stored with it, if any.
+async fn open_source(
+    source: &Source,
+    ids: &Arc<Identities>,
+) -> Result<(BoxStream<'static, io::Result<Bytes>>, Option<String>), RestoreError> {
     let fetch_err = |detail: String| RestoreError::Fetch {
-        what: what.clone(),
+        what: source.to_string(),
         detail,
     };
     let (body, stored): (BoxStream<'static, io::Result<Bytes>>, Option<BackupMeta>) = match source {
@@ -105,6 +142,13 @@ pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
                 .map_err(|e| fetch_err(e.to_string()))?;
             (body, head.meta)
         }
+        Source::Live(client) => {
+            let d =
+                crate::consul::get_snapshot(client, false, crate::retry::RetryPolicy::default())
+                    .await
+                    .map_err(|e| fetch_err(e.to_string()))?;
+            (d.body, None)
+        }
     };
     let stored_sha = stored.as_ref().and_then(|m| m.sha256.clone());
     let recipients = stored
@@ -114,8 +158,24 @@ pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
     let body = open_stream(body, ids.clone(), recipients)
         .await
         .map_err(|e| RestoreError::Open(e.to_string()))?;
-    let sink = ScratchFile::create().map_err(|e| fetch_err(e.to_string()))?;
-    let (report, (stats, visitor), copy) = stream_verified(
+    Ok((body, stored_sha))
+}
+
+/// Streams `source` through the archive reader into `sink`; the report, the `inspect`
+/// statistics, the visitor, what the sink committed, and whether a stored digest was compared.
+async fn verify_into<S, V>(
+    source: &Source,
+    types: TypePolicy,
+    ids: &Arc<Identities>,
+    sink: S,
+    visitor: V,
+) -> Result<(ArchiveReport, InspectReport, V, S::Committed, bool), RestoreError>
+where
+    S: crate::pipeline::ArchiveSink,
+    V: RecordVisitor + Send + 'static,
+{
+    let (body, stored_sha) = open_source(source, ids).await?;
+    let (report, (stats, visitor), committed) = stream_verified(
         body,
         sink,
         ReadOptions { types },
@@ -125,7 +185,10 @@ pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
     .await
     .map_err(|e| match e {
         PipelineError::Invalid(e) => RestoreError::Invalid(e),
-        other => fetch_err(other.to_string()),
+        other => RestoreError::Fetch {
+            what: source.to_string(),
+            detail: other.to_string(),
+        },
     })?;
     let actual = hex::encode(report.archive_sha256);
     if let Some(stored) = &stored_sha {
@@ -137,13 +200,7 @@ pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
         }
     }
     let stats = stats.into_report(&report.meta);
-    let prepared = Prepared {
-        copy,
-        report,
-        stats,
-        digest_checked: stored_sha.is_some(),
-    };
-    Ok((prepared, visitor))
+    Ok((report, stats, visitor, committed, stored_sha.is_some()))
 }
 
 /// What [`pick`] chose: where, which, and the newer backups it passed over (key, why).
@@ -347,6 +404,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::File(p) => write!(f, "{}", p.display()),
             Source::Stored { store, backup } => write!(f, "{store} {}", backup.key),
+            Source::Live(client) => write!(f, "the live cluster at {}", client.addr()),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod consul_real;
 pub mod fakegcs;
 pub mod faulty;
 pub mod garage;
+pub mod hookproxy;
 pub mod net;
 pub mod s3proxy;
 pub mod webhook;

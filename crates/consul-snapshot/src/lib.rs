@@ -9,6 +9,7 @@
 //! * [`tar`], [`sums`], [`meta`]: the three layers of the archive;
 //! * [`stats`], [`pretty`], [`gojson`]: `consul snapshot inspect` statistics and layouts;
 //! * [`counts`]: records per kind;
+//! * [`records`]: KV entries and catalog registrations decoded from record values;
 //! * `synth` (feature `synth`): a deterministic synthetic state of any size.
 
 pub mod counts;
@@ -18,6 +19,7 @@ pub mod meta;
 pub mod msgpack;
 pub mod pretty;
 pub mod reader;
+pub mod records;
 pub mod state;
 pub mod stats;
 pub mod sums;
@@ -31,6 +33,7 @@ pub use counts::RecordCounts;
 pub use error::{ArchiveError, GzipError, IntegrityError, RaftError, ReadError, StateError};
 pub use meta::SnapshotMeta;
 pub use reader::{read_archive, ArchiveReport, ReadOptions};
+pub use records::{KvRecord, RecordError, Registration, ServiceInstance};
 pub use state::{RecordInfo, RecordVisitor, StateParser, StateSummary, StateWriter};
 pub use stats::{InspectReport, InspectStats, KvOptions};
 pub use types::TypePolicy;

@@ -24,7 +24,16 @@ pub struct RecordInfo<'a> {
     pub size: u64,
     /// For KVS records, the `Key` field's bytes (absent if the record has no string key).
     pub kv_key: Option<&'a [u8]>,
+    /// The record's msgpack value (without the type byte), when the visitor asked for records
+    /// of this type ([`RecordVisitor::wants_value`]) and it is at most [`MAX_VALUE`] bytes;
+    /// decode it with [`crate::records`].
+    pub value: Option<&'a [u8]>,
 }
+
+/// Largest record value handed to a visitor whole, in bytes. Consul's own bound on a KV value
+/// is 512 KiB (`kv_max_value_size`); a larger record is still verified and counted, its value
+/// given as `None`.
+pub const MAX_VALUE: usize = 64 << 20;
 
 /// Receives every record of a state.bin stream, in order.
 pub trait RecordVisitor {
@@ -34,6 +43,12 @@ pub trait RecordVisitor {
     /// Called with every chunk of state.bin's raw bytes, in order, before the records in it are
     /// parsed (for keeping a copy, as a Consul server does on restore). Default: nothing.
     fn state_bytes(&mut self, _chunk: &[u8]) {}
+
+    /// Whether [`RecordInfo::value`] should carry the msgpack value of records of this type
+    /// (the parser then keeps one record's bytes at a time). Default: no record.
+    fn wants_value(&self, _type_byte: u8) -> bool {
+        false
+    }
 }
 
 /// Two visitors fed the same records (statistics and a fingerprint in one pass).
@@ -46,6 +61,10 @@ impl<A: RecordVisitor, B: RecordVisitor> RecordVisitor for (A, B) {
     fn state_bytes(&mut self, chunk: &[u8]) {
         self.0.state_bytes(chunk);
         self.1.state_bytes(chunk);
+    }
+
+    fn wants_value(&self, type_byte: u8) -> bool {
+        self.0.wants_value(type_byte) || self.1.wants_value(type_byte)
     }
 }
 
@@ -85,6 +104,10 @@ pub struct StateParser {
     last_index: Option<u64>,
     records: u64,
     counts: RecordCounts,
+    /// The value of the record being read, when the visitor wants it.
+    value: Vec<u8>,
+    keep_value: bool,
+    value_overflow: bool,
 }
 
 impl StateParser {
@@ -101,6 +124,9 @@ impl StateParser {
             last_index: None,
             records: 0,
             counts: RecordCounts::default(),
+            value: Vec::new(),
+            keep_value: false,
+            value_overflow: false,
         }
     }
 
@@ -149,6 +175,9 @@ impl StateParser {
                         type_byte: t,
                         start: self.pos,
                     };
+                    self.keep_value = visitor.wants_value(t);
+                    self.value_overflow = false;
+                    self.value.clear();
                     self.scanner.begin(match t {
                         msg::KVS => &[b"Key"],
                         msg::REGISTER => &[b"Service", b"Check"],
@@ -159,6 +188,14 @@ impl StateParser {
                 }
                 Phase::Value { type_byte, start } => {
                     let p = self.scanner.feed(&chunk[i..], self.pos)?;
+                    if self.keep_value && !self.value_overflow {
+                        if self.value.len() + p.consumed <= MAX_VALUE {
+                            self.value.extend_from_slice(&chunk[i..i + p.consumed]);
+                        } else {
+                            self.value_overflow = true;
+                            self.value = Vec::new();
+                        }
+                    }
                     i += p.consumed;
                     self.pos += p.consumed as u64;
                     if p.complete {
@@ -179,6 +216,8 @@ impl StateParser {
                             offset: start,
                             size: self.pos - self.counted,
                             kv_key,
+                            value: (self.keep_value && !self.value_overflow)
+                                .then_some(self.value.as_slice()),
                         });
                         self.counted = self.pos;
                         self.records += 1;
@@ -370,6 +409,40 @@ mod tests {
             p.feed(&bad, &mut ()),
             Err(StateError::FlaggedType { .. })
         ));
+    }
+
+    /// Keeps the values of KVS records only, as [`crate::records::kv_entry`] decodes them.
+    #[derive(Default)]
+    struct Values(Vec<(u8, Option<Vec<u8>>)>);
+
+    impl RecordVisitor for Values {
+        fn record(&mut self, rec: &RecordInfo<'_>) {
+            self.0.push((rec.type_byte, rec.value.map(<[u8]>::to_vec)));
+        }
+        fn wants_value(&self, type_byte: u8) -> bool {
+            type_byte == msg::KVS
+        }
+    }
+
+    #[test]
+    fn values_are_given_whole_across_chunks_and_only_when_asked_for() {
+        let bytes = spec_example();
+        for step in [1, 7, 116] {
+            let mut p = StateParser::new(TypePolicy::Restorable);
+            let mut seen = Values::default();
+            for chunk in bytes.chunks(step) {
+                p.feed(chunk, &mut seen).expect("parse");
+            }
+            // The KVS record's value is bytes 13..87 (after its type byte), whatever the chunks.
+            assert_eq!(
+                seen.0[0],
+                (msg::KVS, Some(bytes[13..87].to_vec())),
+                "step {step}"
+            );
+            assert_eq!(seen.0[1], (msg::INDEX, None));
+            let e = crate::records::kv_entry(seen.0[0].1.as_deref().unwrap()).unwrap();
+            assert_eq!((e.key, e.value), (b"foo/bar".to_vec(), b"1".to_vec()));
+        }
     }
 
     #[test]
