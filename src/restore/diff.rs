@@ -3,13 +3,17 @@
 //! the count of every record type.
 //!
 //! Each side is read once through the archive reader with a [`SnapshotIndex`]: KV entries go
-//! to a private spool file as (key, flags, SHA-256 of the value), in snapshot order, which is
-//! key order (Consul persists the KV table by iterating its radix tree); the two spools are
-//! then merged ([`merge_kv`]). Memory is bounded by the catalog (nodes and services), not by
-//! the KV store.
+//! to a private spool file as (key, flags, SHA-256 of the value) in sorted runs of at most
+//! [`RUN_BYTES`] (Consul persists the KV table in key order, by iterating its radix tree, so a
+//! run is usually sorted already), read back as one key-ordered stream by a k-way merge, and
+//! the two sides are then merged ([`merge_kv`]). Memory is bounded by a run and the catalog
+//! (nodes and services), not by the KV store.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -31,13 +35,21 @@ pub struct Instance {
     pub name: String,
 }
 
+/// Bytes of KV entries sorted in memory at a time before they go to the spool as one run.
+const RUN_BYTES: usize = 16 << 20;
+
 /// A [`RecordVisitor`] indexing one side of a diff.
 pub struct SnapshotIndex {
     spool: BufWriter<std::fs::File>,
-    last_key: Option<Vec<u8>>,
-    /// Whether KV records came in key order (always, from Consul; if not, [`KvSpool`] sorts).
-    sorted: bool,
-    kv_entries: u64,
+    /// Bytes written to the spool so far.
+    spool_len: u64,
+    /// Where each sorted run starts in the spool, in bytes.
+    runs: Vec<u64>,
+    /// Bytes of entries per run ([`RUN_BYTES`]).
+    run_limit: usize,
+    /// The run being gathered, and its size in bytes.
+    run: Vec<KvDigest>,
+    run_bytes: usize,
     pub nodes: BTreeSet<String>,
     pub services: BTreeSet<Instance>,
     /// Records per type byte.
@@ -49,11 +61,18 @@ pub struct SnapshotIndex {
 impl SnapshotIndex {
     /// An index spooling to a private (unnamed) temporary file.
     pub fn new() -> io::Result<Self> {
+        Self::with_run_bytes(RUN_BYTES)
+    }
+
+    /// [`SnapshotIndex::new`] with runs of `limit` bytes.
+    fn with_run_bytes(limit: usize) -> io::Result<Self> {
         Ok(SnapshotIndex {
             spool: BufWriter::new(tempfile::tempfile()?),
-            last_key: None,
-            sorted: true,
-            kv_entries: 0,
+            spool_len: 0,
+            runs: Vec::new(),
+            run_limit: limit,
+            run: Vec::new(),
+            run_bytes: 0,
             nodes: BTreeSet::new(),
             services: BTreeSet::new(),
             counts: BTreeMap::new(),
@@ -64,21 +83,35 @@ impl SnapshotIndex {
     fn kv(&mut self, rec: &RecordInfo<'_>) -> Result<(), String> {
         let bytes = rec.value.ok_or_else(|| too_large(rec))?;
         let e = kv_entry(bytes).map_err(|e| format!("{e} at offset {}", rec.offset))?;
-        if self.last_key.as_ref().is_some_and(|k| *k > e.key) {
-            self.sorted = false;
-        }
         let digest: [u8; 32] = Sha256::digest(&e.value).into();
-        let w = &mut self.spool;
-        let key_len = u32::try_from(e.key.len()).map_err(|_| "a KV key over 4 GiB".to_string())?;
-        (|| {
-            w.write_all(&key_len.to_le_bytes())?;
-            w.write_all(&e.key)?;
-            w.write_all(&e.flags.to_le_bytes())?;
-            w.write_all(&digest)
-        })()
-        .map_err(|e| format!("writing the spool file: {e}"))?;
-        self.kv_entries += 1;
-        self.last_key = Some(e.key);
+        self.run_bytes += e.key.len() + 64;
+        self.run.push((e.key, e.flags, digest));
+        if self.run_bytes >= self.run_limit {
+            self.flush_run()
+                .map_err(|e| format!("writing the spool file: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Sorts the gathered run (already in order for a snapshot Consul wrote, so cheap) and
+    /// appends it to the spool.
+    fn flush_run(&mut self) -> io::Result<()> {
+        if self.run.is_empty() {
+            return Ok(());
+        }
+        self.run.sort_by(|a, b| a.0.cmp(&b.0));
+        let start = self.spool_len;
+        for (key, flags, digest) in self.run.drain(..) {
+            let key_len =
+                u32::try_from(key.len()).map_err(|_| io::Error::other("a KV key over 4 GiB"))?;
+            self.spool.write_all(&key_len.to_le_bytes())?;
+            self.spool.write_all(&key)?;
+            self.spool.write_all(&flags.to_le_bytes())?;
+            self.spool.write_all(&digest)?;
+            self.spool_len += 4 + key.len() as u64 + 8 + 32;
+        }
+        self.runs.push(start);
+        self.run_bytes = 0;
         Ok(())
     }
 
@@ -96,10 +129,33 @@ impl SnapshotIndex {
         Ok(())
     }
 
-    /// The KV entries, in key order. Errors: the spool cannot be read back.
-    pub fn into_kv(self) -> io::Result<KvSpool> {
-        let file = self.spool.into_inner().map_err(|e| e.into_error())?;
-        KvSpool::open(file, self.kv_entries, self.sorted)
+    /// The KV entries, in key order: the spooled runs merged. Errors: the spool cannot be
+    /// written or read back.
+    pub fn into_kv(mut self) -> io::Result<KvSpool> {
+        self.flush_run()?;
+        let file = Arc::new(self.spool.into_inner().map_err(|e| e.into_error())?);
+        let mut ends: Vec<u64> = self.runs.iter().skip(1).copied().collect();
+        ends.push(self.spool_len);
+        let readers = self
+            .runs
+            .iter()
+            .zip(ends)
+            .map(|(&start, end)| RunReader {
+                inner: BufReader::with_capacity(
+                    64 * 1024,
+                    At {
+                        file: file.clone(),
+                        pos: start,
+                    },
+                ),
+                left: end - start,
+            })
+            .collect();
+        Ok(KvSpool {
+            readers,
+            heap: BinaryHeap::new(),
+            primed: false,
+        })
     }
 }
 
@@ -132,27 +188,35 @@ impl RecordVisitor for SnapshotIndex {
     }
 }
 
-/// The spooled KV entries of one side, read back in key order.
-pub enum KvSpool {
-    /// Already in order: read from the file as it goes.
-    File(BufReader<std::fs::File>, u64),
-    /// Out of order (not a Consul-written snapshot): read into memory and sorted.
-    Sorted(std::vec::IntoIter<KvDigest>),
+/// Reads a file from an offset of its own (`pread`), so that runs share one file.
+struct At {
+    file: Arc<std::fs::File>,
+    pos: u64,
 }
 
-impl KvSpool {
-    fn open(mut file: std::fs::File, n: u64, sorted: bool) -> io::Result<Self> {
-        file.rewind()?;
-        let mut r = BufReader::new(file);
-        if sorted {
-            return Ok(KvSpool::File(r, n));
+impl Read for At {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// One sorted run of the spool.
+struct RunReader {
+    inner: BufReader<At>,
+    /// Bytes of the run not read yet.
+    left: u64,
+}
+
+impl RunReader {
+    fn next(&mut self) -> io::Result<Option<KvDigest>> {
+        if self.left == 0 {
+            return Ok(None);
         }
-        let mut all = Vec::new();
-        for _ in 0..n {
-            all.push(read_one(&mut r)?);
-        }
-        all.sort();
-        Ok(KvSpool::Sorted(all.into_iter()))
+        let e = read_one(&mut self.inner)?;
+        self.left = self.left.saturating_sub(4 + e.0.len() as u64 + 8 + 32);
+        Ok(Some(e))
     }
 }
 
@@ -168,20 +232,43 @@ fn read_one(r: &mut impl Read) -> io::Result<KvDigest> {
     Ok((key, u64::from_le_bytes(flags), digest))
 }
 
+/// The smallest unread entry of a run: (key, run, flags, digest), smallest key first.
+type Head = Reverse<(Vec<u8>, usize, u64, [u8; 32])>;
+
+/// The spooled KV entries of one side, in key order: a k-way merge of the sorted runs
+/// (memory: one buffered reader and one entry per run).
+pub struct KvSpool {
+    readers: Vec<RunReader>,
+    heap: BinaryHeap<Head>,
+    primed: bool,
+}
+
+impl KvSpool {
+    fn refill(&mut self, run: usize) -> io::Result<()> {
+        if let Some((key, flags, digest)) = self.readers[run].next()? {
+            self.heap.push(Reverse((key, run, flags, digest)));
+        }
+        Ok(())
+    }
+}
+
 impl Iterator for KvSpool {
     type Item = io::Result<KvDigest>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            KvSpool::File(r, left) => {
-                if *left == 0 {
-                    return None;
+        if !self.primed {
+            self.primed = true;
+            for run in 0..self.readers.len() {
+                if let Err(e) = self.refill(run) {
+                    return Some(Err(e));
                 }
-                *left -= 1;
-                Some(read_one(r))
             }
-            KvSpool::Sorted(it) => it.next().map(Ok),
         }
+        let Reverse((key, run, flags, digest)) = self.heap.pop()?;
+        if let Err(e) = self.refill(run) {
+            return Some(Err(e));
+        }
+        Some(Ok((key, flags, digest)))
     }
 }
 
@@ -454,12 +541,11 @@ mod tests {
         assert!(merge_kv(from.into_iter(), to.into_iter()).is_err());
     }
 
-    #[test]
-    fn an_out_of_order_side_is_sorted_before_the_merge() {
-        let mut idx = SnapshotIndex::new().unwrap();
-        for key in ["b", "a"] {
+    fn index_of(keys: &[&str], run_bytes: usize) -> SnapshotIndex {
+        let mut idx = SnapshotIndex::with_run_bytes(run_bytes).unwrap();
+        for key in keys {
             let v = crate::archive::msgpack::Value::record([
-                ("Key", crate::archive::msgpack::Value::raw(key)),
+                ("Key", crate::archive::msgpack::Value::raw(*key)),
                 ("Value", crate::archive::msgpack::Value::raw("v")),
             ])
             .to_bytes();
@@ -471,7 +557,23 @@ mod tests {
                 value: Some(&v),
             });
         }
-        let keys: Vec<Vec<u8>> = idx.into_kv().unwrap().map(|r| r.unwrap().0).collect();
-        assert_eq!(keys, [b"a".to_vec(), b"b".to_vec()]);
+        idx
+    }
+
+    #[test]
+    fn entries_in_any_order_come_back_in_key_order_across_runs() {
+        let keys = ["m", "b", "z", "a", "k", "c", "y", "d"];
+        let mut sorted = keys.to_vec();
+        sorted.sort();
+        // One run, a run per entry, and runs of a few entries.
+        for run_bytes in [1 << 20, 1, 150] {
+            let got: Vec<String> = index_of(&keys, run_bytes)
+                .into_kv()
+                .unwrap()
+                .map(|r| String::from_utf8(r.unwrap().0).unwrap())
+                .collect();
+            assert_eq!(got, sorted, "runs of {run_bytes} bytes");
+        }
+        assert_eq!(index_of(&[], 1).into_kv().unwrap().count(), 0);
     }
 }

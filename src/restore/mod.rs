@@ -87,8 +87,9 @@ pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
         what: source.to_string(),
         detail: e.to_string(),
     })?;
-    let (report, stats, visitor, copy, digest_checked) =
-        verify_into(source, types, ids, sink, visitor).await?;
+    let (report, (stats, visitor), copy, digest_checked) =
+        verify_into(source, types, ids, sink, (InspectStats::new(None), visitor)).await?;
+    let stats = stats.into_report(&report.meta);
     let prepared = Prepared {
         copy,
         report,
@@ -107,8 +108,41 @@ pub async fn read_verified<V: RecordVisitor + Send + 'static>(
     ids: &Arc<Identities>,
     visitor: V,
 ) -> Result<(ArchiveReport, V), RestoreError> {
-    let (report, _, visitor, (), _) =
+    if let Source::File(path) = source {
+        // A local file is read on one blocking thread, as `verify` reads it: no async hop.
+        let (path, ids) = (path.clone(), ids.clone());
+        let what = source.to_string();
+        return tokio::task::spawn_blocking(move || read_file(&path, types, &ids, visitor))
+            .await
+            .map_err(|e| RestoreError::Fetch {
+                what,
+                detail: e.to_string(),
+            })?;
+    }
+    let (report, visitor, (), _) =
         verify_into(source, types, ids, crate::pipeline::Discard, visitor).await?;
+    Ok((report, visitor))
+}
+
+/// [`read_verified`] of a local file (decrypted with `ids` when it is an age file).
+fn read_file<V: RecordVisitor>(
+    path: &std::path::Path,
+    types: TypePolicy,
+    ids: &Identities,
+    mut visitor: V,
+) -> Result<(ArchiveReport, V), RestoreError> {
+    let fetch_err = |detail: String| RestoreError::Fetch {
+        what: path.display().to_string(),
+        detail,
+    };
+    let file = std::fs::File::open(path).map_err(|e| fetch_err(e.to_string()))?;
+    let reader =
+        crate::crypto::open_read(file, ids, &[]).map_err(|e| RestoreError::Open(e.to_string()))?;
+    let report = crate::archive::read_archive(reader, ReadOptions { types }, &mut visitor)
+        .map_err(|e| match e {
+            crate::archive::ArchiveError::Source(e) => fetch_err(e.to_string()),
+            other => RestoreError::Invalid(other),
+        })?;
     Ok((report, visitor))
 }
 
@@ -161,35 +195,30 @@ async fn open_source(
     Ok((body, stored_sha))
 }
 
-/// Streams `source` through the archive reader into `sink`; the report, the `inspect`
-/// statistics, the visitor, what the sink committed, and whether a stored digest was compared.
+/// Streams `source` through the archive reader into `sink`; the report, the visitor, what
+/// the sink committed, and whether a stored digest was compared.
 async fn verify_into<S, V>(
     source: &Source,
     types: TypePolicy,
     ids: &Arc<Identities>,
     sink: S,
     visitor: V,
-) -> Result<(ArchiveReport, InspectReport, V, S::Committed, bool), RestoreError>
+) -> Result<(ArchiveReport, V, S::Committed, bool), RestoreError>
 where
     S: crate::pipeline::ArchiveSink,
     V: RecordVisitor + Send + 'static,
 {
     let (body, stored_sha) = open_source(source, ids).await?;
-    let (report, (stats, visitor), committed) = stream_verified(
-        body,
-        sink,
-        ReadOptions { types },
-        (InspectStats::new(None), visitor),
-        None,
-    )
-    .await
-    .map_err(|e| match e {
-        PipelineError::Invalid(e) => RestoreError::Invalid(e),
-        other => RestoreError::Fetch {
-            what: source.to_string(),
-            detail: other.to_string(),
-        },
-    })?;
+    let (report, visitor, committed) =
+        stream_verified(body, sink, ReadOptions { types }, visitor, None)
+            .await
+            .map_err(|e| match e {
+                PipelineError::Invalid(e) => RestoreError::Invalid(e),
+                other => RestoreError::Fetch {
+                    what: source.to_string(),
+                    detail: other.to_string(),
+                },
+            })?;
     let actual = hex::encode(report.archive_sha256);
     if let Some(stored) = &stored_sha {
         if *stored != actual {
@@ -199,8 +228,7 @@ where
             });
         }
     }
-    let stats = stats.into_report(&report.meta);
-    Ok((report, stats, visitor, committed, stored_sha.is_some()))
+    Ok((report, visitor, committed, stored_sha.is_some()))
 }
 
 /// What [`pick`] chose: where, which, and the newer backups it passed over (key, why).

@@ -49,6 +49,13 @@ pub trait RecordVisitor {
     fn wants_value(&self, _type_byte: u8) -> bool {
         false
     }
+
+    /// For a KVS record whose value was asked for: whether it is still wanted now that its
+    /// key is known (the parser then stops keeping the bytes of a key it does not want; the
+    /// record's [`RecordInfo::value`] may be `None`). Default: yes.
+    fn wants_kv_value(&self, _key: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Two visitors fed the same records (statistics and a fingerprint in one pass).
@@ -65,6 +72,11 @@ impl<A: RecordVisitor, B: RecordVisitor> RecordVisitor for (A, B) {
 
     fn wants_value(&self, type_byte: u8) -> bool {
         self.0.wants_value(type_byte) || self.1.wants_value(type_byte)
+    }
+
+    fn wants_kv_value(&self, key: &[u8]) -> bool {
+        (self.0.wants_value(types::msg::KVS) && self.0.wants_kv_value(key))
+            || (self.1.wants_value(types::msg::KVS) && self.1.wants_kv_value(key))
     }
 }
 
@@ -188,6 +200,15 @@ impl StateParser {
                 }
                 Phase::Value { type_byte, start } => {
                     let p = self.scanner.feed(&chunk[i..], self.pos)?;
+                    if self.keep_value && type_byte == msg::KVS {
+                        // The key comes before the value in a DirEntry: once known, an
+                        // unwanted record's bytes are not kept.
+                        if let Some(Captured::Raw(k)) = self.scanner.captured(0) {
+                            if !visitor.wants_kv_value(k) {
+                                self.keep_value = false;
+                            }
+                        }
+                    }
                     if self.keep_value && !self.value_overflow {
                         if self.value.len() + p.consumed <= MAX_VALUE {
                             self.value.extend_from_slice(&chunk[i..i + p.consumed]);
@@ -442,6 +463,34 @@ mod tests {
             assert_eq!(seen.0[1], (msg::INDEX, None));
             let e = crate::records::kv_entry(seen.0[0].1.as_deref().unwrap()).unwrap();
             assert_eq!((e.key, e.value), (b"foo/bar".to_vec(), b"1".to_vec()));
+        }
+    }
+
+    /// Wants KVS values, but not of the key `foo/bar`.
+    struct NotFoo(Values);
+
+    impl RecordVisitor for NotFoo {
+        fn record(&mut self, rec: &RecordInfo<'_>) {
+            self.0.record(rec);
+        }
+        fn wants_value(&self, type_byte: u8) -> bool {
+            type_byte == msg::KVS
+        }
+        fn wants_kv_value(&self, key: &[u8]) -> bool {
+            key != b"foo/bar"
+        }
+    }
+
+    #[test]
+    fn an_unwanted_key_gets_no_value_whatever_the_chunks() {
+        let bytes = spec_example();
+        for step in [1, 20, 116] {
+            let mut p = StateParser::new(TypePolicy::Restorable);
+            let mut seen = NotFoo(Values::default());
+            for chunk in bytes.chunks(step) {
+                p.feed(chunk, &mut seen).expect("parse");
+            }
+            assert_eq!(seen.0 .0[0], (msg::KVS, None), "step {step}");
         }
     }
 

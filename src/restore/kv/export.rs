@@ -92,14 +92,19 @@ pub enum Output {
 
 /// Most distinct key "directories" remembered for suggesting a prefix.
 const MAX_DIRS: usize = 100_000;
+/// Directories of recent keys checked before the set.
+const RECENT_DIRS: usize = 8;
 
 /// A [`RecordVisitor`] keeping the KV entries under some prefixes.
 pub struct KvSelect {
     prefixes: Vec<Vec<u8>>,
     /// Entries matched per prefix.
     matched: Vec<u64>,
-    /// Key directories seen (`app/`, `app/web/`...), for "did you mean".
-    dirs: BTreeSet<String>,
+    /// Key directories seen, two levels deep (`app/`, `app/web/`), for "did you mean".
+    dirs: BTreeSet<Vec<u8>>,
+    /// The directories of the last few keys (a ring of [`RECENT_DIRS`]).
+    recent: Vec<Vec<u8>>,
+    recent_next: usize,
     pub output: Output,
     /// Keys that are not UTF-8 (written lossily, as Consul's own export writes them).
     pub lossy_keys: u64,
@@ -113,6 +118,8 @@ impl KvSelect {
             matched: vec![0; prefixes.len()],
             prefixes,
             dirs: BTreeSet::new(),
+            recent: Vec::with_capacity(RECENT_DIRS),
+            recent_next: 0,
             output,
             lossy_keys: 0,
             error: None,
@@ -128,16 +135,14 @@ impl KvSelect {
             .filter(|(_, n)| **n == 0)
             .map(|(p, _)| {
                 let p = String::from_utf8_lossy(p).into_owned();
-                let mut near: Vec<(usize, &String)> = self
+                let mut near: Vec<(usize, String)> = self
                     .dirs
                     .iter()
-                    .map(|d| (strsim::levenshtein(&p, d), d))
+                    .map(|d| String::from_utf8_lossy(d).into_owned())
+                    .map(|d| (strsim::levenshtein(&p, &d), d))
                     .collect();
                 near.sort();
-                (
-                    p,
-                    near.into_iter().take(5).map(|(_, d)| d.clone()).collect(),
-                )
+                (p, near.into_iter().take(5).map(|(_, d)| d).collect())
             })
             .collect()
     }
@@ -151,13 +156,31 @@ impl KvSelect {
     }
 
     fn remember_dirs(&mut self, key: &[u8]) {
-        if self.dirs.len() >= MAX_DIRS {
-            return;
+        // Consul writes keys in order, so a key's directories are mostly ones just seen: a
+        // few recent ones are checked before the set (and nothing is allocated for them).
+        let mut end = 0;
+        for depth in 0..2 {
+            let Some(slash) = key[end..].iter().position(|b| *b == b'/') else {
+                return;
+            };
+            end += slash + 1;
+            let dir = &key[..end];
+            if self.recent.iter().any(|d| d.as_slice() == dir) {
+                continue;
+            }
+            if self.dirs.len() < MAX_DIRS && !self.dirs.contains(dir) {
+                self.dirs.insert(dir.to_vec());
+            }
+            let slot = (self.recent_next + depth) % RECENT_DIRS;
+            match self.recent.get_mut(slot) {
+                Some(d) => {
+                    d.clear();
+                    d.extend_from_slice(dir);
+                }
+                None => self.recent.push(dir.to_vec()),
+            }
         }
-        let key = String::from_utf8_lossy(key);
-        for (i, _) in key.match_indices('/').take(3) {
-            self.dirs.insert(key[..=i].to_string());
-        }
+        self.recent_next = (self.recent_next + 2) % RECENT_DIRS;
     }
 
     fn keep(&mut self, rec: &RecordInfo<'_>) -> Result<(), String> {
@@ -205,6 +228,10 @@ impl RecordVisitor for KvSelect {
 
     fn wants_value(&self, type_byte: u8) -> bool {
         type_byte == msg::KVS
+    }
+
+    fn wants_kv_value(&self, key: &[u8]) -> bool {
+        selected(key, &self.prefixes)
     }
 }
 
