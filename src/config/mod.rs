@@ -254,20 +254,6 @@ impl StorageConfig {
 /// Refuses the Enterprise storage settings this agent does not implement, naming the key.
 fn refuse_unsupported(a: &AgentOptions) -> anyhow::Result<()> {
     let s3 = &a.aws_storage;
-    for (key, v) in [
-        ("role_arn", &s3.role_arn),
-        ("role_session_name", &s3.role_session_name),
-        ("web_identity_token_file", &s3.web_identity_token_file),
-        ("iam_endpoint", &s3.iam_endpoint),
-        ("sts_endpoint", &s3.sts_endpoint),
-    ] {
-        if v.is_some() {
-            bail!(
-                "snapshot_agent.aws_storage.{key} is not supported in the file; the AWS credential chain reads \
-                 AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME and AWS_WEB_IDENTITY_TOKEN_FILE from the environment"
-            );
-        }
-    }
     if s3.s3_static_snapshot_name.is_some() {
         bail!("snapshot_agent.aws_storage.s3_static_snapshot_name is not supported: every backup gets its own key so that retention and restore can choose among them");
     }
@@ -396,7 +382,37 @@ fn s3_config(s3: &S3Options) -> anyhow::Result<Option<S3Config>> {
         Encryption::None
     };
     let defaults = S3Config::default();
+    // Enterprise's sample file writes "" for every unset key.
+    let set = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    let role = match set(&s3.role_arn) {
+        Some(role_arn) => Some(crate::storage::s3::AssumeRole {
+            role_arn,
+            session_name: set(&s3.role_session_name),
+            web_identity_token_file: set(&s3.web_identity_token_file).map(PathBuf::from),
+            sts_endpoint: set(&s3.sts_endpoint),
+        }),
+        None => {
+            for (key, v) in [
+                ("role_session_name", &s3.role_session_name),
+                ("web_identity_token_file", &s3.web_identity_token_file),
+                ("sts_endpoint", &s3.sts_endpoint),
+            ] {
+                if set(v).is_some() {
+                    bail!("aws_storage.{key} (--aws-{}) needs role_arn (--aws-role-arn): the role to assume", key.replace('_', "-"));
+                }
+            }
+            None
+        }
+    };
+    if set(&s3.iam_endpoint).is_some() {
+        // Printed, not logged: configuration is resolved before logging starts.
+        eprintln!(
+            "warning: aws_storage.iam_endpoint (--aws-iam-endpoint) is accepted as Consul Enterprise accepts it, and unused: \
+             the AWS SDK's credential providers have no IAM endpoint setting (sts_endpoint is the one a role uses)"
+        );
+    }
     let cfg = S3Config {
+        role,
         bucket,
         prefix: s3.s3_key_prefix.clone().unwrap_or(defaults.prefix),
         region: s3.s3_region.clone().filter(|r| !r.is_empty()),
@@ -860,8 +876,8 @@ mod tests {
                 "azure_blob_storage",
             ),
             (
-                r#"{"snapshot_agent": {"aws_storage": {"s3_bucket": "b", "role_arn": "arn:x"}}}"#,
-                "role_arn",
+                r#"{"snapshot_agent": {"aws_storage": {"s3_bucket": "b", "sts_endpoint": "http://sts"}}}"#,
+                "needs role_arn",
             ),
             (
                 r#"{"snapshot_agent": {"snapshot": {"interval": "soon"}}}"#,

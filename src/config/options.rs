@@ -384,17 +384,25 @@ pub struct S3Options {
         hide_env_values = true
     )]
     pub session_token: Option<Secret>,
-    /// Enterprise's credential settings: refused in a file; the AWS credential chain reads
-    /// them from the environment (AWS_ROLE_ARN...).
-    #[arg(skip)]
+    /// Accepted as Enterprise accepts it, and unused: the AWS SDK's credential providers have
+    /// no IAM endpoint setting (a warning says so).
+    #[arg(long = "aws-iam-endpoint", value_name = "URL")]
     pub iam_endpoint: Option<String>,
-    #[arg(skip)]
+    /// Assume this IAM role for S3: AssumeRole with the credentials of the chain (or the keys
+    /// given), or AssumeRoleWithWebIdentity with --aws-web-identity-token-file. Temporary
+    /// credentials are renewed before they expire. (The environment's AWS_ROLE_ARN works
+    /// too, through the AWS credential chain.)
+    #[arg(long = "aws-role-arn", value_name = "ARN")]
     pub role_arn: Option<String>,
-    #[arg(skip)]
+    /// The session name of the assumed role (default "consul-snapshot-agent").
+    #[arg(long = "aws-role-session-name", value_name = "NAME")]
     pub role_session_name: Option<String>,
-    #[arg(skip)]
+    /// A web identity token (an OIDC JWT, e.g. a Kubernetes projected service-account token)
+    /// to assume --aws-role-arn with; read again at every renewal, so a rotated token is used.
+    #[arg(long = "aws-web-identity-token-file", value_name = "FILE")]
     pub web_identity_token_file: Option<String>,
-    #[arg(skip)]
+    /// The STS endpoint for assuming the role (default: the region's AWS STS endpoint).
+    #[arg(long = "aws-sts-endpoint", value_name = "URL")]
     pub sts_endpoint: Option<String>,
     /// Signing region (env AWS_REGION; us-east-1 with a custom endpoint).
     #[arg(long = "aws-s3-region", value_name = "REGION")]

@@ -68,6 +68,20 @@ pub struct S3Config {
     /// Bound on each S3 request attempt (connect, send, answer) and on each silence while a
     /// body streams; a server that accepts and never answers fails the request after this.
     pub request_timeout: std::time::Duration,
+    /// An IAM role to assume for every request (Enterprise's `role_arn` and its companions).
+    pub role: Option<AssumeRole>,
+}
+
+/// An IAM role to assume: with the base credentials (AssumeRole), or with a web identity
+/// token read from a file at every renewal (AssumeRoleWithWebIdentity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    /// Default `consul-snapshot-agent`.
+    pub session_name: Option<String>,
+    pub web_identity_token_file: Option<std::path::PathBuf>,
+    /// STS endpoint; the region's AWS STS endpoint when unset.
+    pub sts_endpoint: Option<String>,
 }
 
 impl Default for S3Config {
@@ -88,6 +102,7 @@ impl Default for S3Config {
             concurrency: 4,
             max_single_copy: MAX_SINGLE_COPY,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            role: None,
         }
     }
 }
@@ -184,7 +199,10 @@ impl S3Config {
                 .operation_attempt_timeout(t)
                 .build(),
         );
-        let sdk = loader.load().await;
+        let mut sdk = loader.load().await;
+        if let Some(role) = &self.role {
+            sdk = super::role::with_role(sdk, role).await;
+        }
         let mut conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(self.path_style());
         if let Some(clock) = clock {
             conf = conf.interceptor(DateRecorder(clock));

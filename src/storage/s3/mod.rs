@@ -2,6 +2,7 @@
 //! of parts in flight and are completed only after verification ([`upload`]).
 
 pub mod config;
+pub mod role;
 pub mod upload;
 
 use std::io;
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-pub use config::{ChecksumMode, Encryption, S3Config};
+pub use config::{AssumeRole, ChecksumMode, Encryption, S3Config};
 pub use upload::S3Upload;
 
 use super::metadata::BackupMeta;
