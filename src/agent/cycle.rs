@@ -543,8 +543,14 @@ async fn finish_destination(
             Err(e @ StorageError::Readback { .. }) => {
                 // Read and proved wrong: a backup that does not read back intact is no
                 // backup. Remove it.
-                let _ = store.delete(std::slice::from_ref(&b.key)).await;
-                stored = Err(format!("{e}; the stored backup was deleted"));
+                if store.static_key().as_deref() == Some(b.key.as_str()) {
+                    stored = Err(format!(
+                        "{e}; the object at the static name was left as it is (it is never deleted)"
+                    ));
+                } else {
+                    let _ = store.delete(std::slice::from_ref(&b.key)).await;
+                    stored = Err(format!("{e}; the stored backup was deleted"));
+                }
             }
             Err(e) => {
                 if e.is_timeout() {
@@ -571,6 +577,13 @@ async fn finish_destination(
             ))),
             Vec::new(),
         ),
+        Ok(b) if store.static_key().as_deref() == Some(b.key.as_str()) => {
+            retention_skipped = Some(
+                "retention does not apply to a static name: the bucket's versioning keeps the history"
+                    .to_string(),
+            );
+            (None, Vec::new())
+        }
         Ok(_) if clock.untrusted() && cfg.retention.uses_time() => {
             let why = format!(
                 "retention deleted nothing: this host's clock is off by {}s from {}'s, and the policy reads backup times (keep-within, hourly..yearly)",

@@ -251,15 +251,6 @@ impl StorageConfig {
     }
 }
 
-/// Refuses the Enterprise storage settings this agent does not implement, naming the key.
-fn refuse_unsupported(a: &AgentOptions) -> anyhow::Result<()> {
-    let s3 = &a.aws_storage;
-    if s3.s3_static_snapshot_name.is_some() {
-        bail!("snapshot_agent.aws_storage.s3_static_snapshot_name is not supported: every backup gets its own key so that retention and restore can choose among them");
-    }
-    Ok(())
-}
-
 /// The storage sections merged (flags > environment > file > defaults), as they take effect.
 /// As in Consul Enterprise, a configured bucket disables local storage unless `--local-path`
 /// is given on the command line.
@@ -268,7 +259,6 @@ fn merge_storage(
     file: &AgentOptions,
     env: Env<'_>,
 ) -> anyhow::Result<(LocalOptions, S3Options, AzureOptions, GcsOptions)> {
-    refuse_unsupported(file)?;
     let mut file_s3 = file.aws_storage.clone();
     // Enterprise's example file says `false` for "not set": only `true` overrides the
     // endpoint-dependent default.
@@ -413,6 +403,8 @@ fn s3_config(s3: &S3Options) -> anyhow::Result<Option<S3Config>> {
     }
     let cfg = S3Config {
         role,
+        static_name: set(&s3.s3_static_snapshot_name),
+        allow_unversioned_static_name: s3.allow_unversioned_static_name.unwrap_or(false),
         bucket,
         prefix: s3.s3_key_prefix.clone().unwrap_or(defaults.prefix),
         region: s3.s3_region.clone().filter(|r| !r.is_empty()),

@@ -416,9 +416,17 @@ pub struct S3Options {
     /// Server-side encryption with S3-managed keys (SSE-S3, AES256).
     #[arg(long = "aws-s3-server-side-encryption", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub s3_server_side_encryption: Option<bool>,
-    /// Enterprise's single fixed object name: refused, every backup gets its own key.
-    #[arg(skip)]
+    /// Write every snapshot to this one object name under the prefix instead of a name per
+    /// snapshot (Enterprise's `s3_static_snapshot_name`): the bucket's versioning keeps the
+    /// history, retention does not apply, and a snapshot the shrink guard flags never
+    /// replaces it. Refused in a bucket without versioning unless
+    /// --allow-unversioned-static-name.
+    #[arg(long = "aws-s3-static-snapshot-name", value_name = "NAME")]
     pub s3_static_snapshot_name: Option<String>,
+    /// Allow --aws-s3-static-snapshot-name in a bucket without versioning, where each
+    /// snapshot destroys the one before it.
+    #[arg(long = "allow-unversioned-static-name", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_unversioned_static_name: Option<bool>,
     /// Path-style addressing (default on with a custom endpoint).
     #[arg(long = "aws-s3-force-path-style", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub s3_force_path_style: Option<bool>,

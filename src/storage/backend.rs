@@ -56,6 +56,12 @@ pub trait Backend: fmt::Debug + fmt::Display + Send + Sync {
     /// The backend's kind, a metric label: `local`, `s3`.
     fn kind(&self) -> &'static str;
 
+    /// The one key every backup is written to, when the destination has a static name (S3's
+    /// `s3_static_snapshot_name`): retention and deletion never apply to it. Default: none.
+    fn static_key(&self) -> Option<String> {
+        None
+    }
+
     /// Every backup of ours, by key. Metadata may be absent (S3 lists without it; see
     /// [`Backend::head`]).
     async fn list(&self) -> Result<Vec<StoredBackup>, StorageError>;

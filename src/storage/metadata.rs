@@ -64,6 +64,24 @@ pub struct BackupMeta {
     pub unjudged: Option<bool>,
 }
 
+/// The identity of a backup whose key does not carry it (S3's static name): datacenter,
+/// creation time (to the second) and Raft index from its metadata, encrypted when an
+/// envelope is recorded. `None` when any of them is missing.
+pub fn name_from_meta(meta: &BackupMeta) -> Option<super::BackupName> {
+    use chrono::SubsecRound;
+    let datacenter = meta.datacenter.clone().filter(|d| !d.is_empty())?;
+    let time = chrono::DateTime::parse_from_rfc3339(meta.created.as_deref()?)
+        .ok()?
+        .with_timezone(&chrono::Utc)
+        .trunc_subsecs(0);
+    Some(super::BackupName {
+        time,
+        datacenter,
+        index: meta.index?,
+        encrypted: meta.ciphertext_sha256.is_some() || meta.recipients.is_some(),
+    })
+}
+
 /// S3 user-metadata keys (sent as `x-amz-meta-<key>`).
 const KEYS: [&str; 11] = [
     "sha256",
@@ -269,5 +287,32 @@ mod tests {
         let mut upper = HashMap::new();
         upper.insert("Raft-Index".to_string(), "12".to_string());
         assert_eq!(BackupMeta::from_map(&upper).index, Some(12));
+    }
+
+    #[test]
+    fn a_static_name_takes_its_identity_from_the_metadata() {
+        let meta = BackupMeta {
+            datacenter: Some("dc2".into()),
+            created: Some("2026-12-07T10:11:12.345Z".into()),
+            index: Some(77),
+            ciphertext_sha256: Some("ab".into()),
+            ..BackupMeta::default()
+        };
+        let n = name_from_meta(&meta).expect("name");
+        assert_eq!(
+            (n.datacenter.as_str(), n.index, n.encrypted),
+            ("dc2", 77, true)
+        );
+        assert_eq!(n.time.to_rfc3339(), "2026-12-07T10:11:12+00:00");
+        let no_index = BackupMeta {
+            index: None,
+            ..meta.clone()
+        };
+        assert_eq!(name_from_meta(&no_index), None);
+        let bad_time = BackupMeta {
+            created: Some("yesterday".into()),
+            ..meta
+        };
+        assert_eq!(name_from_meta(&bad_time), None);
     }
 }

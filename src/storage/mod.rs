@@ -237,6 +237,11 @@ impl Store {
         self.0.check_writable().await
     }
 
+    /// The one key every backup is written to, when the destination has a static name.
+    pub fn static_key(&self) -> Option<String> {
+        self.0.static_key()
+    }
+
     /// Every backup of ours, by key; see the [`Backend`] contract.
     pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
         self.0.list().await
@@ -559,7 +564,11 @@ impl Backend for S3Store {
         name: &BackupName,
         pending: BackupMeta,
     ) -> Result<Box<dyn BackendUpload>, StorageError> {
+        self.check_static_versioning().await?;
         Ok(Box::new(S3Store::begin(self, name, pending)))
+    }
+    fn static_key(&self) -> Option<String> {
+        S3Store::static_key(self).map(str::to_string)
     }
     async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
         self.abort_stale_uploads(older_than).await

@@ -113,6 +113,12 @@ impl Store {
         datacenter: &str,
         hold: Option<Duration>,
     ) -> Result<RetentionPlan, StorageError> {
+        // A static name is outside retention: its history is the bucket's versioning.
+        let static_key = self.static_key();
+        let listed: Vec<StoredBackup> = listed
+            .into_iter()
+            .filter(|b| static_key.as_deref() != Some(b.key.as_str()))
+            .collect();
         let (ours, mut decisions) = plan_listed(listed, policy, datacenter)?;
         let Some(hold) = hold else {
             return Ok(RetentionPlan {

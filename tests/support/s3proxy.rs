@@ -31,6 +31,7 @@ pub enum Op {
     DeleteObject,
     DeleteObjects,
     ListObjectsV2,
+    GetBucketVersioning,
     Other,
 }
 
@@ -54,6 +55,7 @@ fn classify(method: &Method, query: &str, headers: &HeaderMap, path: &str) -> Op
         Method::HEAD if object => Op::HeadObject,
         Method::GET if has("uploads") => Op::ListMultipartUploads,
         Method::GET if has("list-type") => Op::ListObjectsV2,
+        Method::GET if has("versioning") => Op::GetBucketVersioning,
         Method::GET if object => Op::GetObject,
         _ => Op::Other,
     }
@@ -76,6 +78,9 @@ pub enum Action {
     ShortBody(usize),
     /// Forward a listing and make it claim to be truncated without a continuation token.
     TruncateWithoutToken,
+    /// Answer 200 with this XML body instead of forwarding (what a server Garage is not
+    /// would say, e.g. a bucket with versioning enabled).
+    Reply(&'static str),
 }
 
 /// Applies `action` to matching requests number `skip + 1` to `skip + times` (1-based among
@@ -256,6 +261,14 @@ async fn handle(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
     }) = &action
     {
         return xml_error(*status, code, message, parts.method == Method::HEAD);
+    }
+    if let Some(Action::Reply(body)) = &action {
+        return (
+            StatusCode::OK,
+            [("content-type", "application/xml")],
+            body.to_string(),
+        )
+            .into_response();
     }
     // Forward as received.
     let url = format!("{}{}", st.upstream, parts.uri);

@@ -70,6 +70,11 @@ pub struct S3Config {
     pub request_timeout: std::time::Duration,
     /// An IAM role to assume for every request (Enterprise's `role_arn` and its companions).
     pub role: Option<AssumeRole>,
+    /// Enterprise's `s3_static_snapshot_name`: every snapshot is written to this one name
+    /// under the prefix (history is the bucket's versioning; retention never applies to it).
+    pub static_name: Option<String>,
+    /// Write the static name in a bucket without versioning (each snapshot destroys the last).
+    pub allow_unversioned_static_name: bool,
 }
 
 /// An IAM role to assume: with the base credentials (AssumeRole), or with a web identity
@@ -103,6 +108,8 @@ impl Default for S3Config {
             max_single_copy: MAX_SINGLE_COPY,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             role: None,
+            static_name: None,
+            allow_unversioned_static_name: false,
         }
     }
 }
@@ -147,6 +154,13 @@ impl S3Config {
         }
         if self.concurrency == 0 {
             return Err("S3 upload concurrency must be at least 1".into());
+        }
+        if let Some(n) = &self.static_name {
+            if n.is_empty() || n.starts_with('/') || n.ends_with('/') {
+                return Err(format!(
+                    "the static snapshot name {n:?} must be an object name (not empty, no leading or trailing '/')"
+                ));
+            }
         }
         if self.access_key_id.is_some() != self.secret_access_key.is_some() {
             return Err("give both an access key ID and a secret access key, or neither".into());

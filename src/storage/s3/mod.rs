@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 pub use config::{AssumeRole, ChecksumMode, Encryption, S3Config};
 pub use upload::S3Upload;
 
-use super::metadata::BackupMeta;
+use super::metadata::{name_from_meta, BackupMeta};
 use super::naming::{format_key, parse_key, BackupName};
 use super::{StorageError, StoredBackup};
 
@@ -33,6 +33,10 @@ pub struct S3Store {
     prefix: String,
     /// The S3 server's clock, from the `Date` of every answer.
     pub(crate) clock: crate::storage::ServerClock,
+    /// With a static name: its full key, where every backup is written.
+    static_key: Option<String>,
+    /// The versioning check of a static name, made once (its error, if it refused).
+    versioning: tokio::sync::OnceCell<Result<(), String>>,
 }
 
 /// An AWS timestamp as UTC.
@@ -147,23 +151,101 @@ impl S3Store {
         let clock = crate::storage::ServerClock::default();
         let client = cfg.client_with_clock(Some(clock.clone())).await;
         let prefix = cfg.normalized_prefix();
+        let static_key = cfg.static_name.as_ref().map(|n| format!("{prefix}{n}"));
         Ok(S3Store {
             client,
             cfg: std::sync::Arc::new(cfg),
             prefix,
             clock,
+            static_key,
+            versioning: tokio::sync::OnceCell::new(),
         })
     }
 
-    /// The key of a backup.
+    /// The key of a backup: its name under the prefix, or the static key.
     pub fn key_for(&self, name: &BackupName) -> String {
-        format_key(&self.prefix, name)
+        match &self.static_key {
+            Some(k) => k.clone(),
+            None => format_key(&self.prefix, name),
+        }
+    }
+
+    /// The static key, when every backup is written to one name.
+    pub fn static_key(&self) -> Option<&str> {
+        self.static_key.as_deref()
+    }
+
+    /// Whether `key` is one of ours: named by our scheme, or the static key.
+    fn ours(&self, key: &str) -> bool {
+        parse_key(&self.prefix, key).is_some() || self.static_key.as_deref() == Some(key)
+    }
+
+    /// With a static name, once per process: `GetBucketVersioning` must say `Enabled`, since
+    /// in an unversioned bucket each snapshot destroys the one before it; refused unless
+    /// `allow_unversioned_static_name`. Without a static name, nothing is asked.
+    pub async fn check_static_versioning(&self) -> Result<(), StorageError> {
+        let Some(key) = &self.static_key else {
+            return Ok(());
+        };
+        let r = self
+            .versioning
+            .get_or_init(|| async {
+                let status = self
+                    .client
+                    .get_bucket_versioning()
+                    .bucket(&self.cfg.bucket)
+                    .send()
+                    .await
+                    .map_err(|e| s3_err("GetBucketVersioning", e).to_string())?;
+                let enabled = status.status().map(|s| s.as_str()) == Some("Enabled");
+                match (enabled, self.cfg.allow_unversioned_static_name) {
+                    (true, _) => Ok(()),
+                    (false, true) => {
+                        tracing::warn!(key = %key, "the bucket has no versioning: each snapshot written to the static name replaces the one before it (--allow-unversioned-static-name)");
+                        Ok(())
+                    }
+                    (false, false) => Err(format!(
+                        "bucket {} has no versioning ({}), so every snapshot written to the static name {key} would destroy the one before it: enable versioning on the bucket, or give --allow-unversioned-static-name to accept that",
+                        self.cfg.bucket,
+                        status.status().map_or("never enabled", |s| s.as_str())
+                    )),
+                }
+            })
+            .await;
+        r.clone().map_err(StorageError::Config)
+    }
+
+    /// The static object as a backup, its identity (datacenter, time, index) taken from its
+    /// metadata (its name does not carry them); `None` when absent or not written by us.
+    async fn head_static(&self, key: &str) -> Result<Option<StoredBackup>, StorageError> {
+        let placeholder = BackupName {
+            time: DateTime::<Utc>::UNIX_EPOCH,
+            datacenter: String::new(),
+            index: 0,
+            encrypted: false,
+        };
+        let mut b = match head_object(&self.client, &self.cfg.bucket, key, placeholder).await {
+            Ok(b) => b,
+            Err(StorageError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(name) = b.meta.as_ref().and_then(name_from_meta) else {
+            tracing::warn!(
+                key,
+                "the object at the static name has no backup metadata of ours; it is not listed"
+            );
+            return Ok(None);
+        };
+        b.name = name;
+        Ok(Some(b))
     }
 
     /// Every backup under the prefix, following continuation tokens; objects not named by our
-    /// scheme are left out. Any page failing fails the whole listing.
+    /// scheme are left out, but for the static key (named from its metadata). Any page
+    /// failing fails the whole listing.
     pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
         let mut out = Vec::new();
+        let mut static_seen = false;
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let page = self
@@ -177,6 +259,10 @@ impl S3Store {
                 .map_err(|e| s3_err("ListObjectsV2", e))?;
             for obj in page.contents() {
                 let Some(key) = obj.key() else { continue };
+                if self.static_key.as_deref() == Some(key) {
+                    static_seen = true;
+                    continue;
+                }
                 let Some(name) = parse_key(&self.prefix, key) else {
                     continue;
                 };
@@ -189,6 +275,9 @@ impl S3Store {
                 });
             }
             if page.is_truncated() != Some(true) {
+                if let (true, Some(k)) = (static_seen, &self.static_key) {
+                    out.extend(self.head_static(k).await?);
+                }
                 out.sort_by(|a, b| a.key.cmp(&b.key));
                 return Ok(out);
             }
@@ -218,6 +307,12 @@ impl S3Store {
 
     /// Size and user metadata of one backup.
     pub async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
+        if self.static_key.as_deref() == Some(key) {
+            return self
+                .head_static(key)
+                .await?
+                .ok_or_else(|| StorageError::NotFound(key.to_string()));
+        }
         let name =
             parse_key(&self.prefix, key).ok_or_else(|| StorageError::NotOurs(key.to_string()))?;
         head_object(&self.client, &self.cfg.bucket, key, name).await
@@ -263,7 +358,12 @@ impl S3Store {
 
     /// Deletes objects in batches of 1000; keys not under our scheme are refused.
     pub async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
-        if let Some(k) = keys.iter().find(|k| parse_key(&self.prefix, k).is_none()) {
+        // The static key is never deleted: with versioning a delete would hide every version
+        // behind a marker; without it, it is the only copy.
+        if let Some(k) = keys
+            .iter()
+            .find(|k| parse_key(&self.prefix, k).is_none() || self.static_key.as_ref() == Some(*k))
+        {
             return Err(StorageError::NotOurs(k.clone()));
         }
         for batch in keys.chunks(DELETE_BATCH) {
@@ -314,6 +414,7 @@ impl S3Store {
             self.key_for(name),
             name.clone(),
             pending,
+            self.static_key.is_some(),
         )
     }
 
@@ -338,7 +439,7 @@ impl S3Store {
             Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
         let mut aborted = 0;
         for (key, id, started) in self.multipart_uploads().await? {
-            if parse_key(&self.prefix, &key).is_none() || started.is_some_and(|t| t > cutoff) {
+            if !self.ours(&key) || started.is_some_and(|t| t > cutoff) {
                 continue;
             }
             self.client

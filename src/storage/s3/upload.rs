@@ -74,6 +74,9 @@ pub struct S3Upload {
     /// Set once CompleteMultipartUpload or PutObject was sent: from then on a failure must
     /// delete the object, not just abort the upload.
     maybe_visible: bool,
+    /// Writing the static key (every snapshot to one name): an anomaly never replaces it,
+    /// and it is never deleted.
+    static_key: bool,
 }
 
 impl std::fmt::Debug for S3Upload {
@@ -96,6 +99,7 @@ impl S3Upload {
         key: String,
         name: BackupName,
         pending: BackupMeta,
+        static_key: bool,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(cfg.concurrency));
         S3Upload {
@@ -111,6 +115,7 @@ impl S3Upload {
             done: Vec::new(),
             permits,
             maybe_visible: false,
+            static_key,
         }
     }
 
@@ -463,12 +468,27 @@ impl ArchiveSink for S3Upload {
         notes: &Annotations,
     ) -> io::Result<StoredBackup> {
         let meta = self.pending.committed(report, notes);
+        if let (true, Some(a)) = (self.static_key, &notes.anomaly) {
+            // The static key holds the last good snapshot: a suspect one never replaces it.
+            self.abort_upload().await;
+            return Err(io::Error::other(format!(
+                "the shrink guard flagged this snapshot ({}); it was not written over the static name {}, which keeps the snapshot before it. Check the cluster; to store it anyway, run once without the shrink guard",
+                a.reason,
+                self.key
+            )));
+        }
         match self.publish(&meta, stored_len(report, notes)).await {
             Ok(stored) => Ok(stored),
             Err(e) => {
                 self.abort_upload().await;
                 let mut msg = e.to_string();
-                if self.maybe_visible {
+                if self.maybe_visible && self.static_key {
+                    // Deleting would hide every version (or remove the only copy).
+                    msg.push_str(&format!(
+                        "; the object at the static name {} was left as it is (it may be this verified archive without its metadata)",
+                        self.key
+                    ));
+                } else if self.maybe_visible {
                     // The visibility rule: no object under a backup name without its digest.
                     match self.delete_object().await {
                         Ok(()) => msg.push_str("; the object was deleted again"),
