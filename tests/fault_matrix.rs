@@ -251,11 +251,45 @@ fn s3_500_on_complete_stores_nothing_and_deletes_nothing() {
 }
 
 #[test]
+fn s3_a_failed_manifest_write_completes_nothing_and_no_copy_is_ever_made() {
+    let consul = consul_with(30 << 20, "dc1");
+    let f = S3Fixture::new();
+    let before = seed(&f, &consul, 1);
+    assert_eq!(
+        f.proxy.count(Op::CopyObject),
+        0,
+        "metadata is a manifest: no server-side copy of any backup"
+    );
+    next_second();
+    // The one PutObject of a multipart backup is its manifest, written before completion.
+    f.proxy.add(Rule::error500(Op::PutObject, 10));
+    let out = f.once(&consul, &["--retain", "1"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(t.contains("InternalError"), "{}", describe(&out));
+    assert_eq!(
+        f.proxy.count(Op::CompleteMultipartUpload),
+        1,
+        "only the seed's"
+    );
+    assert_eq!(f.keys(), before, "old backup intact, no new one");
+    assert!(f.pending().is_empty(), "upload aborted");
+    let raw = f.rt.block_on(f.direct().raw_keys()).expect("raw keys");
+    assert_eq!(
+        raw.len(),
+        2,
+        "the old backup and its manifest only: {raw:?}"
+    );
+    record_fault_row(
+        "500 on the manifest's PutObject before CompleteMultipartUpload",
+        "nothing completed, upload aborted, old backup kept; no CopyObject ever",
+        "exit 1; no CompleteMultipartUpload; 1 backup + 1 manifest; 0 CopyObject",
+    );
+}
+
+#[test]
 fn s3_failures_after_completion_leave_no_object_under_a_backup_name() {
-    for (op, label) in [
-        (Op::CopyObject, "the metadata step (CopyObject)"),
-        (Op::HeadObject, "the HEAD check"),
-    ] {
+    for (op, label) in [(Op::HeadObject, "the HEAD check")] {
         let consul = consul_with(30 << 20, "dc1");
         let f = S3Fixture::new();
         let before = seed(&f, &consul, 1);
@@ -276,6 +310,8 @@ fn s3_failures_after_completion_leave_no_object_under_a_backup_name() {
             "{label}: object deleted"
         );
         assert_eq!(f.keys(), before, "{label}: only the old backup is visible");
+        let raw = f.rt.block_on(f.direct().raw_keys()).expect("raw keys");
+        assert_eq!(raw.len(), 2, "{label}: no manifest left either: {raw:?}");
         record_fault_row(
             &format!("500 on {label} after CompleteMultipartUpload"),
             "object deleted again, failure reported, old backups kept",

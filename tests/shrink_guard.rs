@@ -269,10 +269,10 @@ fn a_wiped_kv_tree_holds_the_backups_from_before_it_until_acknowledged() {
     agent.terminate(Duration::from_secs(10));
 }
 
-/// The same on S3 (Garage): the mark travels in user metadata, and the acknowledgement
-/// rewrites it in place (a server-side copy onto itself).
+/// The same on S3 (Garage): the mark travels in the backup's metadata (its manifest), and the
+/// acknowledgement rewrites the manifest (no copy of the archive).
 #[test]
-fn on_s3_the_mark_and_its_acknowledgement_live_in_user_metadata() {
+fn on_s3_the_mark_and_its_acknowledgement_live_in_the_backups_metadata() {
     let c = consul();
     let s3 = s3_target();
     let prefix = format!("guard-{}", support::net::random());

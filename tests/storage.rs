@@ -287,16 +287,12 @@ fn s3_multipart_of_100_mib_archive_round_trips_exactly() {
 }
 
 #[test]
-fn s3_metadata_through_multipart_copy_for_large_objects() {
+fn s3_a_multipart_backup_keeps_its_metadata_in_a_manifest_which_wins() {
     let target = s3_target();
     let bytes = archive(40 << 20, 5);
-    // Pretend single copies stop at 6 MiB so the multipart-copy path runs.
-    let cfg = S3Config {
-        max_single_copy: 6 << 20,
-        ..target.config()
-    };
+    let cfg = target.config();
     rt().block_on(async {
-        let (store, s3) = s3_store(cfg).await;
+        let (store, s3) = s3_store(cfg.clone()).await;
         let upload = store
             .begin(&name(1_795_000_200, 3), pending())
             .await
@@ -310,18 +306,71 @@ fn s3_metadata_through_multipart_copy_for_large_objects() {
         )
         .await
         .expect("upload");
-        assert!(bytes.len() > 6 << 20);
-        assert_eq!(
-            store
-                .head(&stored.key)
-                .await
-                .expect("head")
-                .meta
-                .and_then(|m| m.sha256),
-            Some(hex::encode(report.archive_sha256))
+        assert!(bytes.len() as u64 > cfg.part_size, "a multipart upload");
+        let meta = store
+            .head(&stored.key)
+            .await
+            .expect("head")
+            .meta
+            .expect("meta");
+        assert_eq!(meta.sha256, Some(hex::encode(report.archive_sha256)));
+        // The manifest beside the object, never listed as a backup.
+        let raw = s3.raw_keys().await.expect("raw");
+        assert!(
+            raw.contains(&format!("{}.meta.json", stored.key)),
+            "{raw:?}"
         );
+        assert_eq!(store.list().await.expect("list").len(), 1);
         assert_eq!(collect(&store, &stored.key).await, bytes.to_vec());
         assert!(s3.pending_uploads().await.expect("uploads").is_empty());
+
+        // A small backup keeps its metadata as user metadata (no manifest); a metadata
+        // change writes a manifest, which wins.
+        let small = archive(64 << 10, 6);
+        let upload = store
+            .begin(&name(1_795_000_300, 4), pending())
+            .await
+            .expect("begin");
+        let (_, (), small_stored) = stream_verified(
+            body(small, 1 << 16),
+            upload,
+            ReadOptions::default(),
+            (),
+            None,
+        )
+        .await
+        .expect("upload");
+        let raw = s3.raw_keys().await.expect("raw");
+        assert!(
+            !raw.contains(&format!("{}.meta.json", small_stored.key)),
+            "{raw:?}"
+        );
+        let mut m = store
+            .head(&small_stored.key)
+            .await
+            .expect("head")
+            .meta
+            .expect("user metadata");
+        assert!(m.sha256.is_some());
+        m.safety_snapshot = Some(true);
+        store
+            .set_meta(&small_stored.key, &m)
+            .await
+            .expect("set meta");
+        let again = store
+            .head(&small_stored.key)
+            .await
+            .expect("head")
+            .meta
+            .expect("meta");
+        assert_eq!(again.safety_snapshot, Some(true), "the manifest wins");
+
+        // Deleting a backup deletes its manifest.
+        store
+            .delete(&[stored.key.clone(), small_stored.key.clone()])
+            .await
+            .expect("delete");
+        assert!(s3.raw_keys().await.expect("raw").is_empty());
     });
 }
 

@@ -1,6 +1,6 @@
-//! What is stored with each backup (S3 user metadata, or a sidecar JSON file for local
-//! storage): archive SHA-256, Raft index and term, state.bin size, datacenter, agent version,
-//! creation time.
+//! What is stored with each backup (a `<name>.meta.json` manifest beside it, or S3 user
+//! metadata for a small S3 backup sent in one PutObject): archive SHA-256, Raft index and
+//! term, state.bin size, datacenter, agent version, creation time.
 
 use std::collections::HashMap;
 

@@ -8,8 +8,6 @@ use crate::consul::Secret;
 
 /// Smallest multipart part S3 accepts (except the last one), in bytes.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
-/// Largest object a single CopyObject may copy, in bytes (AWS limit).
-pub const MAX_SINGLE_COPY: u64 = 5 << 30;
 /// Default of `--aws-s3-request-timeout`.
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -62,9 +60,6 @@ pub struct S3Config {
     pub part_size: u64,
     /// Parts uploaded at once; memory is about `part_size × (concurrency + 1)`.
     pub concurrency: usize,
-    /// Objects above this size get their final metadata through a multipart copy instead of
-    /// one CopyObject (AWS: 5 GiB). Lowered only by tests.
-    pub max_single_copy: u64,
     /// Bound on each S3 request attempt (connect, send, answer) and on each silence while a
     /// body streams; a server that accepts and never answers fails the request after this.
     pub request_timeout: std::time::Duration,
@@ -105,7 +100,6 @@ impl Default for S3Config {
             checksum: None,
             part_size: 16 << 20,
             concurrency: 4,
-            max_single_copy: MAX_SINGLE_COPY,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             role: None,
             static_name: None,

@@ -44,6 +44,85 @@ pub(crate) fn aws_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<
     DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
+/// The manifest of the backup `key`: `<key>.meta.json` (as the Azure and GCS sidecars).
+pub(crate) fn manifest_key(key: &str) -> String {
+    format!("{key}{}", crate::storage::object::SIDECAR)
+}
+
+/// Writes the manifest of `key` (the backup's metadata as JSON), with the bucket's
+/// encryption settings.
+pub(crate) async fn put_manifest(
+    client: &aws_sdk_s3::Client,
+    cfg: &S3Config,
+    key: &str,
+    meta: &BackupMeta,
+) -> Result<(), StorageError> {
+    let json = serde_json::to_vec_pretty(meta).map_err(|e| StorageError::S3 {
+        op: "PutObject".into(),
+        detail: format!("encoding the manifest: {e}"),
+    })?;
+    let req = client
+        .put_object()
+        .bucket(&cfg.bucket)
+        .key(manifest_key(key))
+        .content_type("application/json")
+        .body(aws_sdk_s3::primitives::ByteStream::from(json));
+    let req = match &cfg.encryption {
+        config::Encryption::None => req,
+        config::Encryption::S3 => {
+            req.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        }
+        config::Encryption::Kms(id) => req
+            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+            .set_ssekms_key_id(id.clone()),
+    };
+    req.send()
+        .await
+        .map_err(|e| s3_err("PutObject", e))
+        .map(drop)
+}
+
+/// The manifest of `key`, `None` when there is none. Errors: the read fails, or the
+/// manifest is not valid JSON (a damaged manifest is not silently replaced by older user
+/// metadata).
+async fn get_manifest(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<BackupMeta>, StorageError> {
+    let mkey = manifest_key(key);
+    let r = match client.get_object().bucket(bucket).key(&mkey).send().await {
+        Ok(r) => r,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(s3_err("GetObject", e)),
+    };
+    let raw = r.body.collect().await.map_err(|e| StorageError::S3 {
+        op: "GetObject".into(),
+        detail: format!("reading the manifest {mkey}: {e}"),
+    })?;
+    serde_json::from_slice(&raw.into_bytes())
+        .map(Some)
+        .map_err(|e| StorageError::S3 {
+            op: "GetObject".into(),
+            detail: format!("the manifest {mkey} is not valid: {e}"),
+        })
+}
+
+/// [`head_object`], with the metadata of the manifest when there is one (it wins over the
+/// object's user metadata).
+pub(crate) async fn head_with_manifest(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    name: BackupName,
+) -> Result<StoredBackup, StorageError> {
+    let mut b = head_object(client, bucket, key, name).await?;
+    if let Some(m) = get_manifest(client, bucket, key).await? {
+        b.meta = Some(m);
+    }
+    Ok(b)
+}
+
 /// HEAD of `key`: size, time and our user metadata. [`StorageError::NotFound`] if absent.
 pub(crate) async fn head_object(
     client: &aws_sdk_s3::Client,
@@ -224,7 +303,8 @@ impl S3Store {
             index: 0,
             encrypted: false,
         };
-        let mut b = match head_object(&self.client, &self.cfg.bucket, key, placeholder).await {
+        let mut b = match head_with_manifest(&self.client, &self.cfg.bucket, key, placeholder).await
+        {
             Ok(b) => b,
             Err(StorageError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
@@ -315,7 +395,7 @@ impl S3Store {
         }
         let name =
             parse_key(&self.prefix, key).ok_or_else(|| StorageError::NotOurs(key.to_string()))?;
-        head_object(&self.client, &self.cfg.bucket, key, name).await
+        head_with_manifest(&self.client, &self.cfg.bucket, key, name).await
     }
 
     /// The object's bytes, streamed.
@@ -349,11 +429,11 @@ impl S3Store {
         .boxed())
     }
 
-    /// Replaces one backup's user metadata (a server-side copy onto itself; see
-    /// [`upload::set_metadata`]).
+    /// Replaces one backup's metadata: writes its manifest, which wins over the object's
+    /// user metadata (no copy of the archive).
     pub async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
-        let b = self.head(key).await?;
-        upload::set_metadata(&self.client, &self.cfg, key, meta, b.size).await
+        self.head(key).await?;
+        put_manifest(&self.client, &self.cfg, key, meta).await
     }
 
     /// Deletes objects in batches of 1000; keys not under our scheme are refused.
@@ -366,6 +446,11 @@ impl S3Store {
         {
             return Err(StorageError::NotOurs(k.clone()));
         }
+        // Each backup with its manifest (deleting a missing one is not an error).
+        let keys: Vec<String> = keys
+            .iter()
+            .flat_map(|k| [k.clone(), manifest_key(k)])
+            .collect();
         for batch in keys.chunks(DELETE_BATCH) {
             let ids = batch
                 .iter()
@@ -504,6 +589,37 @@ impl S3Store {
         }
         Err(StorageError::S3 {
             op: "ListMultipartUploads".into(),
+            detail: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// Every object key under the prefix, ours or not, manifests included (for checks that
+    /// nothing is left behind).
+    pub async fn raw_keys(&self) -> Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.cfg.bucket)
+                .prefix(&self.prefix)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| s3_err("ListObjectsV2", e))?;
+            out.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
+        Err(StorageError::S3 {
+            op: "ListObjectsV2".into(),
             detail: format!("more than {MAX_PAGES} pages"),
         })
     }

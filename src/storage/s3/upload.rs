@@ -4,31 +4,33 @@
 //! in `commit`, i.e. after verification; any failure aborts the tasks and sends
 //! AbortMultipartUpload, so no partial object becomes visible and no upload is left behind.
 //!
-//! Metadata known only after verification (SHA-256, term, sizes) is set by an in-place copy
-//! with `MetadataDirective: REPLACE` right after completion (server-side; Garage does it
-//! without copying data). An archive smaller than one part is sent as one PutObject after
-//! verification, with all its metadata.
+//! Metadata known only after verification (SHA-256, term, sizes) goes to the manifest
+//! `<key>.meta.json`, written just before CompleteMultipartUpload and deleted again if the
+//! completion fails, as Azure and GCS write their sidecars: no server-side copy of the
+//! archive (on AWS a copy is a second billed write, a second version with versioning, and
+//! one that cannot be removed under Object Lock). An archive smaller than one part is sent as
+//! one PutObject after verification, with all its metadata as user metadata. Where both
+//! exist, the manifest wins ([`super::S3Store::head`]); backups stored with their digest in
+//! user metadata (before manifests) keep listing and restoring.
 //!
 //! Visibility rule: an object stays under a backup name only if its bytes verified **and** its
-//! digest is stored and read back by HEAD. Any failure from CompleteMultipartUpload (or the
-//! PutObject) on deletes the object again and reports the failure; the window between
-//! completion and the metadata step is the only time a verified archive without its digest
-//! can be seen, and if even the delete fails, what is left is a verified archive that
-//! `restore` checks by its SHA256SUMS (it says that no stored digest was compared).
+//! digest is stored and read back. Any failure from CompleteMultipartUpload (or the
+//! PutObject) on deletes the object again and reports the failure; if even the delete fails,
+//! what is left is a verified archive that `restore` checks by its SHA256SUMS.
 
 use std::io;
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, MetadataDirective, ServerSideEncryption, StorageClass,
+    CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
 };
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::config::{Encryption, S3Config};
-use super::{head_object, s3_err};
+use super::{head_with_manifest, manifest_key, put_manifest, s3_err};
 use crate::archive::ArchiveReport;
 use crate::pipeline::{stored_len, Annotations, ArchiveSink};
 use crate::storage::metadata::BackupMeta;
@@ -77,6 +79,8 @@ pub struct S3Upload {
     /// Writing the static key (every snapshot to one name): an anomaly never replaces it,
     /// and it is never deleted.
     static_key: bool,
+    /// Set once the manifest was written: a failure before completion deletes it again.
+    manifest_written: bool,
 }
 
 impl std::fmt::Debug for S3Upload {
@@ -116,6 +120,7 @@ impl S3Upload {
             permits,
             maybe_visible: false,
             static_key,
+            manifest_written: false,
         }
     }
 
@@ -235,6 +240,11 @@ impl S3Upload {
         self.done.sort_by_key(|p| p.part_number());
         let parts = std::mem::take(&mut self.done);
         let id = self.upload_id.clone().unwrap_or_default();
+        if !self.static_key {
+            // The manifest before the object: a completed object always has its digest.
+            self.manifest_written = true;
+            put_manifest(&self.client, &self.cfg, &self.key, meta).await?;
+        }
         self.maybe_visible = true;
         self.client
             .complete_multipart_upload()
@@ -250,7 +260,13 @@ impl S3Upload {
             .await
             .map_err(|e| s3_err("CompleteMultipartUpload", e))?;
         self.upload_id = None; // completed: nothing to abort any more
-        set_metadata(&self.client, &self.cfg, &self.key, meta, expected_len).await
+        if self.static_key {
+            // One manifest for one key: written once the new object is in place (until then
+            // it describes the object before, which is still the one served).
+            put_manifest(&self.client, &self.cfg, &self.key, meta).await?;
+        }
+        let _ = expected_len;
+        Ok(())
     }
 
     /// Completes the upload with `meta` and checks what the server stores: size and digest
@@ -262,7 +278,8 @@ impl S3Upload {
     ) -> Result<StoredBackup, StorageError> {
         self.finish(meta, archive_len).await?;
         let stored =
-            head_object(&self.client, &self.cfg.bucket, &self.key, self.name.clone()).await?;
+            head_with_manifest(&self.client, &self.cfg.bucket, &self.key, self.name.clone())
+                .await?;
         let digest = stored.meta.as_ref().and_then(|m| m.sha256.clone());
         if stored.size != archive_len || digest != meta.sha256 {
             return Err(StorageError::S3 {
@@ -278,21 +295,34 @@ impl S3Upload {
         Ok(stored)
     }
 
-    /// Deletes the object (a few tries: it is what keeps a failed publish invisible).
+    /// Deletes the object and its manifest (a few tries: it is what keeps a failed publish
+    /// invisible).
     async fn delete_object(&self) -> Result<(), StorageError> {
+        self.delete_key(&self.key).await?;
+        if self.manifest_written {
+            self.delete_manifest().await?;
+        }
+        tracing::warn!(key = %self.key, "deleted an object whose publish failed");
+        Ok(())
+    }
+
+    /// Deletes the manifest (a few tries).
+    async fn delete_manifest(&self) -> Result<(), StorageError> {
+        self.delete_key(&manifest_key(&self.key)).await
+    }
+
+    async fn delete_key(&self, key: &str) -> Result<(), StorageError> {
         use backon::Retryable;
         let delete = || async {
             self.client
                 .delete_object()
                 .bucket(&self.cfg.bucket)
-                .key(&self.key)
+                .key(key)
                 .send()
                 .await
                 .map_err(|e| s3_err("DeleteObject", e))
         };
-        delete.retry(UNPUBLISH_RETRY.backoff()).await?;
-        tracing::warn!(key = %self.key, "deleted an object whose publish failed");
-        Ok(())
+        delete.retry(UNPUBLISH_RETRY.backoff()).await.map(drop)
     }
 
     pub(crate) async fn abort_upload(&mut self) {
@@ -316,126 +346,6 @@ impl S3Upload {
             }
         }
     }
-}
-
-/// Replaces the object's user metadata in place (server-side copy onto itself), re-stating
-/// encryption and storage class, which a REPLACE copy would otherwise reset.
-pub(crate) async fn set_metadata(
-    client: &aws_sdk_s3::Client,
-    cfg: &S3Config,
-    key: &str,
-    meta: &BackupMeta,
-    len: u64,
-) -> Result<(), StorageError> {
-    let source = format!("{}/{}", cfg.bucket, encode_key(key));
-    if len <= cfg.max_single_copy {
-        let req = client
-            .copy_object()
-            .bucket(&cfg.bucket)
-            .key(key)
-            .copy_source(&source)
-            .metadata_directive(MetadataDirective::Replace)
-            .content_type(CONTENT_TYPE)
-            .set_metadata(Some(meta.to_map()));
-        let req = with_sse!(req, cfg);
-        req.set_storage_class(cfg.storage_class.as_deref().map(StorageClass::from))
-            .send()
-            .await
-            .map_err(|e| s3_err("CopyObject", e))?;
-        return Ok(());
-    }
-    // Too large for one CopyObject: a multipart copy of the object onto itself.
-    let req = client
-        .create_multipart_upload()
-        .bucket(&cfg.bucket)
-        .key(key)
-        .content_type(CONTENT_TYPE)
-        .set_metadata(Some(meta.to_map()));
-    let req = with_sse!(req, cfg);
-    let r = req
-        .set_storage_class(cfg.storage_class.as_deref().map(StorageClass::from))
-        .send()
-        .await
-        .map_err(|e| s3_err("CreateMultipartUpload", e))?;
-    let id = r.upload_id().unwrap_or_default().to_string();
-    let step = cfg.max_single_copy.max(super::config::MIN_PART_SIZE);
-    let mut parts = Vec::new();
-    let mut start = 0u64;
-    let mut number = 1;
-    while start < len {
-        let end = (start + step).min(len) - 1;
-        let r = client
-            .upload_part_copy()
-            .bucket(&cfg.bucket)
-            .key(key)
-            .upload_id(&id)
-            .part_number(number)
-            .copy_source(&source)
-            .copy_source_range(format!("bytes={start}-{end}"))
-            .send()
-            .await;
-        match r {
-            Ok(r) => parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(
-                        r.copy_part_result()
-                            .and_then(|c| c.e_tag())
-                            .map(str::to_string),
-                    )
-                    .build(),
-            ),
-            Err(e) => {
-                let _ = client
-                    .abort_multipart_upload()
-                    .bucket(&cfg.bucket)
-                    .key(key)
-                    .upload_id(&id)
-                    .send()
-                    .await;
-                return Err(s3_err("UploadPartCopy", e));
-            }
-        }
-        start = end + 1;
-        number += 1;
-    }
-    let r = client
-        .complete_multipart_upload()
-        .bucket(&cfg.bucket)
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await;
-    if let Err(e) = r {
-        let _ = client
-            .abort_multipart_upload()
-            .bucket(&cfg.bucket)
-            .key(key)
-            .upload_id(&id)
-            .send()
-            .await;
-        return Err(s3_err("CompleteMultipartUpload", e));
-    }
-    Ok(())
-}
-
-/// Percent-encodes a key for `x-amz-copy-source`, keeping `/`.
-fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(char::from(b))
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 impl ArchiveSink for S3Upload {
@@ -505,19 +415,5 @@ impl ArchiveSink for S3Upload {
 
     async fn abort(mut self) {
         self.abort_upload().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::encode_key;
-
-    #[test]
-    fn copy_source_encoding() {
-        assert_eq!(
-            encode_key("p/consul-dc1-20261121T190000Z-1.snap"),
-            "p/consul-dc1-20261121T190000Z-1.snap"
-        );
-        assert_eq!(encode_key("a b+c"), "a%20b%2Bc");
     }
 }
