@@ -289,35 +289,34 @@ fn s3_a_failed_manifest_write_completes_nothing_and_no_copy_is_ever_made() {
 
 #[test]
 fn s3_failures_after_completion_leave_no_object_under_a_backup_name() {
-    for (op, label) in [(Op::HeadObject, "the HEAD check")] {
-        let consul = consul_with(30 << 20, "dc1");
-        let f = S3Fixture::new();
-        let before = seed(&f, &consul, 1);
-        next_second();
-        f.proxy.add(Rule::error500(op, 10));
-        let out = f.once(&consul, &["--retain", "1"]);
-        let t = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{label}: {}", describe(&out));
-        assert!(
-            t.contains("InternalError") || t.contains("HTTP 500"),
-            "{}",
-            describe(&out)
-        );
-        assert!(t.contains("deleted again"), "{}", describe(&out));
-        assert!(!t.starts_with("Saved and verified"), "{t}");
-        assert!(
-            f.proxy.count(Op::DeleteObject) >= 1,
-            "{label}: object deleted"
-        );
-        assert_eq!(f.keys(), before, "{label}: only the old backup is visible");
-        let raw = f.rt.block_on(f.direct().raw_keys()).expect("raw keys");
-        assert_eq!(raw.len(), 2, "{label}: no manifest left either: {raw:?}");
-        record_fault_row(
-            &format!("500 on {label} after CompleteMultipartUpload"),
-            "object deleted again, failure reported, old backups kept",
-            "exit 1; DeleteObject sent; listing = the old backup only",
-        );
-    }
+    let (op, label) = (Op::HeadObject, "the HEAD check");
+    let consul = consul_with(30 << 20, "dc1");
+    let f = S3Fixture::new();
+    let before = seed(&f, &consul, 1);
+    next_second();
+    f.proxy.add(Rule::error500(op, 10));
+    let out = f.once(&consul, &["--retain", "1"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{label}: {}", describe(&out));
+    assert!(
+        t.contains("InternalError") || t.contains("HTTP 500"),
+        "{}",
+        describe(&out)
+    );
+    assert!(t.contains("deleted again"), "{}", describe(&out));
+    assert!(!t.starts_with("Saved and verified"), "{t}");
+    assert!(
+        f.proxy.count(Op::DeleteObject) >= 1,
+        "{label}: object deleted"
+    );
+    assert_eq!(f.keys(), before, "{label}: only the old backup is visible");
+    let raw = f.rt.block_on(f.direct().raw_keys()).expect("raw keys");
+    assert_eq!(raw.len(), 2, "{label}: no manifest left either: {raw:?}");
+    record_fault_row(
+        &format!("500 on {label} after CompleteMultipartUpload"),
+        "object deleted again, failure reported, old backups kept",
+        "exit 1; DeleteObject sent; listing = the old backup only",
+    );
 }
 
 #[test]

@@ -419,7 +419,6 @@ fn s3_config(s3: &S3Options) -> anyhow::Result<Option<S3Config>> {
         part_size: s3.s3_part_size.unwrap_or(defaults.part_size),
         concurrency: s3.s3_concurrency.unwrap_or(defaults.concurrency),
         request_timeout: s3.s3_request_timeout.unwrap_or(defaults.request_timeout),
-        ..defaults
     };
     cfg.validate().map_err(|e| anyhow!(e))?;
     Ok(Some(cfg))
