@@ -206,7 +206,7 @@ fn a_failed_commit_at_one_destination_publishes_nothing_there_and_keeps_its_old_
         panic!("two destinations: {out:?}");
     };
     assert!(
-        matches!(&faulty.stored, Err(e) if e.contains("injected Commit failure")),
+        matches!(&faulty.stored, Err(e) if e.message.contains("injected Commit failure")),
         "{faulty:?}"
     );
     assert!(
@@ -235,7 +235,7 @@ fn a_read_back_cut_every_time_keeps_the_backup_and_skips_retention() {
     let faulty = &out.destinations[0];
     let err = faulty.stored.clone().expect_err("read-back must fail");
     assert!(
-        err.contains("could not be completed") && err.contains("kept"),
+        err.message.contains("could not be completed") && err.message.contains("kept"),
         "{err}"
     );
     assert!(faulty.retention.is_none());
@@ -271,7 +271,12 @@ fn a_destination_that_times_out_is_skipped_for_the_rest_of_the_cycle() {
         panic!("two destinations: {out:?}");
     };
     let err = faulty.stored.as_ref().expect_err("the write timed out");
-    assert!(err.contains("injected Write timeout"), "{err}");
+    assert!(err.message.contains("injected Write timeout"), "{err}");
+    assert_eq!(
+        err.kind,
+        consul_snapshot_agent::storage::ErrorKind::Timeout,
+        "the failure metric's error label"
+    );
     assert!(faulty.retention.is_none(), "{faulty:?}");
     assert!(
         plain.stored.is_ok() && matches!(plain.retention, Some(Ok(_))),
@@ -301,7 +306,9 @@ fn a_destination_that_times_out_is_skipped_for_the_rest_of_the_cycle() {
     };
     let err = faulty.stored.as_ref().expect_err("skipped");
     assert!(
-        err.contains("skipped this cycle") && err.contains("timed out"),
+        err.message.contains("skipped this cycle")
+            && err.message.contains("timed out")
+            && err.kind == consul_snapshot_agent::storage::ErrorKind::Timeout,
         "{err}"
     );
     assert_eq!(

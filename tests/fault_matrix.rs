@@ -1121,9 +1121,9 @@ fn a_hung_s3_endpoint_fails_each_cycle_in_bounded_time_and_the_leader_tries_agai
     assert!(
         metric(
             &text,
-            "consul_snapshot_destination_failures_total{kind=\"s3\"}"
+            "consul_snapshot_destination_failures_total{kind=\"s3\",error=\"timeout\"}"
         ) >= 2.0,
-        "failures by destination kind: {text}"
+        "failures by destination kind and kind of failure: {text}"
     );
     assert_eq!(metric(&text, "consul_snapshot_leader"), 1.0, "{text}");
     let (_, checks) = scrape(&consul.addr(), "/v1/agent/checks");

@@ -23,7 +23,7 @@ use crate::guard::{Anomaly, Baseline, GuardConfig, Guarded, Hold, Measures, Thre
 use crate::pipeline::{stream_verified, FanOut, PipelineError};
 use crate::retention::{Decision, RetentionPolicy};
 use crate::storage::{
-    sort_newest_first, BackupMeta, BackupName, StorageError, Store, StoredBackup,
+    sort_newest_first, BackupMeta, BackupName, ErrorKind, StorageError, Store, StoredBackup,
 };
 
 /// Multipart uploads and `.partial` files of ours older than this are removed at the start of
@@ -106,7 +106,41 @@ pub struct NotBegun {
     pub destination: String,
     /// The backend's kind (`local`, `s3`, `azure`, `gcs`).
     pub kind: &'static str,
+    /// The kind of failure (the `error` label of the failure metric).
+    pub error: ErrorKind,
     pub why: String,
+}
+
+/// Why a destination did not store the backup: the kind of failure (the `error` label of
+/// `consul_snapshot_destination_failures_total`) and what happened, for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl DestinationError {
+    /// From a storage error.
+    pub fn of(e: &StorageError) -> Self {
+        DestinationError {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
+    /// From the pipeline's I/O error (which carries the storage error when there was one).
+    pub fn of_io(e: &std::io::Error) -> Self {
+        DestinationError {
+            kind: ErrorKind::of_io(e),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for DestinationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// What happened at one destination.
@@ -117,7 +151,7 @@ pub struct DestinationOutcome {
     /// The backend's kind (`local`, `s3`, `azure`, `gcs`): the metrics' label.
     pub kind: &'static str,
     /// The stored backup, or why it failed.
-    pub stored: Result<StoredBackup, String>,
+    pub stored: Result<StoredBackup, DestinationError>,
     /// Retention decisions and deletions there; `None` when retention did not run.
     pub retention: Option<Result<Vec<Decision>, String>>,
     /// The shrink guard's active holds there (known when retention ran).
@@ -264,13 +298,16 @@ pub async fn run_cycle(
                 dead[i] = Some(format!("it timed out storing the backup ({e})"));
             }
         }
-        stored_at.insert(i, r.map_err(|e| e.to_string()));
+        stored_at.insert(i, r.map_err(|e| DestinationError::of_io(&e)));
     }
     let mut destinations = Vec::new();
     for (i, store) in stores.iter().enumerate() {
-        let stored = stored_at
-            .remove(&i)
-            .unwrap_or_else(|| Err("not attempted".into()));
+        let stored = stored_at.remove(&i).unwrap_or_else(|| {
+            Err(DestinationError {
+                kind: ErrorKind::Transient,
+                message: "not attempted".into(),
+            })
+        });
         let at = Destination {
             store,
             listed: guard.as_ref().is_none_or(|g| g.listed[i]),
@@ -468,7 +505,7 @@ async fn sweep_leftovers(stores: &[Store], dead: &[Option<String>]) {
 }
 
 /// What each destination (by its place in the configuration) has stored, or why not.
-type StoredAt = std::collections::BTreeMap<usize, Result<StoredBackup, String>>;
+type StoredAt = std::collections::BTreeMap<usize, Result<StoredBackup, DestinationError>>;
 
 /// Begins an upload at every destination not marked dead: the uploads begun, keyed by
 /// destination, and the destinations that could not begin or were skipped (with why). None
@@ -482,13 +519,19 @@ async fn begin_uploads(
     let (mut uploads, mut failed) = (Vec::new(), StoredAt::new());
     for (i, store) in stores.iter().enumerate() {
         if let Some(why) = &dead[i] {
-            failed.insert(i, Err(format!("skipped this cycle: {why}")));
+            failed.insert(
+                i,
+                Err(DestinationError {
+                    kind: ErrorKind::Timeout,
+                    message: format!("skipped this cycle: {why}"),
+                }),
+            );
             continue;
         }
         match store.begin(name, pending.clone()).await {
             Ok(u) => uploads.push((i, u)),
             Err(e) => {
-                failed.insert(i, Err(e.to_string()));
+                failed.insert(i, Err(DestinationError::of(&e)));
             }
         }
     }
@@ -499,7 +542,8 @@ async fn begin_uploads(
             .map(|(i, why)| NotBegun {
                 destination: stores[i].to_string(),
                 kind: stores[i].kind(),
-                why,
+                error: why.kind,
+                why: why.message,
             })
             .collect();
         return Err(CycleError::NoneBegan(each));
@@ -523,7 +567,7 @@ struct Destination<'a> {
 /// times), and the log line.
 async fn finish_destination(
     at: Destination<'_>,
-    mut stored: Result<StoredBackup, String>,
+    mut stored: Result<StoredBackup, DestinationError>,
     cfg: &CycleConfig,
     report: &ArchiveReport,
     name: &BackupName,
@@ -544,12 +588,18 @@ async fn finish_destination(
                 // Read and proved wrong: a backup that does not read back intact is no
                 // backup. Remove it.
                 if store.static_key().as_deref() == Some(b.key.as_str()) {
-                    stored = Err(format!(
-                        "{e}; the object at the static name was left as it is (it is never deleted)"
-                    ));
+                    stored = Err(DestinationError {
+                        kind: e.kind(),
+                        message: format!(
+                            "{e}; the object at the static name was left as it is (it is never deleted)"
+                        ),
+                    });
                 } else {
                     let _ = store.delete(std::slice::from_ref(&b.key)).await;
-                    stored = Err(format!("{e}; the stored backup was deleted"));
+                    stored = Err(DestinationError {
+                        kind: e.kind(),
+                        message: format!("{e}; the stored backup was deleted"),
+                    });
                 }
             }
             Err(e) => {
@@ -558,7 +608,10 @@ async fn finish_destination(
                 }
                 // Could not read it: nothing is known to be wrong, so keep the backup (it
                 // verified on upload), report, and skip retention here.
-                stored = Err(format!("{e}; the backup was kept"));
+                stored = Err(DestinationError {
+                    kind: e.kind(),
+                    message: format!("{e}; the backup was kept"),
+                });
             }
         }
     }

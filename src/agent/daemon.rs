@@ -598,7 +598,7 @@ fn record(
             // No destination could even begin: each of them failed this cycle.
             if let CycleError::NoneBegan(each) = e {
                 for d in each {
-                    telemetry.destination_failed(d.kind);
+                    telemetry.destination_failed(d.kind, d.error);
                     tracing::error!(destination = %d.destination, error = %d.why, "Snapshot failed at this destination");
                 }
             }

@@ -38,6 +38,14 @@ struct KindLabel {
     kind: String,
 }
 
+/// A destination failure: the backend (`kind`) and the kind of failure (`error`: not_found,
+/// denied, timeout, transient, invalid).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabel {
+    kind: String,
+    error: String,
+}
+
 #[derive(Debug)]
 struct Status {
     role: Role,
@@ -71,7 +79,7 @@ pub struct Telemetry {
     failures: Family<ReasonLabel, Counter>,
     deleted: Counter,
     stored_at: Family<KindLabel, Counter>,
-    failed_at: Family<KindLabel, Counter>,
+    failed_at: Family<FailureLabel, Counter>,
     status: Mutex<Status>,
     health_window: Duration,
 }
@@ -155,9 +163,13 @@ impl Telemetry {
             });
         }
         for kind in ["local", "s3", "azure", "gcs"] {
-            for family in [&t.stored_at, &t.failed_at] {
-                let _ = family.get_or_create(&KindLabel {
+            let _ = t.stored_at.get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            });
+            for error in crate::storage::ErrorKind::ALL {
+                let _ = t.failed_at.get_or_create(&FailureLabel {
                     kind: kind.to_string(),
+                    error: error.as_str().to_string(),
                 });
             }
         }
@@ -223,7 +235,7 @@ impl Telemetry {
         );
         registry.register(
             "destination_failures",
-            "Backups a destination failed to store or read back, by destination kind",
+            "Backups a destination failed to store or read back, by destination kind and kind of failure (error: not_found, denied, timeout, transient, invalid)",
             t.failed_at.clone(),
         );
         Telemetry { registry, ..t }
@@ -257,16 +269,16 @@ impl Telemetry {
             self.anomaly.set(i64::from(active));
         }
         for d in &o.destinations {
-            let family = if d.stored.is_ok() {
-                &self.stored_at
-            } else {
-                &self.failed_at
-            };
-            family
-                .get_or_create(&KindLabel {
-                    kind: d.kind.to_string(),
-                })
-                .inc();
+            match &d.stored {
+                Ok(_) => {
+                    self.stored_at
+                        .get_or_create(&KindLabel {
+                            kind: d.kind.to_string(),
+                        })
+                        .inc();
+                }
+                Err(e) => self.destination_failed(d.kind, e.kind),
+            }
         }
         if o.all_ok() {
             self.successes.inc();
@@ -282,10 +294,11 @@ impl Telemetry {
 
     /// Records a destination that failed a cycle before its upload began (it timed out, or
     /// could not begin).
-    pub fn destination_failed(&self, kind: &str) {
+    pub fn destination_failed(&self, kind: &str, error: crate::storage::ErrorKind) {
         self.failed_at
-            .get_or_create(&KindLabel {
+            .get_or_create(&FailureLabel {
                 kind: kind.to_string(),
+                error: error.as_str().to_string(),
             })
             .inc();
     }

@@ -67,12 +67,9 @@ impl ConsulError {
             detail.push_str(&s.to_string());
             src = s.source();
         }
-        // hyper's "connection closed before message completed": we were connected.
-        let cut = !e.is_connect()
-            && !e.is_timeout()
-            && (detail.contains("closed before message completed")
-                || detail.contains("connection reset")
-                || detail.contains("IncompleteMessage"));
+        // Connected, and the connection ended before Consul's answer: by the error's kind
+        // (hyper's incomplete message, an I/O reset), not its text.
+        let cut = !e.is_connect() && !e.is_timeout() && connection_cut(e);
         detail.push_str(tls_hint(addr, &detail));
         if cut {
             ConsulError::Cut {
@@ -86,6 +83,31 @@ impl ConsulError {
             }
         }
     }
+}
+
+/// Whether a connection ended before a whole answer arrived: hyper's incomplete message or a
+/// reset, anywhere in `e`'s source chain.
+fn connection_cut(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_incomplete_message() || h.is_canceled())
+            || err.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::BrokenPipe
+                )
+            })
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// What to give when a TLS handshake failed, from the TLS library's reason (rustls names the

@@ -158,10 +158,20 @@ struct ObjectList {
 }
 
 fn gcs_err(op: &str, detail: impl fmt::Display) -> StorageError {
+    gcs_err_of(op, detail, crate::storage::ErrorKind::Transient)
+}
+
+/// [`gcs_err`] of a known kind.
+fn gcs_err_of(
+    op: &str,
+    detail: impl fmt::Display,
+    class: crate::storage::ErrorKind,
+) -> StorageError {
     StorageError::Object {
         kind: "gcs".into(),
         op: op.into(),
         detail: detail.to_string(),
+        class,
     }
 }
 
@@ -182,7 +192,11 @@ async fn answer_err(op: &str, r: reqwest::Response) -> StorageError {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| text.trim().to_string());
-    gcs_err(op, format!("{status}: {message}"))
+    gcs_err_of(
+        op,
+        format!("{status}: {message}"),
+        crate::storage::ErrorKind::of_status(status.as_u16()),
+    )
 }
 
 impl GcsBackend {

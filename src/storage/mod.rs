@@ -6,6 +6,7 @@
 pub mod atomic_file;
 pub mod backend;
 pub mod clock;
+pub mod error;
 pub mod fleet;
 pub mod gcs;
 pub mod local;
@@ -25,6 +26,7 @@ use chrono::{DateTime, Utc};
 pub use atomic_file::AtomicFile;
 pub use backend::{Backend, BackendUpload, ByteStream};
 pub use clock::ServerClock;
+pub use error::{caused_by_timeout, ErrorKind, StorageError};
 pub use local::{LocalStore, LocalUpload};
 pub use metadata::BackupMeta;
 pub use naming::BackupName;
@@ -116,98 +118,6 @@ pub fn plan_listed(
     let entries: Vec<Entry> = ours.iter().map(StoredBackup::entry).collect();
     let decisions = plan_at(&entries, policy, Some(Utc::now())).map_err(StorageError::Policy)?;
     Ok((ours, decisions))
-}
-
-/// Storage failures. None of them carries a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("invalid storage settings: {0}")]
-    Config(String),
-    /// The retention policy cannot be applied (it keeps nothing explicitly).
-    #[error("{0}")]
-    Policy(crate::retention::PolicyError),
-    /// A listing that is complete but not to be trusted for deletions (it lacks what was just
-    /// stored: eventual consistency, a wrong prefix). Nothing is deleted.
-    #[error("the listing of {destination} cannot be trusted: {why}; retention skipped")]
-    UntrustedListing { destination: String, why: String },
-    #[error("no backup {0:?}")]
-    NotFound(String),
-    #[error("{0:?} is not a backup of this agent (its name does not match the naming scheme)")]
-    NotOurs(String),
-    #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
-    #[error("S3 {op} failed: {detail}")]
-    S3 { op: String, detail: String },
-    /// An object-store backend (`kind`: azure, gcs) failed.
-    #[error("{kind} {op} failed: {detail}")]
-    Object {
-        kind: String,
-        op: String,
-        detail: String,
-    },
-    /// A request got no answer within its deadline (`backend`: s3, azure, gcs). Recognised by
-    /// the error's kind (the SDK's or the HTTP client's timeout), never by its text; a cycle
-    /// skips the rest of its steps at a destination that timed out.
-    #[error("{backend} {op} failed: {detail}")]
-    Timeout {
-        backend: String,
-        op: String,
-        detail: String,
-    },
-    /// The stored bytes were read and are not what was verified: the backup is damaged.
-    #[error("read-back of {key} failed: {detail}")]
-    Readback { key: String, detail: String },
-    /// The stored bytes could not be read back (after retries); nothing is known to be wrong.
-    #[error("read-back of {key} could not be completed: {detail}")]
-    ReadbackUnavailable { key: String, detail: String },
-    #[error("backups of several datacenters are stored here ({}); choose one with --datacenter", .0.join(", "))]
-    SeveralDatacenters(Vec<String>),
-}
-
-impl StorageError {
-    /// An I/O error with what was being done.
-    pub fn io(context: String, source: io::Error) -> Self {
-        StorageError::Io { context, source }
-    }
-
-    /// Whether a request timed out (the destination did not answer in time).
-    pub fn is_timeout(&self) -> bool {
-        match self {
-            StorageError::Timeout { .. } => true,
-            StorageError::Io { source, .. } => source.kind() == io::ErrorKind::TimedOut,
-            _ => false,
-        }
-    }
-
-    /// As an I/O error for the pipeline: a timeout keeps its kind
-    /// ([`io::ErrorKind::TimedOut`]) so that the cycle can tell it from other failures.
-    pub fn into_io(self) -> io::Error {
-        let kind = if self.is_timeout() {
-            io::ErrorKind::TimedOut
-        } else {
-            io::ErrorKind::Other
-        };
-        io::Error::new(kind, self.to_string())
-    }
-}
-
-/// Whether `e` or any error in its source chain is a timeout: an I/O error of kind
-/// `TimedOut`, or an HTTP client's timeout. By kind, never by message text.
-pub fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
-            || err
-                .downcast_ref::<reqwest::Error>()
-                .is_some_and(reqwest::Error::is_timeout)
-        {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
 }
 
 /// A configured destination: any [`Backend`], shared (cloning is cheap), with a cache of the

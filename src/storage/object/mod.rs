@@ -72,6 +72,18 @@ fn object_err(kind: &str, op: &str, e: object_store::Error) -> StorageError {
         e => StorageError::Object {
             kind: kind.to_string(),
             op: op.to_string(),
+            class: match &e {
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. } => super::ErrorKind::Denied,
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. }
+                | object_store::Error::NotModified { .. }
+                | object_store::Error::InvalidPath { .. }
+                | object_store::Error::NotSupported { .. }
+                | object_store::Error::NotImplemented { .. }
+                | object_store::Error::UnknownConfigurationKey { .. } => super::ErrorKind::Invalid,
+                _ => super::ErrorKind::Transient,
+            },
             detail: strip_urls(&e.to_string()),
         },
     }
@@ -225,6 +237,7 @@ impl Backend for ObjectBackend {
             kind: self.kind.to_string(),
             op: "put".into(),
             detail: e.to_string(),
+            class: super::ErrorKind::Invalid,
         })?;
         self.store
             .put(&Path::from(format!("{key}{SIDECAR}")), json.into())

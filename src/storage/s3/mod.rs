@@ -20,7 +20,7 @@ pub use upload::S3Upload;
 
 use super::metadata::{name_from_meta, BackupMeta};
 use super::naming::{format_key, parse_key, BackupName};
-use super::{StorageError, StoredBackup};
+use super::{ErrorKind, StorageError, StoredBackup};
 
 /// Keys per DeleteObjects request (the S3 maximum).
 const DELETE_BATCH: usize = 1000;
@@ -58,6 +58,7 @@ pub(crate) async fn put_manifest(
     meta: &BackupMeta,
 ) -> Result<(), StorageError> {
     let json = serde_json::to_vec_pretty(meta).map_err(|e| StorageError::S3 {
+        class: ErrorKind::Invalid,
         op: "PutObject".into(),
         detail: format!("encoding the manifest: {e}"),
     })?;
@@ -93,16 +94,19 @@ async fn get_manifest(
     let mkey = manifest_key(key);
     let r = match client.get_object().bucket(bucket).key(&mkey).send().await {
         Ok(r) => r,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        // By status, not by the error body (a cut body still says 404 in its status line).
+        Err(SdkError::ServiceError(se)) if se.raw().status().as_u16() == 404 => return Ok(None),
         Err(e) => return Err(s3_err("GetObject", e)),
     };
     let raw = r.body.collect().await.map_err(|e| StorageError::S3 {
+        class: ErrorKind::Transient,
         op: "GetObject".into(),
         detail: format!("reading the manifest {mkey}: {e}"),
     })?;
     serde_json::from_slice(&raw.into_bytes())
         .map(Some)
         .map_err(|e| StorageError::S3 {
+            class: ErrorKind::Invalid,
             op: "GetObject".into(),
             detail: format!("the manifest {mkey} is not valid: {e}"),
         })
@@ -167,10 +171,12 @@ where
         op: op.to_string(),
         detail,
     };
+    let mut class = ErrorKind::Transient;
     let detail = match &e {
         SdkError::ServiceError(se) => {
             let err = se.err();
             let status = se.raw().status().as_u16();
+            class = ErrorKind::of_status(status);
             match (err.code(), err.message()) {
                 (Some(c), Some(m)) => format!("{c}: {m}"),
                 (Some(c), None) => format!("{c} (HTTP {status})"),
@@ -202,9 +208,13 @@ where
             s
         }
     };
+    if matches!(e, SdkError::ConstructionFailure(_)) {
+        class = ErrorKind::Invalid;
+    }
     StorageError::S3 {
         op: op.to_string(),
         detail,
+        class,
     }
 }
 
@@ -213,6 +223,7 @@ pub(crate) fn build_err(op: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::S3 {
         op: op.to_string(),
         detail: e.to_string(),
+        class: ErrorKind::Invalid,
     }
 }
 
@@ -366,12 +377,14 @@ impl S3Store {
             match page.next_continuation_token().filter(|t| !t.is_empty()) {
                 Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
                 Some(_) => return Err(StorageError::S3 {
+                    class: ErrorKind::Invalid,
                     op: "ListObjectsV2".into(),
                     detail:
                         "the server repeated the same continuation token; the listing is incomplete"
                             .into(),
                 }),
                 None => return Err(StorageError::S3 {
+                    class: ErrorKind::Invalid,
                     op: "ListObjectsV2".into(),
                     detail:
                         "the listing is truncated but has no continuation token; it is incomplete"
@@ -380,6 +393,7 @@ impl S3Store {
             }
         }
         Err(StorageError::S3 {
+            class: ErrorKind::Invalid,
             op: "ListObjectsV2".into(),
             detail: format!("more than {MAX_PAGES} pages; the listing is incomplete"),
         })
@@ -476,6 +490,7 @@ impl S3Store {
                 .map_err(|e| s3_err("DeleteObjects", e))?;
             if let Some(err) = r.errors().first() {
                 return Err(StorageError::S3 {
+                    class: ErrorKind::Transient,
                     op: "DeleteObjects".into(),
                     detail: format!(
                         "{} of {} keys failed, first {}: {} {}",
@@ -581,6 +596,7 @@ impl S3Store {
             );
             if next.0.is_none() || next == (key_marker.clone(), id_marker.clone()) {
                 return Err(StorageError::S3 {
+                    class: ErrorKind::Invalid,
                     op: "ListMultipartUploads".into(),
                     detail: "the listing is truncated but names no new next marker".into(),
                 });
@@ -590,6 +606,7 @@ impl S3Store {
         Err(StorageError::S3 {
             op: "ListMultipartUploads".into(),
             detail: format!("more than {MAX_PAGES} pages"),
+            class: ErrorKind::Invalid,
         })
     }
 
@@ -621,6 +638,7 @@ impl S3Store {
         Err(StorageError::S3 {
             op: "ListObjectsV2".into(),
             detail: format!("more than {MAX_PAGES} pages"),
+            class: ErrorKind::Invalid,
         })
     }
 

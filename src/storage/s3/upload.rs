@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::config::{Encryption, S3Config};
-use super::{head_with_manifest, manifest_key, put_manifest, s3_err};
+use super::{head_object, manifest_key, put_manifest, s3_err};
 use crate::archive::ArchiveReport;
 use crate::pipeline::{stored_len, Annotations, ArchiveSink};
 use crate::storage::metadata::BackupMeta;
@@ -147,6 +147,7 @@ impl S3Upload {
             .await
             .map_err(|e| s3_err("CreateMultipartUpload", e))?;
         let id = r.upload_id().ok_or_else(|| StorageError::S3 {
+            class: crate::storage::ErrorKind::Invalid,
             op: "CreateMultipartUpload".into(),
             detail: "no upload ID in the answer".into(),
         })?;
@@ -161,6 +162,7 @@ impl S3Upload {
             self.done.push(r.map_err(|e| StorageError::S3 {
                 op: "UploadPart".into(),
                 detail: e.to_string(),
+                class: crate::storage::ErrorKind::Transient,
             })??);
         }
         Ok(())
@@ -178,6 +180,7 @@ impl S3Upload {
             .map_err(|e| StorageError::S3 {
                 op: "UploadPart".into(),
                 detail: e.to_string(),
+                class: crate::storage::ErrorKind::Transient,
             })?;
         let number = self.next_part;
         self.next_part += 1;
@@ -225,6 +228,11 @@ impl S3Upload {
                 .send()
                 .await
                 .map_err(|e| s3_err("PutObject", e))?;
+            if self.static_key {
+                // A manifest left by an earlier snapshot at this key would win over this
+                // object's user metadata: replace it too.
+                put_manifest(&self.client, &self.cfg, &self.key, meta).await?;
+            }
             return Ok(());
         }
         if !self.buf.is_empty() {
@@ -235,6 +243,7 @@ impl S3Upload {
             self.done.push(r.map_err(|e| StorageError::S3 {
                 op: "UploadPart".into(),
                 detail: e.to_string(),
+                class: crate::storage::ErrorKind::Transient,
             })??);
         }
         self.done.sort_by_key(|p| p.part_number());
@@ -277,12 +286,19 @@ impl S3Upload {
         archive_len: u64,
     ) -> Result<StoredBackup, StorageError> {
         self.finish(meta, archive_len).await?;
-        let stored =
-            head_with_manifest(&self.client, &self.cfg.bucket, &self.key, self.name.clone())
-                .await?;
-        let digest = stored.meta.as_ref().and_then(|m| m.sha256.clone());
+        // The object as stored, beside the metadata just written (its manifest, or for a
+        // single PutObject its user metadata, which must then carry the digest).
+        let mut stored =
+            head_object(&self.client, &self.cfg.bucket, &self.key, self.name.clone()).await?;
+        let digest = match stored.meta.as_ref().and_then(|m| m.sha256.clone()) {
+            Some(d) => Some(d),
+            None if self.manifest_written || self.static_key => meta.sha256.clone(),
+            None => None,
+        };
+        stored.meta = Some(meta.clone());
         if stored.size != archive_len || digest != meta.sha256 {
             return Err(StorageError::S3 {
+                class: crate::storage::ErrorKind::Invalid,
                 op: "HeadObject".into(),
                 detail: format!(
                     "stored object {} does not match what was verified: {} bytes (expected {archive_len}), sha256 {}",
