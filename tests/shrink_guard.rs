@@ -32,25 +32,6 @@ fn consul() -> TestConsul {
     })
 }
 
-/// Deletes every application KV tree of the synthetic state (`vault/`, `config/`, `app/`), as
-/// an operator's `consul kv delete -recurse` would. The agent's lock key is left alone.
-fn wipe_kv(c: &TestConsul) {
-    let port: u16 = c
-        .addr()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    for tree in ["vault/", "config/", "app/"] {
-        let answer = raw_http(
-            port,
-            &format!("DELETE /v1/kv/{tree}?recurse HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
-        )
-        .expect("delete");
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    }
-}
-
 fn sidecar(dir: &Path, name: &str) -> BackupMeta {
     let raw = std::fs::read(dir.join(format!("{name}.meta.json"))).expect("sidecar");
     serde_json::from_slice(&raw).expect("sidecar json")
@@ -129,7 +110,7 @@ fn a_wiped_kv_tree_holds_the_backups_from_before_it_until_acknowledged() {
         "no backups:\n{}",
         agent.log()
     );
-    wipe_kv(&c);
+    support::wipe_kv(&c);
     assert!(
         wait_until(Duration::from_secs(30), || !events("anomaly").is_empty()),
         "no anomaly event:\n{}",
@@ -305,7 +286,7 @@ fn on_s3_the_mark_and_its_acknowledgement_live_in_the_backups_metadata() {
     once();
     // Names have one-second resolution.
     std::thread::sleep(Duration::from_millis(1100));
-    wipe_kv(&c);
+    support::wipe_kv(&c);
     let out = once();
     assert!(out.contains("ANOMALY (shrink guard): kv_entries"), "{out}");
     std::thread::sleep(Duration::from_millis(1100));
@@ -382,7 +363,7 @@ fn a_failed_listing_while_the_kv_store_is_wiped_deletes_no_pre_wipe_backup() {
         .filter_map(|r| r["key"].as_str().map(str::to_string))
         .collect();
     assert_eq!(pre_wipe.len(), 2);
-    wipe_kv(&c);
+    support::wipe_kv(&c);
     // Every attempt of the guard's listing fails (the SDK tries 3 times); the listing for
     // retention after the upload would succeed.
     proxy.add(Rule::error500(Op::ListObjectsV2, 3));

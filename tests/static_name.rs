@@ -12,7 +12,6 @@ use std::time::Duration;
 use consul_snapshot_agent::archive::synth::SynthSpec;
 use consul_snapshot_agent::devserver::{DevServerConfig, SnapshotSource};
 use support::garage::s3_target;
-use support::net::raw_http;
 use support::s3proxy::{Action, Op, Rule, S3Proxy};
 use support::{describe, run_cli_env, TestConsul};
 
@@ -27,24 +26,6 @@ fn consul() -> TestConsul {
         }),
         ..DevServerConfig::default()
     })
-}
-
-/// Deletes the KV trees of the synthetic state, as `consul kv delete -recurse` would.
-fn wipe_kv(c: &TestConsul) {
-    let port: u16 = c
-        .addr()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    for tree in ["vault/", "config/", "app/"] {
-        let answer = raw_http(
-            port,
-            &format!("DELETE /v1/kv/{tree}?recurse HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
-        )
-        .expect("delete");
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    }
 }
 
 fn run(args: &[String], env: &[(String, String)]) -> std::process::Output {
@@ -130,7 +111,7 @@ fn every_snapshot_goes_to_the_static_name_which_list_and_restore_name_from_its_m
 
     // A wipe: the shrink guard flags the snapshot, which does not replace the static name.
     let before = rows[0]["sha256"].clone();
-    wipe_kv(&c);
+    support::wipe_kv(&c);
     let out = once(&["--allow-unversioned-static-name"]);
     let text = describe(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");

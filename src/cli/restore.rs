@@ -11,26 +11,15 @@ use crate::agent::{run_cycle, CycleConfig};
 use crate::archive::TypePolicy;
 use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
 use crate::consul::{put_snapshot, ConsulArgs, ConsulClient, RetryPolicy};
-use crate::restore::select::{parse_time, Selection};
+use crate::restore::select::Selection;
 use crate::restore::{body_of, checked_body, fetch_verified, fetch_verified_with, summary, Source};
 use crate::retention::RetentionPolicy;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A local snapshot archive to restore. Without it, choose a stored backup with --latest,
-    /// --key or --before.
-    #[arg(conflicts_with_all = ["latest", "key", "before"])]
-    file: Option<PathBuf>,
-    /// The newest backup at the configured destinations, of the datacenter given by
-    /// --datacenter (required when backups of several datacenters are stored there).
-    #[arg(long, conflicts_with_all = ["key", "before"])]
-    latest: bool,
-    /// The backup with this key (or file name).
-    #[arg(long, value_name = "KEY", conflicts_with = "before")]
-    key: Option<String>,
-    /// The newest backup taken at or before this time (RFC 3339, or 20261121T190000Z).
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    before: Option<chrono::DateTime<chrono::Utc>>,
+    /// What to restore: a local FILE, or a stored backup by --latest, --key or --before.
+    #[command(flatten)]
+    choice: super::target::BackupChoice,
     /// Do not ask for confirmation. Required when stdin is not a terminal.
     #[arg(long, short = 'y')]
     yes: bool,
@@ -155,17 +144,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         TypePolicy::Restorable
     };
-    let selection = match (&args.file, args.latest, &args.key, args.before) {
-        (Some(_), ..) => None,
-        (None, true, _, _) => Some(Selection::Latest),
-        (None, _, Some(k), _) => Some(Selection::Key(k.clone())),
-        (None, _, _, Some(t)) => Some(Selection::Before(t)),
-        (None, false, None, None) => {
-            return Err(super::usage(anyhow!(
-                "say what to restore: a FILE, or --latest, --key KEY or --before TIME"
-            )))
-        }
-    };
+    let selection = args.choice.selection("restore")?;
     let stores = if selection.is_some() || args.safety_snapshot == Some(true) {
         resolve_storage(&args.storage, &file, &env)?
             .existing_stores()
@@ -173,7 +152,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         Vec::new()
     };
-    let source = match (&args.file, &selection) {
+    let source = match (&args.choice.file, &selection) {
         (Some(f), _) => Source::File(f.clone()),
         (None, Some(sel)) => {
             let (i, backup) = choose_backup(&stores, sel, consul.datacenter.as_deref()).await?;
@@ -257,7 +236,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
             let _ = writeln!(
                 out,
                 "To undo this restore, put that state back with:\n  {}",
-                undo_command(key, args.file.as_deref())
+                undo_command(key, args.choice.file.as_deref())
             );
         }
     }

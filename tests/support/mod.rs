@@ -178,3 +178,23 @@ pub fn backup_names(dir: &std::path::Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Deletes every application KV tree of the synthetic state (`vault/`, `config/`, `app/`) on
+/// the Consul API test server, as an operator's `consul kv delete -recurse` would (the
+/// agent's lock key is left alone): what the shrink guard must notice.
+pub fn wipe_kv(c: &TestConsul) {
+    let port: u16 = c
+        .addr()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    for tree in ["vault/", "config/", "app/"] {
+        let answer = net::raw_http(
+            port,
+            &format!("DELETE /v1/kv/{tree}?recurse HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        )
+        .expect("delete");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}

@@ -337,6 +337,40 @@ impl S3Store {
     pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
         let mut out = Vec::new();
         let mut static_seen = false;
+        for obj in self.objects().await? {
+            let Some(key) = obj.key() else { continue };
+            if self.static_key.as_deref() == Some(key) {
+                static_seen = true;
+                continue;
+            }
+            let Some(name) = parse_key(&self.prefix, key) else {
+                continue;
+            };
+            out.push(StoredBackup {
+                key: key.to_string(),
+                name,
+                size: obj.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                modified: obj.last_modified().and_then(aws_time),
+                meta: None,
+            });
+        }
+        if let (true, Some(k)) = (static_seen, &self.static_key) {
+            out.extend(self.head_static(k).await?);
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Every object under the prefix, following continuation tokens. Any page failing, or a
+    /// truncated page that names no new next page, fails the whole listing: a silently short
+    /// listing must never reach retention.
+    async fn objects(&self) -> Result<Vec<aws_sdk_s3::types::Object>, StorageError> {
+        let incomplete = |detail: String| StorageError::S3 {
+            class: ErrorKind::Invalid,
+            op: "ListObjectsV2".into(),
+            detail,
+        };
+        let mut out = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let page = self
@@ -348,55 +382,32 @@ impl S3Store {
                 .send()
                 .await
                 .map_err(|e| s3_err("ListObjectsV2", e))?;
-            for obj in page.contents() {
-                let Some(key) = obj.key() else { continue };
-                if self.static_key.as_deref() == Some(key) {
-                    static_seen = true;
-                    continue;
-                }
-                let Some(name) = parse_key(&self.prefix, key) else {
-                    continue;
-                };
-                out.push(StoredBackup {
-                    key: key.to_string(),
-                    name,
-                    size: obj.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-                    modified: obj.last_modified().and_then(aws_time),
-                    meta: None,
-                });
-            }
-            if page.is_truncated() != Some(true) {
-                if let (true, Some(k)) = (static_seen, &self.static_key) {
-                    out.extend(self.head_static(k).await?);
-                }
-                out.sort_by(|a, b| a.key.cmp(&b.key));
+            let truncated = page.is_truncated() == Some(true);
+            let next = page
+                .next_continuation_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            out.extend(page.contents.unwrap_or_default());
+            if !truncated {
                 return Ok(out);
             }
-            // Truncated: the next page must be named, and must be a new one. Anything else
-            // would be a silently short listing, which retention must never act on.
-            match page.next_continuation_token().filter(|t| !t.is_empty()) {
-                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
-                Some(_) => return Err(StorageError::S3 {
-                    class: ErrorKind::Invalid,
-                    op: "ListObjectsV2".into(),
-                    detail:
-                        "the server repeated the same continuation token; the listing is incomplete"
-                            .into(),
-                }),
-                None => return Err(StorageError::S3 {
-                    class: ErrorKind::Invalid,
-                    op: "ListObjectsV2".into(),
-                    detail:
+            match next {
+                Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+                Some(_) => return Err(incomplete(
+                    "the server repeated the same continuation token; the listing is incomplete"
+                        .into(),
+                )),
+                None => {
+                    return Err(incomplete(
                         "the listing is truncated but has no continuation token; it is incomplete"
                             .into(),
-                }),
+                    ))
+                }
             }
         }
-        Err(StorageError::S3 {
-            class: ErrorKind::Invalid,
-            op: "ListObjectsV2".into(),
-            detail: format!("more than {MAX_PAGES} pages; the listing is incomplete"),
-        })
+        Err(incomplete(format!(
+            "more than {MAX_PAGES} pages; the listing is incomplete"
+        )))
     }
 
     /// Size and user metadata of one backup.
@@ -613,33 +624,12 @@ impl S3Store {
     /// Every object key under the prefix, ours or not, manifests included (for checks that
     /// nothing is left behind).
     pub async fn raw_keys(&self) -> Result<Vec<String>, StorageError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.cfg.bucket)
-                .prefix(&self.prefix)
-                .set_continuation_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| s3_err("ListObjectsV2", e))?;
-            out.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
-                _ => return Ok(out),
-            }
-        }
-        Err(StorageError::S3 {
-            op: "ListObjectsV2".into(),
-            detail: format!("more than {MAX_PAGES} pages"),
-            class: ErrorKind::Invalid,
-        })
+        Ok(self
+            .objects()
+            .await?
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect())
     }
 
     /// Keys of the multipart uploads in progress under the prefix (for checks that none is
