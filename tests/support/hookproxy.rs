@@ -44,8 +44,7 @@ struct ProxyState {
 pub struct HookProxy {
     pub addr: String,
     state: Arc<ProxyState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _served: super::serve::Served,
 }
 
 impl HookProxy {
@@ -60,33 +59,15 @@ impl HookProxy {
                 .expect("client"),
             inner: Mutex::new(Inner::default()),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr").to_string();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = axum::Router::new().fallback(handle).with_state(st);
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-            rt.shutdown_timeout(Duration::from_millis(100));
-        });
+        let served = super::serve::Served::start(
+            axum::Router::new()
+                .fallback(handle)
+                .with_state(state.clone()),
+        );
         HookProxy {
-            addr,
+            addr: served.addr.clone(),
             state,
-            stop: Some(tx),
-            thread: Some(thread),
+            _served: served,
         }
     }
 
@@ -108,20 +89,6 @@ impl HookProxy {
             .iter()
             .filter(|(m, p)| m == method && p == path)
             .count()
-    }
-}
-
-impl Drop for HookProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while !t.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod garage;
 pub mod hookproxy;
 pub mod net;
 pub mod s3proxy;
+pub mod serve;
 pub mod sts;
 pub mod webhook;
 

@@ -134,8 +134,7 @@ struct ProxyState {
 pub struct S3Proxy {
     pub endpoint: String,
     state: Arc<ProxyState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _served: super::serve::Served,
 }
 
 impl S3Proxy {
@@ -150,34 +149,15 @@ impl S3Proxy {
                 .expect("client"),
             inner: Mutex::new(Inner::default()),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = axum::Router::new().fallback(handle).with_state(st);
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-            // Handlers still running (a client that never hung up) end with the runtime.
-            rt.shutdown_timeout(Duration::from_millis(100));
-        });
+        let served = super::serve::Served::start(
+            axum::Router::new()
+                .fallback(handle)
+                .with_state(state.clone()),
+        );
         S3Proxy {
-            endpoint,
+            endpoint: served.url(),
             state,
-            stop: Some(tx),
-            thread: Some(thread),
+            _served: served,
         }
     }
 
@@ -199,22 +179,6 @@ impl S3Proxy {
     /// How many requests of `op` were seen.
     pub fn count(&self, op: Op) -> usize {
         self.seen().iter().filter(|(o, _)| *o == op).count()
-    }
-}
-
-impl Drop for S3Proxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        // Graceful shutdown waits for open connections; a client that keeps one open must not
-        // hold the test up: wait at most 5 s, then leave the thread to end with the process.
-        if let Some(t) = self.thread.take() {
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while !t.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
     }
 }
 

@@ -33,8 +33,7 @@ struct StsState {
 pub struct StsStandIn {
     pub url: String,
     state: Arc<StsState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _served: super::serve::Served,
 }
 
 impl StsStandIn {
@@ -46,51 +45,21 @@ impl StsStandIn {
             expiry,
             calls: Mutex::new(Vec::new()),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = axum::Router::new().fallback(handle).with_state(st);
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-        });
+        let served = super::serve::Served::start(
+            axum::Router::new()
+                .fallback(handle)
+                .with_state(state.clone()),
+        );
         StsStandIn {
-            url,
+            url: served.url(),
             state,
-            stop: Some(tx),
-            thread: Some(thread),
+            _served: served,
         }
     }
 
     /// The calls so far.
     pub fn calls(&self) -> Vec<Call> {
         self.state.calls.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for StsStandIn {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while !t.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
     }
 }
 
