@@ -11,8 +11,9 @@
 //!                                              (VERIFY_QUEUE)    inflate ‖ archive SHA-256 ‖
 //!                                                                tar → SHA256SUMS, meta.json,
 //!                                                                state.bin records
-//! verified?  yes ──► every upload commits (local: fsync + rename; S3: CompleteMultipartUpload,
-//!                    metadata, HEAD check) ──► optional read-back ──► retention per destination
+//! verified?  yes ──► every upload commits (local: fsync + rename; S3: the manifest, then
+//!                    CompleteMultipartUpload, HEAD check) ──► optional read-back ──► retention
+//!                    per destination
 //!            no  ──► every upload aborts (temp file removed, AbortMultipartUpload): nothing
 //!                    is visible, nothing is deleted
 //! ```
@@ -23,7 +24,9 @@
 //! against an independent one ([`agent::clock`]: a destination's `Date`, else Consul's;
 //! [`storage::clock`]) before naming the backup and before time-based retention, skips a
 //! destination for the rest of the cycle once it timed out ([`storage::StorageError::Timeout`]),
-//! and sweeps leftovers only after the store. A read-back deletes a backup only on proven
+//! and sweeps leftovers only after the store. Storage failures carry a kind
+//! ([`storage::ErrorKind`]: not found, denied, timeout, transient, invalid), decided where the
+//! error is made and kept through the pipeline to the failure metric's `error` label. A read-back deletes a backup only on proven
 //! damage (bytes other than those recorded).
 //!
 //! The bytes are read once. The slowest of the source, the verifier and the destinations sets
@@ -66,7 +69,9 @@
 //!   telemetry, webhooks);
 //! * [`restore`]: choose ([`restore::select`], pure: future-named, anomalous and safety
 //!   backups passed over), fetch and verify into an unnamed file ([`restore::scratch`]), and
-//!   push a backup back into Consul; drills and `peers.json`;
+//!   push a backup back into Consul; selective KV recovery ([`restore::kv`]: select while
+//!   streaming, plan (pure), check-and-set transactions), snapshot comparison
+//!   ([`restore::diff`]: key-ordered spools merged), drills and `peers.json`;
 //! * `devserver` (cargo feature `dev`): the Consul API test server (a test double, not
 //!   Consul);
 //! * [`config`]: one typed struct per section, filled by defaults < files < environment <
