@@ -36,7 +36,7 @@ pub struct Instance {
 }
 
 /// Bytes of KV entries sorted in memory at a time before they go to the spool as one run.
-const RUN_BYTES: usize = 16 << 20;
+pub const RUN_BYTES: usize = 16 << 20;
 
 /// A [`RecordVisitor`] indexing one side of a diff.
 pub struct SnapshotIndex {
