@@ -510,6 +510,20 @@ fn kv_export_is_what_consul_kv_export_writes_and_loads_with_consul_kv_import() {
     );
     assert_eq!(second.kv_get("zzz/other"), None);
 
+    // Every key only when asked for explicitly: `--prefix ''`.
+    let out = run(&["kv-export", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(text(&out).contains("--prefix"), "{}", describe(&out));
+    let all = ok(run(&[
+        "kv-export",
+        &file.display().to_string(),
+        "--prefix",
+        "",
+    ]));
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&all[..all.rfind(']').expect("json") + 1]).expect("json");
+    assert_eq!(all.len(), 16, "app/ (14), apple, zzz/other");
+
     // A prefix that matches nothing names the nearest ones; nothing is written.
     let missing = dir.path().join("missing.json");
     let out = run(&[

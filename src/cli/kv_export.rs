@@ -19,10 +19,11 @@ use crate::restore::read_verified;
 pub struct Args {
     #[command(flatten)]
     choice: super::target::BackupChoice,
-    /// Export only the keys that start with this prefix (a raw string prefix, as Consul's
+    /// Export the keys that start with this prefix (a raw string prefix, as Consul's
     /// `?recurse` reads it: `app/` is the subtree, `app` also matches `apple`); repeatable.
-    /// Without it, every key. A prefix that matches nothing is an error.
-    #[arg(long, value_name = "PREFIX")]
+    /// `--prefix ''` exports every key (an empty prefix is only ever given explicitly). A
+    /// prefix that matches nothing is an error.
+    #[arg(long, value_name = "PREFIX", required = true)]
     prefix: Vec<String>,
     /// Write the JSON to this file (replaced only once complete) instead of stdout.
     #[arg(short = 'o', long = "output-file", value_name = "FILE")]
@@ -83,11 +84,7 @@ async fn export(args: Args) -> anyhow::Result<ExitCode> {
     let ids = Arc::new(crate::crypto::Identities::load(
         &args.identity.age_identities,
     )?);
-    let prefixes: Vec<Vec<u8>> = if args.prefix.is_empty() {
-        vec![Vec::new()]
-    } else {
-        args.prefix.iter().map(|p| p.as_bytes().to_vec()).collect()
-    };
+    let prefixes: Vec<Vec<u8>> = args.prefix.iter().map(|p| p.as_bytes().to_vec()).collect();
     let spool = tempfile::tempfile().map_err(|e| anyhow!("creating a spool file: {e}"))?;
     let visitor = KvSelect::new(
         prefixes,
@@ -100,9 +97,7 @@ async fn export(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(e) = &visitor.error {
         bail!("reading the KV entries of {source}: {e}; nothing exported");
     }
-    if !args.prefix.is_empty() {
-        check_prefixes(&visitor, "--prefix").map_err(|e| anyhow!("{e}; nothing exported"))?;
-    }
+    check_prefixes(&visitor, "--prefix").map_err(|e| anyhow!("{e}; nothing exported"))?;
     let (count, lossy) = (visitor.count(), visitor.lossy_keys);
     let Output::Spool(w) = visitor.output else {
         bail!("internal: the export was not spooled");

@@ -125,7 +125,8 @@ enum Command {
     /// With --dry-run (a full restore), shows what the restore would change against the live
     /// cluster.
     Restore(Box<restore::Args>),
-    /// Write the KV entries of a backup (all, or under --prefix) as `consul kv export` does.
+    /// Write the KV entries of a backup under --prefix (`--prefix ''`: all) as `consul kv
+    /// export` does.
     ///
     /// The JSON (`[{"key", "flags", "value": base64}]`) loads with `consul kv import`. The
     /// archive is verified as it streams (state.bin read once); nothing is written before the
