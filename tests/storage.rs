@@ -365,12 +365,39 @@ fn s3_a_multipart_backup_keeps_its_metadata_in_a_manifest_which_wins() {
             .expect("meta");
         assert_eq!(again.safety_snapshot, Some(true), "the manifest wins");
 
+        // A manifest left without its backup (a crash before completion) is swept; one
+        // beside its backup, and one that is not ours, are not.
+        let client = cfg.client().await;
+        let orphan = format!(
+            "{}consul-dc1-20261207T000000Z-9.snap.meta.json",
+            cfg.normalized_prefix()
+        );
+        let foreign = format!("{}notes.txt.meta.json", cfg.normalized_prefix());
+        for k in [&orphan, &foreign] {
+            client
+                .put_object()
+                .bucket(&cfg.bucket)
+                .key(k)
+                .body(b"{}".to_vec().into())
+                .send()
+                .await
+                .expect("put");
+        }
+        assert_eq!(store.sweep(Duration::ZERO).await.expect("sweep"), 1);
+        let raw = s3.raw_keys().await.expect("raw");
+        assert!(!raw.contains(&orphan), "{raw:?}");
+        assert!(raw.contains(&foreign), "{raw:?}");
+        assert!(
+            raw.contains(&format!("{}.meta.json", stored.key)),
+            "{raw:?}"
+        );
+
         // Deleting a backup deletes its manifest.
         store
             .delete(&[stored.key.clone(), small_stored.key.clone()])
             .await
             .expect("delete");
-        assert!(s3.raw_keys().await.expect("raw").is_empty());
+        assert_eq!(s3.raw_keys().await.expect("raw"), vec![foreign]);
     });
 }
 

@@ -481,6 +481,7 @@ impl Backend for S3Store {
         S3Store::static_key(self).map(str::to_string)
     }
     async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
-        self.abort_stale_uploads(older_than).await
+        Ok(self.abort_stale_uploads(older_than).await?
+            + self.remove_orphan_manifests(older_than).await?)
     }
 }

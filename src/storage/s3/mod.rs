@@ -567,6 +567,46 @@ impl S3Store {
         Ok(aborted)
     }
 
+    /// Deletes manifests left without their backup (a crash between writing a manifest and
+    /// completing the upload, or a completion that failed and whose cleanup could not reach
+    /// the server) written more than `older_than` ago. Only manifests of keys of ours; a
+    /// manifest whose backup exists is never touched. Returns how many were deleted.
+    pub async fn remove_orphan_manifests(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<usize, StorageError> {
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        let objects = self.objects().await?;
+        let keys: std::collections::HashSet<&str> =
+            objects.iter().filter_map(|o| o.key()).collect();
+        let suffix = crate::storage::object::SIDECAR;
+        let mut removed = 0;
+        for o in &objects {
+            let Some(key) = o.key() else { continue };
+            let Some(backup) = key.strip_suffix(suffix) else {
+                continue;
+            };
+            let old = o
+                .last_modified()
+                .and_then(aws_time)
+                .is_some_and(|t| t <= cutoff);
+            if !self.ours(backup) || keys.contains(backup) || !old {
+                continue;
+            }
+            self.client
+                .delete_object()
+                .bucket(&self.cfg.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| s3_err("DeleteObject", e))?;
+            tracing::info!(key, "deleted a manifest left without its backup");
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Every multipart upload in progress under the prefix: (key, upload ID, initiated),
     /// following key and upload-ID markers across pages (1000 uploads each).
     async fn multipart_uploads(
