@@ -168,6 +168,12 @@ fn a_web_identity_token_file_is_read_again_when_the_credentials_expire() {
         agent.log()
     );
     agent.terminate(Duration::from_secs(20));
+    // The token is a credential: not in the agent's log, even at debug level.
+    let log = agent.log();
+    assert!(
+        !log.contains("jwt-one") && !log.contains("jwt-two"),
+        "a web identity token in the log"
+    );
     let calls = sts.calls();
     assert_eq!(calls[0].token.as_deref(), Some("jwt-one"), "{calls:?}");
     assert!(calls

@@ -226,10 +226,14 @@ fn save_current(path: &Path, p: &Plan, live: &[Current]) -> std::io::Result<Opti
         .filter(|s| s.action != Action::Create)
         .map(|s| s.key.as_str())
         .collect();
+    // Values may be secrets (Vault's data lives in KV): readable by the owner only, as the
+    // spool and `kv-export -o` files are.
     let create_new = |p: &Path| {
+        use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(p)
     };
     let mut w = ExportWriter::new(std::io::BufWriter::new(create_new(path)?));
@@ -405,7 +409,12 @@ mod tests {
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(saved, [ExportEntry::new(b"app/b", 3, b"live")]);
         assert_eq!(std::fs::read_to_string(&created).unwrap(), "app/a\n");
-        // Never replaces a file.
+        // Owner-only, and never replaces a file.
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&path, &created] {
+            let mode = std::fs::metadata(f).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", f.display());
+        }
         assert!(save_current(&path, &p, &live).is_err());
     }
 }

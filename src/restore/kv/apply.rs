@@ -37,6 +37,25 @@ pub fn batches(ops: &[KvOp], max_ops: usize, max_body: usize) -> (Vec<Vec<usize>
     (out, alone)
 }
 
+/// One request of a run: a transaction of operations, or one operation too large for any
+/// transaction, written alone (by position in the operations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Work {
+    Txn(Vec<usize>),
+    Alone(usize),
+}
+
+/// The requests that carry `ops`, in order: [`batches`], then the operations too large for
+/// a transaction.
+fn work(ops: &[KvOp]) -> Vec<Work> {
+    let (groups, alone) = batches(ops, MAX_TXN_OPS, MAX_TXN_BODY);
+    groups
+        .into_iter()
+        .map(Work::Txn)
+        .chain(alone.into_iter().map(Work::Alone))
+        .collect()
+}
+
 /// What became of every key of a plan.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Applied {
@@ -75,26 +94,24 @@ pub async fn denied_keys(
             },
         })
         .collect();
-    let (groups, alone) = batches(&probe, MAX_TXN_OPS, MAX_TXN_BODY);
     let mut denied = Vec::new();
-    for group in groups.iter().chain(std::iter::once(&alone)) {
-        if group.is_empty() {
-            continue;
-        }
-        let ops: Vec<KvOp> = group.iter().map(|&i| probe[i].clone()).collect();
-        // A key too long for any transaction is probed alone, still as a transaction.
-        for chunk in ops.chunks(if group == &alone { 1 } else { MAX_TXN_OPS }) {
-            match client.txn(chunk).await? {
-                TxnOutcome::RolledBack(errors) => denied.extend(
-                    errors
-                        .iter()
-                        .filter(|e| e.is_permission_denied())
-                        .filter_map(|e| chunk.get(e.op_index).map(|o| o.key().to_string())),
-                ),
-                TxnOutcome::Applied => {
-                    // Cannot happen (no key is at index u64::MAX); nothing was written
-                    // either way: every operation was a check-and-set that could not match.
-                }
+    for w in work(&probe) {
+        // Probes carry no value, so only an absurdly long key is alone: probed by itself,
+        // still as a transaction.
+        let chunk: Vec<KvOp> = match w {
+            Work::Txn(group) => group.iter().map(|&i| probe[i].clone()).collect(),
+            Work::Alone(i) => vec![probe[i].clone()],
+        };
+        match client.txn(&chunk).await? {
+            TxnOutcome::RolledBack(errors) => denied.extend(
+                errors
+                    .iter()
+                    .filter(|e| e.is_permission_denied())
+                    .filter_map(|e| chunk.get(e.op_index).map(|o| o.key().to_string())),
+            ),
+            TxnOutcome::Applied => {
+                // Cannot happen (no key is at index u64::MAX); nothing was written either
+                // way: every operation was a check-and-set that could not match.
             }
         }
     }
@@ -121,49 +138,52 @@ pub async fn apply(
     progress: &dyn Fn(usize),
 ) -> Applied {
     let ops: Vec<KvOp> = steps.iter().map(|s| s.op(force)).collect();
-    let (groups, alone) = batches(&ops, MAX_TXN_OPS, MAX_TXN_BODY);
     let mut out = Applied::default();
     let mut done = 0usize;
-    let stop = |out: &mut Applied, why: String, rest: &mut dyn Iterator<Item = usize>| {
-        out.stopped = Some(why);
-        out.not_written.extend(rest.map(|i| steps[i].key.clone()));
+    let keys_of = |w: Work| match w {
+        Work::Txn(group) => group,
+        Work::Alone(i) => vec![i],
     };
-    let mut order: Vec<Vec<usize>> = groups;
-    order.extend(alone.iter().map(|&i| vec![i]));
-    let mut it = order.into_iter();
-    while let Some(group) = it.next() {
-        let n = group.len();
-        if n == 1 && alone.contains(&group[0]) {
-            let s = &steps[group[0]];
-            let index = (!force).then_some(s.index);
-            match client.kv_put(&s.key, s.value.clone(), s.flags, index).await {
-                Ok(true) => out.written.push(s.key.clone()),
-                Ok(false) => out.conflicts.push((
-                    s.key.clone(),
-                    format!(
-                        "changed since the plan (its ModifyIndex is no longer {})",
-                        s.index
-                    ),
-                )),
-                Err(e) => {
-                    if refused(&e) {
-                        out.not_written.push(s.key.clone());
-                    } else {
-                        out.unknown.push(s.key.clone());
+    // Stops the run: `why`, and every key of `rest` not written.
+    let stop = |out: &mut Applied, why: String, rest: Vec<usize>| {
+        out.stopped = Some(why);
+        out.not_written
+            .extend(rest.into_iter().map(|i| steps[i].key.clone()));
+    };
+    let mut it = work(&ops).into_iter();
+    while let Some(w) = it.next() {
+        let mut pending = match w {
+            Work::Alone(i) => {
+                let s = &steps[i];
+                let index = (!force).then_some(s.index);
+                match client.kv_put(&s.key, s.value.clone(), s.flags, index).await {
+                    Ok(true) => out.written.push(s.key.clone()),
+                    Ok(false) => out.conflicts.push((
+                        s.key.clone(),
+                        format!(
+                            "changed since the plan (its ModifyIndex is no longer {})",
+                            s.index
+                        ),
+                    )),
+                    Err(e) => {
+                        if refused(&e) {
+                            out.not_written.push(s.key.clone());
+                        } else {
+                            out.unknown.push(s.key.clone());
+                        }
+                        stop(&mut out, e.to_string(), it.flat_map(keys_of).collect());
+                        return out;
                     }
-                    stop(&mut out, e.to_string(), &mut it.by_ref().flatten());
-                    break;
                 }
+                done += 1;
+                progress(done);
+                continue;
             }
-            done += 1;
-            progress(done);
-            continue;
-        }
-        let mut pending = group;
+            Work::Txn(group) => group,
+        };
+        let n = pending.len();
         // Each round drops at least one operation, so at most n + 1 rounds.
-        let mut rounds = 0;
-        loop {
-            rounds += 1;
+        for round in 1.. {
             if pending.is_empty() {
                 break;
             }
@@ -175,35 +195,34 @@ pub async fn apply(
                     break;
                 }
                 Ok(TxnOutcome::RolledBack(errors)) => {
-                    if let Some(e) = errors.iter().find(|e| e.is_permission_denied()) {
-                        let key = batch.get(e.op_index).map(|o| o.key()).unwrap_or("?");
-                        let why = format!("Consul refused a write: {} ({key})", e.what);
-                        let mut rest = pending.clone().into_iter().chain(it.by_ref().flatten());
-                        stop(&mut out, why, &mut rest);
-                        return out;
-                    }
                     let failed: Vec<(usize, String)> = errors
                         .iter()
                         .filter(|e| e.op_index < pending.len())
                         .map(|e| (e.op_index, e.what.clone()))
                         .collect();
-                    if failed.is_empty() || rounds > n {
-                        let why = format!(
+                    let why = if let Some(e) = errors.iter().find(|e| e.is_permission_denied()) {
+                        let key = batch.get(e.op_index).map(|o| o.key()).unwrap_or("?");
+                        Some(format!("Consul refused a write: {} ({key})", e.what))
+                    } else if failed.is_empty() || round > n {
+                        Some(format!(
                             "Consul rolled back a transaction without naming an operation to drop: {errors:?}"
-                        );
-                        let mut rest = pending.clone().into_iter().chain(it.by_ref().flatten());
-                        stop(&mut out, why, &mut rest);
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        let rest = pending.into_iter().chain(it.flat_map(keys_of)).collect();
+                        stop(&mut out, why, rest);
                         return out;
                     }
                     for (pos, what) in &failed {
                         out.conflicts
                             .push((steps[pending[*pos]].key.clone(), what.clone()));
                     }
-                    let drop: Vec<usize> = failed.iter().map(|(p, _)| *p).collect();
                     pending = pending
                         .into_iter()
                         .enumerate()
-                        .filter(|(p, _)| !drop.contains(p))
+                        .filter(|(p, _)| !failed.iter().any(|(f, _)| f == p))
                         .map(|(_, i)| i)
                         .collect();
                 }
@@ -214,8 +233,7 @@ pub async fn apply(
                     } else {
                         out.unknown.extend(keys);
                     }
-                    let mut rest = it.by_ref().flatten();
-                    stop(&mut out, e.to_string(), &mut rest);
+                    stop(&mut out, e.to_string(), it.flat_map(keys_of).collect());
                     return out;
                 }
             }

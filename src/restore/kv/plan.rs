@@ -120,6 +120,7 @@ pub fn plan(
             std::cmp::Ordering::Greater => (None, l.next()),
             std::cmp::Ordering::Equal => (w.next(), l.next()),
         };
+        let want_is_some = want.is_some();
         let step = match (want, cur) {
             (Some(want), None) => Step {
                 action: Action::Create,
@@ -132,32 +133,25 @@ pub fn plan(
                 out.unchanged.push(want.key);
                 continue;
             }
-            (Some(want), Some(cur)) => {
-                if let (Some(s), false) = (&cur.session, force) {
-                    out.locked.push((cur.key, s.clone()));
-                    continue;
-                }
-                Step {
-                    action: Action::Update,
-                    key: want.key,
-                    value: want.value,
-                    flags: want.flags,
-                    index: cur.modify_index,
-                }
+            // A write over a key held by a session (a lock) waits for --force.
+            (_, Some(cur)) if cur.session.is_some() && !force && (want_is_some || delete_extra) => {
+                out.locked.push((cur.key, cur.session.unwrap_or_default()));
+                continue;
             }
-            (None, Some(cur)) if delete_extra => {
-                if let (Some(s), false) = (&cur.session, force) {
-                    out.locked.push((cur.key, s.clone()));
-                    continue;
-                }
-                Step {
-                    action: Action::Delete,
-                    key: cur.key,
-                    value: Vec::new(),
-                    flags: 0,
-                    index: cur.modify_index,
-                }
-            }
+            (Some(want), Some(cur)) => Step {
+                action: Action::Update,
+                key: want.key,
+                value: want.value,
+                flags: want.flags,
+                index: cur.modify_index,
+            },
+            (None, Some(cur)) if delete_extra => Step {
+                action: Action::Delete,
+                key: cur.key,
+                value: Vec::new(),
+                flags: 0,
+                index: cur.modify_index,
+            },
             _ => continue,
         };
         out.steps.push(step);

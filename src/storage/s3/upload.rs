@@ -210,7 +210,7 @@ impl S3Upload {
         Ok(())
     }
 
-    async fn finish(&mut self, meta: &BackupMeta, expected_len: u64) -> Result<(), StorageError> {
+    async fn finish(&mut self, meta: &BackupMeta) -> Result<(), StorageError> {
         if self.upload_id.is_none() {
             // Small archive: one PutObject, with its final metadata, after verification.
             let body = std::mem::take(&mut self.buf).freeze();
@@ -274,7 +274,6 @@ impl S3Upload {
             // it describes the object before, which is still the one served).
             put_manifest(&self.client, &self.cfg, &self.key, meta).await?;
         }
-        let _ = expected_len;
         Ok(())
     }
 
@@ -285,7 +284,7 @@ impl S3Upload {
         meta: &BackupMeta,
         archive_len: u64,
     ) -> Result<StoredBackup, StorageError> {
-        self.finish(meta, archive_len).await?;
+        self.finish(meta).await?;
         // The object as stored, beside the metadata just written (its manifest, or for a
         // single PutObject its user metadata, which must then carry the digest).
         let mut stored =
