@@ -37,8 +37,12 @@
 //! **The storage interface** ([`storage::Backend`], one trait every backend implements;
 //! [`storage::Store`] holds one): a destination lists its backups (complete or an error),
 //! heads one (size, stored digest), opens one for reading, deletes, sweeps the leftovers of
-//! interrupted uploads, and begins an upload ([`storage::BackendUpload`]) whose `commit` is
-//! called only after verification and whose `abort` leaves nothing. The cycle, retention,
+//! interrupted uploads, and begins an upload ([`storage::BackendUpload`], the one upload
+//! interface: write, commit with the final metadata, abort) whose `commit` is called only
+//! after verification, with the metadata the store's sink ([`storage::Upload`]) built once,
+//! and whose `abort` leaves nothing. Each backend implements both in its own module. The
+//! read-back after a store and `restore`'s fetch apply the same checks through one function
+//! ([`storage::verify::verify_stored`]). The cycle, retention,
 //! `list`, `prune` and `restore` use nothing else, and the tests wrap a real backend in a
 //! fault-injecting one. Naming ([`storage::naming`]) is the only way a key becomes a backup:
 //! objects it does not parse are never listed nor deleted. Retention

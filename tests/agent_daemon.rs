@@ -465,7 +465,9 @@ fn sigterm_during_an_upload_leaves_no_partial_object_and_cleans_up() {
         .expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}\n{}", agent.log());
     assert!(
-        rt.block_on(store.list()).expect("list").is_empty(),
+        rt.block_on(consul_snapshot_agent::storage::Backend::list(&store))
+            .expect("list")
+            .is_empty(),
         "no object"
     );
     assert!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use consul_snapshot_agent::archive::synth::SynthSpec;
 use consul_snapshot_agent::devserver::{DevServerConfig, Faults, SnapshotSource};
-use consul_snapshot_agent::storage::{S3Config, S3Store};
+use consul_snapshot_agent::storage::{Backend, S3Config, S3Store};
 use support::garage::{s3_target, S3Target};
 use support::s3proxy::{Action, Blackhole, Op, Rule, S3Proxy};
 use support::{describe, metric, record_fault_row, run_cli_env, scrape, TestConsul};

@@ -20,8 +20,9 @@ use crate::archive::pretty::byte_size;
 use crate::archive::{
     ArchiveReport, InspectReport, InspectStats, ReadOptions, RecordVisitor, TypePolicy,
 };
-use crate::crypto::{open_stream, Identities};
-use crate::pipeline::{stream_verified, PipelineError};
+use crate::crypto::Identities;
+use crate::pipeline::PipelineError;
+use crate::storage::verify::{verify_stored, VerifyError};
 use crate::storage::{BackupMeta, Store, StoredBackup};
 pub use scratch::{ScratchCopy, ScratchFile};
 use std::sync::Arc;
@@ -146,24 +147,24 @@ fn read_file<V: RecordVisitor>(
     Ok((report, visitor))
 }
 
-/// The archive bytes of `source` (decrypted), with the SHA-256 stored with it, if any.
+/// The bytes of `source` as stored (an age file or a plain archive), with the metadata
+/// stored with it, if any.
 async fn open_source(
     source: &Source,
-    ids: &Arc<Identities>,
-) -> Result<(BoxStream<'static, io::Result<Bytes>>, Option<String>), RestoreError> {
+) -> Result<(BoxStream<'static, io::Result<Bytes>>, Option<BackupMeta>), RestoreError> {
     let fetch_err = |detail: String| RestoreError::Fetch {
         what: source.to_string(),
         detail,
     };
-    let (body, stored): (BoxStream<'static, io::Result<Bytes>>, Option<BackupMeta>) = match source {
+    match source {
         Source::File(p) => {
             let f = tokio::fs::File::open(p)
                 .await
                 .map_err(|e| fetch_err(e.to_string()))?;
-            (
+            Ok((
                 tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).boxed(),
                 None,
-            )
+            ))
         }
         Source::Stored { store, backup } => {
             let head = store
@@ -174,29 +175,21 @@ async fn open_source(
                 .get(&backup.key)
                 .await
                 .map_err(|e| fetch_err(e.to_string()))?;
-            (body, head.meta)
+            Ok((body, head.meta))
         }
         Source::Live(client) => {
             let d =
                 crate::consul::get_snapshot(client, false, crate::retry::RetryPolicy::default())
                     .await
                     .map_err(|e| fetch_err(e.to_string()))?;
-            (d.body, None)
+            Ok((d.body, None))
         }
-    };
-    let stored_sha = stored.as_ref().and_then(|m| m.sha256.clone());
-    let recipients = stored
-        .as_ref()
-        .and_then(|m| m.recipients.clone())
-        .unwrap_or_default();
-    let body = open_stream(body, ids.clone(), recipients)
-        .await
-        .map_err(|e| RestoreError::Open(e.to_string()))?;
-    Ok((body, stored_sha))
+    }
 }
 
-/// Streams `source` through the archive reader into `sink`; the report, the visitor, what
-/// the sink committed, and whether a stored digest was compared.
+/// Streams `source` through the archive reader into `sink` ([`verify_stored`], as the
+/// read-back does); the report, the visitor, what the sink committed, and whether a stored
+/// digest was compared.
 async fn verify_into<S, V>(
     source: &Source,
     types: TypePolicy,
@@ -208,27 +201,25 @@ where
     S: crate::pipeline::ArchiveSink,
     V: RecordVisitor + Send + 'static,
 {
-    let (body, stored_sha) = open_source(source, ids).await?;
-    let (report, visitor, committed) =
-        stream_verified(body, sink, ReadOptions { types }, visitor, None)
-            .await
-            .map_err(|e| match e {
-                PipelineError::Invalid(e) => RestoreError::Invalid(e),
-                other => RestoreError::Fetch {
-                    what: source.to_string(),
-                    detail: other.to_string(),
-                },
-            })?;
-    let actual = hex::encode(report.archive_sha256);
-    if let Some(stored) = &stored_sha {
-        if *stored != actual {
-            return Err(RestoreError::DigestMismatch {
-                actual,
-                stored: stored.clone(),
-            });
-        }
-    }
-    Ok((report, visitor, committed, stored_sha.is_some()))
+    let (body, meta) = open_source(source).await?;
+    verify_stored(
+        body,
+        meta.as_ref(),
+        ids,
+        sink,
+        ReadOptions { types },
+        visitor,
+    )
+    .await
+    .map_err(|e| match e {
+        VerifyError::Open(e) => RestoreError::Open(e.to_string()),
+        VerifyError::Pipeline(PipelineError::Invalid(e)) => RestoreError::Invalid(e),
+        VerifyError::Pipeline(other) => RestoreError::Fetch {
+            what: source.to_string(),
+            detail: other.to_string(),
+        },
+        VerifyError::Digest { actual, stored } => RestoreError::DigestMismatch { actual, stored },
+    })
 }
 
 /// What [`pick`] chose: where, which, and the newer backups it passed over (key, why).

@@ -14,8 +14,6 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 use super::{BackupMeta, BackupName, StorageError, StoredBackup};
-use crate::archive::ArchiveReport;
-use crate::pipeline::ArchiveSink;
 
 /// The bytes of a stored archive, as they are read.
 pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
@@ -114,40 +112,24 @@ pub fn write_check_name() -> crate::storage::BackupName {
     }
 }
 
-/// An upload in progress: the object form of [`ArchiveSink`] with [`StoredBackup`] as what a
-/// commit yields. Every `ArchiveSink` of that kind is one.
+/// A destination's upload in progress: the one upload interface every backend implements.
+/// [`super::Store::begin`] wraps it in the pipeline sink [`super::Upload`], which builds the
+/// final [`BackupMeta`] once (from the verifier's report and the wrappers' notes) and hands it
+/// to [`BackendUpload::commit`].
+///
+/// Contract: nothing is visible under the backup's key before `commit` returns `Ok`; a
+/// `commit` that fails leaves no object under the key without its metadata (it deletes what
+/// may have become visible, or says in its error that it could not); `abort` leaves nothing
+/// behind but what the backend's [`Backend::sweep`] or its own expiry removes.
 #[async_trait]
 pub trait BackendUpload: fmt::Debug + Send {
-    /// Accepts the next chunk, in order.
-    async fn write(&mut self, chunk: &Bytes) -> io::Result<()>;
-    /// Publishes the archive; called only after verification passed.
-    async fn commit(
-        self: Box<Self>,
-        report: &ArchiveReport,
-        notes: &crate::pipeline::Annotations,
-    ) -> io::Result<StoredBackup>;
+    /// Accepts the next chunk of the stored bytes (the archive, or its age encryption), in
+    /// order.
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), StorageError>;
+    /// Publishes the bytes written with `meta`, the backup's final metadata; called only after
+    /// verification passed. The stored length must be [`BackupMeta::stored_size`], or the
+    /// upload is not published.
+    async fn commit(self: Box<Self>, meta: BackupMeta) -> Result<StoredBackup, StorageError>;
     /// Discards everything written; never fails (it logs what it could not clean up).
     async fn abort(self: Box<Self>);
-}
-
-#[async_trait]
-impl<T> BackendUpload for T
-where
-    T: ArchiveSink<Committed = StoredBackup> + fmt::Debug + 'static,
-{
-    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
-        ArchiveSink::write(self, chunk).await
-    }
-
-    async fn commit(
-        self: Box<Self>,
-        report: &ArchiveReport,
-        notes: &crate::pipeline::Annotations,
-    ) -> io::Result<StoredBackup> {
-        ArchiveSink::commit(*self, report, notes).await
-    }
-
-    async fn abort(self: Box<Self>) {
-        ArchiveSink::abort(*self).await
-    }
 }

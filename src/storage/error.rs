@@ -118,6 +118,14 @@ pub enum StorageError {
         op: String,
         detail: String,
     },
+    /// An upload could not be published as a verified backup (a stored length other than
+    /// what was verified, a completion that failed); `detail` also says what was cleaned up.
+    #[error("{key}: {detail}")]
+    Publish {
+        key: String,
+        detail: String,
+        class: ErrorKind,
+    },
     /// The stored bytes were read and are not what was verified: the backup is damaged.
     #[error("read-back of {key} failed: {detail}")]
     Readback { key: String, detail: String },
@@ -149,7 +157,9 @@ impl StorageError {
         match self {
             StorageError::NotFound(_) => ErrorKind::NotFound,
             StorageError::Timeout { .. } => ErrorKind::Timeout,
-            StorageError::S3 { class, .. } | StorageError::Object { class, .. } => *class,
+            StorageError::S3 { class, .. }
+            | StorageError::Object { class, .. }
+            | StorageError::Publish { class, .. } => *class,
             StorageError::Io { source, .. } => ErrorKind::of_io(source),
             StorageError::ReadbackUnavailable { .. } => ErrorKind::Transient,
             StorageError::Config(_)

@@ -29,8 +29,6 @@ use super::backend::{Backend, BackendUpload, ByteStream};
 use super::naming::{format_key, parse_key, BackupName};
 use super::object::SIDECAR;
 use super::{BackupMeta, StorageError, StoredBackup};
-use crate::archive::ArchiveReport;
-use crate::pipeline::{stored_len, Annotations, ArchiveSink};
 
 /// GCS requires every chunk but the last of a resumable upload to be a multiple of this.
 pub const CHUNK_UNIT: u64 = 256 << 10;
@@ -463,7 +461,7 @@ impl Backend for GcsBackend {
     async fn begin(
         &self,
         name: &BackupName,
-        pending: BackupMeta,
+        _pending: BackupMeta,
     ) -> Result<Box<dyn BackendUpload>, StorageError> {
         let key = format_key(&self.prefix, name);
         let rb = self
@@ -489,7 +487,6 @@ impl Backend for GcsBackend {
             sent: 0,
             key,
             name: name.clone(),
-            pending,
         }))
     }
 
@@ -510,7 +507,6 @@ pub struct GcsUpload {
     sent: u64,
     key: String,
     name: BackupName,
-    pending: BackupMeta,
 }
 
 impl fmt::Debug for GcsUpload {
@@ -534,10 +530,6 @@ fn without_url(e: reqwest::Error) -> String {
         src = c.source();
     }
     s
-}
-
-fn to_io(e: StorageError) -> io::Error {
-    e.into_io()
 }
 
 impl GcsUpload {
@@ -582,58 +574,59 @@ impl GcsUpload {
     }
 }
 
-impl ArchiveSink for GcsUpload {
-    type Committed = StoredBackup;
-
-    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+#[async_trait]
+impl BackendUpload for GcsUpload {
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), StorageError> {
         self.buffer.extend_from_slice(chunk);
         let size = usize::try_from(self.backend.cfg.chunk_size).unwrap_or(usize::MAX);
         // Strictly more than a chunk: at least one byte always waits for the commit, since the
         // chunk that carries the total size finalizes the object.
         while self.buffer.len() > size {
             let part = self.buffer.split_to(size).freeze();
-            self.put_chunk(part, None).await.map_err(to_io)?;
+            self.put_chunk(part, None).await?;
         }
         Ok(())
     }
 
-    async fn commit(
-        mut self,
-        report: &ArchiveReport,
-        notes: &Annotations,
-    ) -> io::Result<StoredBackup> {
-        let meta = self.pending.committed(report, notes);
+    async fn commit(mut self: Box<Self>, meta: BackupMeta) -> Result<StoredBackup, StorageError> {
         let total = self.sent + self.buffer.len() as u64;
-        let expected = stored_len(report, notes);
+        let expected = meta.stored_size().unwrap_or(0);
         if total != expected {
             self.cancel().await;
-            return Err(io::Error::other(format!(
-                "{total} bytes were sent, {expected} were verified"
-            )));
+            return Err(StorageError::Publish {
+                key: self.key.clone(),
+                detail: format!("{total} bytes were sent, {expected} were verified"),
+                class: super::ErrorKind::Invalid,
+            });
         }
-        let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| StorageError::Object {
+            kind: "gcs".into(),
+            op: "encode metadata".into(),
+            detail: e.to_string(),
+            class: super::ErrorKind::Invalid,
+        })?;
         let sidecar = format!("{}{SIDECAR}", self.key);
         if let Err(e) = self.backend.put_small(&sidecar, json).await {
             self.cancel().await;
-            return Err(to_io(e));
+            return Err(e);
         }
         let last = std::mem::take(&mut self.buffer).freeze();
         if let Err(e) = self.put_chunk(last, Some(total)).await {
             // Not finalized (or not known to be): remove whatever may be visible.
             let _ = Backend::delete(&self.backend, std::slice::from_ref(&self.key)).await;
             self.cancel().await;
-            return Err(to_io(e));
+            return Err(e);
         }
         Ok(StoredBackup {
-            key: self.key,
-            name: self.name,
+            key: self.key.clone(),
+            name: self.name.clone(),
             size: total,
             modified: Some(Utc::now()),
             meta: Some(meta),
         })
     }
 
-    async fn abort(self) {
+    async fn abort(self: Box<Self>) {
         self.cancel().await;
     }
 }

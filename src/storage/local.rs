@@ -6,21 +6,18 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use super::atomic_file::AtomicFile;
 use super::metadata::BackupMeta;
 use super::naming::{format_name, parse_name, BackupName};
-use super::{StorageError, StoredBackup};
-use crate::archive::ArchiveReport;
-use crate::pipeline::{stored_len, Annotations, ArchiveSink};
+use super::{Backend, BackendUpload, ByteStream, StorageError, StoredBackup};
 
 /// Suffix of the temporary file an upload writes to.
 const PARTIAL: &str = ".partial";
-/// Suffix of the metadata sidecar.
 /// Suffix of the metadata sidecar next to each local backup (`<name>.meta.json`).
 pub const SIDECAR: &str = ".meta.json";
 
@@ -67,8 +64,22 @@ impl LocalStore {
         Ok(self.dir.join(key))
     }
 
+    async fn read_sidecar(&self, key: &str) -> Option<BackupMeta> {
+        let raw = tokio::fs::read(self.dir.join(format!("{key}{SIDECAR}")))
+            .await
+            .ok()?;
+        serde_json::from_slice(&raw).ok()
+    }
+}
+
+#[async_trait]
+impl Backend for LocalStore {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
     /// Every backup in the directory, in name order. An unreadable directory is an error.
-    pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
+    async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
         let mut rd = tokio::fs::read_dir(&self.dir)
             .await
             .map_err(|e| StorageError::io(format!("listing {}", self.dir.display()), e))?;
@@ -103,15 +114,8 @@ impl LocalStore {
         Ok(out)
     }
 
-    async fn read_sidecar(&self, key: &str) -> Option<BackupMeta> {
-        let raw = tokio::fs::read(self.dir.join(format!("{key}{SIDECAR}")))
-            .await
-            .ok()?;
-        serde_json::from_slice(&raw).ok()
-    }
-
     /// Size and metadata of one backup; [`StorageError::NotFound`] if absent.
-    pub async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
+    async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
         let path = self.path(key)?;
         let md = tokio::fs::metadata(&path)
             .await
@@ -129,7 +133,7 @@ impl LocalStore {
     }
 
     /// Rewrites the sidecar of an existing backup (atomically).
-    pub async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
+    async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
         self.head(key).await?;
         let sidecar = self.dir.join(format!("{key}{SIDECAR}"));
         write_sidecar(&sidecar, meta)
@@ -138,10 +142,7 @@ impl LocalStore {
     }
 
     /// The archive's bytes.
-    pub async fn get(
-        &self,
-        key: &str,
-    ) -> Result<BoxStream<'static, io::Result<Bytes>>, StorageError> {
+    async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
         let path = self.path(key)?;
         let f = tokio::fs::File::open(&path)
             .await
@@ -153,7 +154,7 @@ impl LocalStore {
     }
 
     /// Deletes backups and their sidecars; absent ones are fine.
-    pub async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+    async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
         for key in keys {
             let path = self.path(key)?;
             for p in [
@@ -173,10 +174,7 @@ impl LocalStore {
     /// Removes `<name>.partial` files of our naming scheme last modified more than
     /// `older_than` ago: what a crash (or SIGKILL, or power loss) mid-write leaves. Younger ones
     /// may belong to a writer still at work and are left alone. Returns how many were removed.
-    pub async fn sweep_partials(
-        &self,
-        older_than: std::time::Duration,
-    ) -> Result<usize, StorageError> {
+    async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
         let listing = |e| StorageError::io(format!("listing {}", self.dir.display()), e);
         let mut rd = tokio::fs::read_dir(&self.dir).await.map_err(listing)?;
         let mut removed = 0;
@@ -213,11 +211,11 @@ impl LocalStore {
     }
 
     /// Starts writing the backup `name`.
-    pub async fn begin(
+    async fn begin(
         &self,
         name: &BackupName,
-        pending: BackupMeta,
-    ) -> Result<LocalUpload, StorageError> {
+        _pending: BackupMeta,
+    ) -> Result<Box<dyn BackendUpload>, StorageError> {
         let key = format_name(name);
         let path = self.dir.join(&key);
         // Exclusive: a second writer of the same name (another agent, a clock step) fails
@@ -225,17 +223,15 @@ impl LocalStore {
         let file = AtomicFile::create_new(&path, PARTIAL)
             .await
             .map_err(|e| StorageError::io(format!("creating {key}{PARTIAL}"), e))?;
-        Ok(LocalUpload {
+        Ok(Box::new(LocalUpload {
             file,
             key,
             name: name.clone(),
-            pending,
             dir: self.dir.clone(),
-        })
+        }))
     }
 }
 
-/// An archive being written to a [`LocalStore`].
 /// `local:/path`, for messages.
 impl std::fmt::Display for LocalStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -243,49 +239,68 @@ impl std::fmt::Display for LocalStore {
     }
 }
 
+/// An archive being written to a [`LocalStore`]: `<name>.partial` until the commit.
 #[derive(Debug)]
 pub struct LocalUpload {
     file: AtomicFile,
     key: String,
     name: BackupName,
-    pending: BackupMeta,
     dir: PathBuf,
 }
 
-impl ArchiveSink for LocalUpload {
-    type Committed = StoredBackup;
-
-    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
-        self.file.write(chunk).await
+#[async_trait]
+impl BackendUpload for LocalUpload {
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), StorageError> {
+        self.file
+            .write(chunk)
+            .await
+            .map_err(|e| StorageError::io(format!("writing {}{PARTIAL}", self.key), e))
     }
 
-    async fn commit(self, report: &ArchiveReport, notes: &Annotations) -> io::Result<StoredBackup> {
-        let meta = self.pending.committed(report, notes);
-        let expected = stored_len(report, notes);
-        let sidecar = self.dir.join(format!("{}{SIDECAR}", self.key));
+    async fn commit(self: Box<Self>, meta: BackupMeta) -> Result<StoredBackup, StorageError> {
+        let LocalUpload {
+            file,
+            key,
+            name,
+            dir,
+        } = *self;
+        let sidecar = dir.join(format!("{key}{SIDECAR}"));
         if let Err(e) = write_sidecar(&sidecar, &meta).await {
-            self.file.abort().await;
-            return Err(e);
+            file.discard().await;
+            return Err(StorageError::io(
+                format!("writing {}", sidecar.display()),
+                e,
+            ));
         }
-        let path = self.file.commit(report, notes).await?;
-        let size = tokio::fs::metadata(&path).await?.len();
-        if size != expected {
-            return Err(io::Error::other(format!(
-                "{} holds {size} bytes, {expected} were verified",
-                path.display(),
-            )));
+        let path = file
+            .finish_plain()
+            .await
+            .map_err(|e| StorageError::io(format!("publishing {key}"), e))?;
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| StorageError::io(format!("stat {key}"), e))?
+            .len();
+        if Some(size) != meta.stored_size() {
+            return Err(StorageError::Publish {
+                key,
+                detail: format!(
+                    "it holds {size} bytes, {} were verified",
+                    meta.stored_size().unwrap_or(0)
+                ),
+                class: super::ErrorKind::Invalid,
+            });
         }
         Ok(StoredBackup {
-            key: self.key,
-            name: self.name,
+            key,
+            name,
             size,
             modified: Some(Utc::now()),
             meta: Some(meta),
         })
     }
 
-    async fn abort(self) {
-        self.file.abort().await;
+    async fn abort(self: Box<Self>) {
+        self.file.discard().await;
     }
 }
 

@@ -1,7 +1,10 @@
-//! Destinations for verified archives: a local directory and S3-compatible object storage,
-//! each a [`Backend`] (the one interface, and its contract: [`backend`]); a configured
-//! destination is a [`Store`], which adds what every backend shares (retention planning,
-//! read-back). Backup naming ([`naming`]) and metadata ([`metadata`]).
+//! Destinations for verified archives: a local directory ([`local`]), S3-compatible object
+//! storage ([`s3`]), Azure Blob Storage ([`object`]) and Google Cloud Storage ([`gcs`]), each a
+//! [`Backend`] in its own module with its upload a [`BackendUpload`] (the one interface, and
+//! its contract: [`backend`]). A configured destination is a [`Store`], which adds what every
+//! backend shares: the pipeline sink that builds a backup's final metadata once ([`Upload`]),
+//! retention planning ([`plan`]) and the read-back, whose checks are restore's
+//! ([`verify`]). Backup naming ([`naming`]), metadata ([`metadata`]), errors ([`error`]).
 
 pub mod atomic_file;
 pub mod backend;
@@ -15,11 +18,11 @@ pub mod naming;
 pub mod object;
 pub mod plan;
 pub mod s3;
+pub mod verify;
 
 use std::io;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
@@ -34,8 +37,8 @@ pub use plan::RetentionPlan;
 pub use s3::{S3Config, S3Store, S3Upload};
 
 use crate::archive::{ArchiveReport, ReadOptions};
-use crate::crypto::{open_stream, Identities, OpenError};
-use crate::pipeline::{stream_verified, ArchiveSink, Discard};
+use crate::crypto::{Identities, OpenError};
+use crate::pipeline::{ArchiveSink, Discard};
 use crate::retention::{newest_first, plan_at, Decision, Entry, RetentionPolicy};
 
 /// One stored backup.
@@ -121,55 +124,24 @@ pub fn plan_listed(
 }
 
 /// A configured destination: any [`Backend`], shared (cloning is cheap), with a cache of the
-/// backups' metadata it has read (see [`Store::fill_meta`]).
+/// backups' metadata it has read (see [`Store::fill_meta`]). The backend's operations are
+/// called through it (`Deref`); what it adds: [`Store::begin`] as a pipeline sink that builds
+/// the final metadata, retention planning and the read-back.
 #[derive(Debug, Clone)]
 pub struct Store(Arc<dyn Backend>, plan::MetaCache);
+
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
+
+    fn deref(&self) -> &(dyn Backend + 'static) {
+        self.0.as_ref()
+    }
+}
 
 impl Store {
     /// Wraps a backend.
     pub fn new(backend: impl Backend + 'static) -> Self {
         Store(Arc::new(backend), plan::MetaCache::default())
-    }
-
-    /// The backend's kind (`local`, `s3`), for metric labels.
-    pub fn kind(&self) -> &'static str {
-        self.0.kind()
-    }
-
-    /// The destination's own clock, from the `Date` of its last answer (`None` for local
-    /// storage, or before any answer); see [`ServerClock`].
-    pub fn server_time(&self) -> Option<DateTime<Utc>> {
-        self.0.server_time()
-    }
-
-    /// Checks that a backup can be written here, leaving nothing behind.
-    pub async fn check_writable(&self) -> Result<(), StorageError> {
-        self.0.check_writable().await
-    }
-
-    /// The one key every backup is written to, when the destination has a static name.
-    pub fn static_key(&self) -> Option<String> {
-        self.0.static_key()
-    }
-
-    /// Every backup of ours, by key; see the [`Backend`] contract.
-    pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
-        self.0.list().await
-    }
-
-    /// Size and metadata of one backup.
-    pub async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
-        self.0.head(key).await
-    }
-
-    /// The archive bytes of one backup.
-    pub async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
-        self.0.get(key).await
-    }
-
-    /// Deletes backups (idempotent).
-    pub async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
-        self.0.delete(keys).await
     }
 
     /// Starts storing the backup `name`; `pending` carries what is known before the bytes
@@ -179,17 +151,8 @@ impl Store {
         name: &BackupName,
         pending: BackupMeta,
     ) -> Result<Upload, StorageError> {
-        self.0.begin(name, pending).await.map(Upload)
-    }
-
-    /// Replaces the stored metadata of one backup.
-    pub async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
-        self.0.set_meta(key, meta).await
-    }
-
-    /// Removes leftovers of interrupted uploads older than `older_than`.
-    pub async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
-        self.0.sweep(older_than).await
+        let inner = self.0.begin(name, pending.clone()).await?;
+        Ok(Upload { inner, pending })
     }
 
     /// Lists (completely, or fails) and plans retention over the backups of `datacenter`
@@ -236,9 +199,6 @@ impl Store {
             detail,
         };
         let encrypted = expected.is_some_and(BackupMeta::encrypted);
-        let recipients = expected
-            .and_then(|m| m.recipients.clone())
-            .unwrap_or_default();
         let read = || async {
             let body = self
                 .get(key)
@@ -249,42 +209,39 @@ impl Store {
                     .await
                     .map(|(d, n)| Readback::Ciphertext(d, n));
             }
-            let body = match open_stream(body, ids.clone(), recipients.clone()).await {
-                Ok(b) => b,
-                Err(OpenError::Io(e)) => return Err(unavailable(e.to_string())),
-                Err(e @ (OpenError::NoMatchingKey { .. } | OpenError::NoIdentity { .. })) => {
-                    return Ok(Readback::Undecryptable(e.to_string(), true))
-                }
-                Err(e) if encrypted => return Ok(Readback::Undecryptable(e.to_string(), false)),
-                Err(e) => return Err(wrong(e.to_string())),
-            };
-            match stream_verified(body, Discard, ReadOptions::default(), (), None).await {
-                Ok((report, (), ())) => Ok(Readback::Plain(Box::new(report))),
+            use crate::pipeline::PipelineError;
+            use verify::VerifyError;
+            let checked =
+                verify::verify_stored(body, expected, ids, Discard, ReadOptions::default(), ())
+                    .await;
+            match checked {
+                Ok((report, (), (), _)) => Ok(Readback::Plain(Box::new(report))),
+                Err(VerifyError::Open(OpenError::Io(e))) => Err(unavailable(e.to_string())),
+                Err(VerifyError::Open(
+                    e @ (OpenError::NoMatchingKey { .. } | OpenError::NoIdentity { .. }),
+                )) => Ok(Readback::Undecryptable(e.to_string(), true)),
                 // An encrypted backup that read as no age file, failed age's authentication or
                 // ended early: the stored bytes were altered, or the read was cut short. The
                 // ciphertext digest tells which.
-                Err(e @ crate::pipeline::PipelineError::Invalid(_))
-                | Err(e @ crate::pipeline::PipelineError::Source(_))
-                    if encrypted =>
-                {
-                    Ok(Readback::Undecryptable(e.to_string(), false))
-                }
-                Err(crate::pipeline::PipelineError::Invalid(e)) => Err(wrong(e.to_string())),
+                Err(
+                    e @ (VerifyError::Open(_)
+                    | VerifyError::Pipeline(
+                        PipelineError::Invalid(_) | PipelineError::Source(_),
+                    )),
+                ) if encrypted => Ok(Readback::Undecryptable(e.to_string(), false)),
+                Err(
+                    e @ (VerifyError::Open(_) | VerifyError::Pipeline(PipelineError::Invalid(_))),
+                ) => Err(wrong(e.to_string())),
+                Err(VerifyError::Digest { actual, stored }) => Err(wrong(format!(
+                    "archive SHA-256 {actual} differs from the stored {stored}"
+                ))),
                 Err(e) => Err(unavailable(e.to_string())),
             }
         };
         // Only a failure to read is retried; bytes proved wrong are final.
         let read = with_read_retries(key, read).await?;
         let (digest, len, why) = match read {
-            Readback::Plain(report) => {
-                let got = hex::encode(report.archive_sha256);
-                return match expected.and_then(|m| m.sha256.as_deref()) {
-                    Some(want) if got != want => Err(wrong(format!(
-                        "archive SHA-256 {got} differs from the stored {want}"
-                    ))),
-                    _ => Ok(Some(*report)),
-                };
-            }
+            Readback::Plain(report) => return Ok(Some(*report)),
             Readback::Ciphertext(d, n) => (d, n, None),
             Readback::Undecryptable(why, not_recipient) => {
                 let digest = || async {
@@ -380,15 +337,21 @@ const READBACK_RETRY: crate::retry::RetryPolicy = crate::retry::RetryPolicy::new
     std::time::Duration::from_secs(5),
 );
 
-/// An upload in progress to one destination: a pipeline sink over any backend's upload.
+/// An upload in progress to one destination: the pipeline sink over a backend's
+/// [`BackendUpload`]. Its commit builds the backup's final metadata once, from what was known
+/// when the upload began (`pending`: datacenter, creation time, flags), the verifier's report
+/// and the wrappers' notes ([`BackupMeta::committed`]), and hands it to the backend.
 #[derive(Debug)]
-pub struct Upload(Box<dyn BackendUpload>);
+pub struct Upload {
+    inner: Box<dyn BackendUpload>,
+    pending: BackupMeta,
+}
 
 impl ArchiveSink for Upload {
     type Committed = StoredBackup;
 
     async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
-        self.0.write(chunk).await
+        self.inner.write(chunk).await.map_err(StorageError::into_io)
     }
 
     async fn commit(
@@ -396,11 +359,12 @@ impl ArchiveSink for Upload {
         report: &ArchiveReport,
         notes: &crate::pipeline::Annotations,
     ) -> io::Result<StoredBackup> {
-        self.0.commit(report, notes).await
+        let meta = self.pending.committed(report, notes);
+        self.inner.commit(meta).await.map_err(StorageError::into_io)
     }
 
     async fn abort(self) {
-        self.0.abort().await
+        self.inner.abort().await
     }
 }
 
@@ -408,80 +372,5 @@ impl ArchiveSink for Upload {
 impl std::fmt::Display for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-#[async_trait]
-impl Backend for LocalStore {
-    fn kind(&self) -> &'static str {
-        "local"
-    }
-    async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
-        LocalStore::list(self).await
-    }
-    async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
-        LocalStore::head(self, key).await
-    }
-    async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
-        LocalStore::get(self, key).await
-    }
-    async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
-        LocalStore::delete(self, keys).await
-    }
-    async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
-        LocalStore::set_meta(self, key, meta).await
-    }
-    async fn begin(
-        &self,
-        name: &BackupName,
-        pending: BackupMeta,
-    ) -> Result<Box<dyn BackendUpload>, StorageError> {
-        Ok(Box::new(LocalStore::begin(self, name, pending).await?))
-    }
-    async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
-        self.sweep_partials(older_than).await
-    }
-}
-
-#[async_trait]
-impl Backend for S3Store {
-    fn kind(&self) -> &'static str {
-        "s3"
-    }
-    fn server_time(&self) -> Option<DateTime<Utc>> {
-        self.clock.now()
-    }
-    async fn check_writable(&self) -> Result<(), StorageError> {
-        S3Store::check_writable(self).await
-    }
-    async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
-        S3Store::list(self).await
-    }
-    async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
-        S3Store::head(self, key).await
-    }
-    async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
-        S3Store::get(self, key).await
-    }
-    async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
-        S3Store::delete(self, keys).await
-    }
-    async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
-        S3Store::set_meta(self, key, meta).await
-    }
-    async fn begin(
-        &self,
-        name: &BackupName,
-        pending: BackupMeta,
-    ) -> Result<Box<dyn BackendUpload>, StorageError> {
-        self.check_static_versioning().await?;
-        Ok(Box::new(S3Store::begin(self, name, pending)))
-    }
-    fn static_key(&self) -> Option<String> {
-        S3Store::static_key(self).map(str::to_string)
-    }
-    async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
-        Ok(self.abort_stale_uploads(older_than).await?
-            + self.remove_orphan_manifests(older_than).await?)
     }
 }

@@ -206,6 +206,71 @@ impl AzureTarget {
         Ok((url, headers))
     }
 
+    /// The destination's settings, as `--azure-blob-*` flags would resolve them, with blocks
+    /// of `block_size` bytes.
+    pub fn config(
+        &self,
+        block_size: u64,
+    ) -> consul_snapshot_agent::storage::object::azure::AzureConfig {
+        consul_snapshot_agent::storage::object::azure::AzureConfig {
+            account: self.account.clone(),
+            account_key: Some(consul_snapshot_agent::consul::Secret::new(self.key.clone())),
+            container: self.container.clone(),
+            environment: Default::default(),
+            endpoint: self.endpoint.clone(),
+            prefix: self.prefix.clone(),
+            block_size,
+            concurrency: 4,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Puts `body` at `blob` (a name inside the container, prefix included) with a signed
+    /// Put Blob: an object the agent did not write.
+    pub async fn put_raw(&self, blob: &str, body: &[u8]) -> std::io::Result<()> {
+        let (url, headers) = self.put_blob(blob, body.len() as u64)?;
+        let mut req = reqwest::Client::new().put(url).body(body.to_vec());
+        for h in headers {
+            if let Some((k, v)) = h.split_once(": ") {
+                req = req.header(k, v);
+            }
+        }
+        let r = req.send().await.map_err(std::io::Error::other)?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "Put Blob {blob}: {}",
+                r.status()
+            )))
+        }
+    }
+
+    /// Whether `blob` exists (a signed Get Blob Properties).
+    pub async fn exists(&self, blob: &str) -> std::io::Result<bool> {
+        let base = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://{}.blob.core.windows.net", self.account));
+        let url = format!("{base}/{}/{blob}", self.container);
+        let path = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+            .unwrap_or_default();
+        let date = http_date();
+        let ms = [("x-ms-date", date.as_str()), ("x-ms-version", API_VERSION)];
+        let auth = self.authorization("HEAD", None, &ms, &path, "")?;
+        let r = reqwest::Client::new()
+            .head(url)
+            .header("x-ms-date", &date)
+            .header("x-ms-version", API_VERSION)
+            .header("Authorization", auth)
+            .send()
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(r.status().is_success())
+    }
+
     /// The agent's flags for this target; the key goes in the environment (`cli_env`).
     pub fn cli_args(&self) -> Vec<String> {
         let mut a = vec![

@@ -82,6 +82,61 @@ impl GcsTarget {
         }
     }
 
+    /// The destination's settings, as `--gcs-*` flags would resolve them, with chunks of
+    /// `chunk_size` bytes.
+    pub fn config(&self, chunk_size: u64) -> consul_snapshot_agent::storage::gcs::GcsConfig {
+        consul_snapshot_agent::storage::gcs::GcsConfig {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            endpoint: self.endpoint.clone(),
+            chunk_size,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Puts `body` at `name` (prefix included) with a simple media upload: an object the
+    /// agent did not write. Emulator only (`Ok(false)` against real GCS, where the harness
+    /// holds no credentials of its own).
+    pub async fn put_raw(&self, name: &str, body: &[u8]) -> std::io::Result<bool> {
+        let Some(endpoint) = &self.endpoint else {
+            return Ok(false);
+        };
+        let r = reqwest::Client::new()
+            .post(format!("{endpoint}/upload/storage/v1/b/{}/o", self.bucket))
+            .query(&[("uploadType", "media"), ("name", name)])
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(std::io::Error::other)?;
+        if r.status().is_success() {
+            Ok(true)
+        } else {
+            Err(std::io::Error::other(format!(
+                "upload {name}: {}",
+                r.status()
+            )))
+        }
+    }
+
+    /// Whether `name` exists (emulator only, as [`GcsTarget::put_raw`]).
+    pub async fn exists(&self, name: &str) -> std::io::Result<bool> {
+        let Some(endpoint) = &self.endpoint else {
+            return Ok(false);
+        };
+        let mut url = reqwest::Url::parse(&format!("{endpoint}/storage/v1/b/{}/o/", self.bucket))
+            .map_err(std::io::Error::other)?;
+        url.path_segments_mut()
+            .map_err(|()| std::io::Error::other("base URL"))?
+            .pop_if_empty()
+            .push(name);
+        let r = reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(r.status().is_success())
+    }
+
     /// The agent's flags for this target.
     pub fn cli_args(&self) -> Vec<String> {
         let mut a = vec![

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use consul_snapshot_agent::archive::ArchiveReport;
 use consul_snapshot_agent::storage::{
     Backend, BackendUpload, BackupMeta, BackupName, ByteStream, StorageError, StoredBackup,
 };
@@ -264,22 +263,21 @@ impl fmt::Debug for FaultyUpload {
 
 #[async_trait]
 impl BackendUpload for FaultyUpload {
-    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
-        self.faults.apply(Call::Write).await?;
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), StorageError> {
+        self.faults
+            .apply(Call::Write)
+            .await
+            .map_err(|e| storage_err(Call::Write, e))?;
         self.inner.write(chunk).await
     }
 
-    async fn commit(
-        self: Box<Self>,
-        report: &ArchiveReport,
-        notes: &consul_snapshot_agent::pipeline::Annotations,
-    ) -> io::Result<StoredBackup> {
+    async fn commit(self: Box<Self>, meta: BackupMeta) -> Result<StoredBackup, StorageError> {
         if let Err(e) = self.faults.apply(Call::Commit).await {
             // A commit that fails publishes nothing: what was written is discarded.
             self.inner.abort().await;
-            return Err(e);
+            return Err(storage_err(Call::Commit, e));
         }
-        self.inner.commit(report, notes).await
+        self.inner.commit(meta).await
     }
 
     async fn abort(self: Box<Self>) {

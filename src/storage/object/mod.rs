@@ -12,7 +12,6 @@
 pub mod azure;
 
 use std::fmt;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +25,6 @@ use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use super::backend::{Backend, BackendUpload, ByteStream};
 use super::naming::{format_key, parse_key, BackupName};
 use super::{BackupMeta, StorageError, StoredBackup};
-use crate::archive::ArchiveReport;
-use crate::pipeline::{stored_len, Annotations, ArchiveSink};
 
 /// Suffix of a backup's metadata sidecar object.
 pub const SIDECAR: &str = ".meta.json";
@@ -249,7 +246,7 @@ impl Backend for ObjectBackend {
     async fn begin(
         &self,
         name: &BackupName,
-        pending: BackupMeta,
+        _pending: BackupMeta,
     ) -> Result<Box<dyn BackendUpload>, StorageError> {
         let key = format_key(&self.prefix, name);
         let upload = self
@@ -262,7 +259,6 @@ impl Backend for ObjectBackend {
             writer: WriteMultipart::new_with_chunk_size(upload, self.part_size),
             key,
             name: name.clone(),
-            pending,
         }))
     }
 
@@ -279,7 +275,6 @@ pub struct ObjectUpload {
     writer: WriteMultipart,
     key: String,
     name: BackupName,
-    pending: BackupMeta,
 }
 
 impl fmt::Debug for ObjectUpload {
@@ -288,40 +283,38 @@ impl fmt::Debug for ObjectUpload {
     }
 }
 
-fn io_err(e: object_store::Error) -> io::Error {
-    object_err("object store", "upload", e).into_io()
-}
-
-impl ArchiveSink for ObjectUpload {
-    type Committed = StoredBackup;
-
-    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+#[async_trait]
+impl BackendUpload for ObjectUpload {
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), StorageError> {
         // Bounded memory: wait while `concurrency` blocks are in flight.
         self.writer
             .wait_for_capacity(self.backend.concurrency)
             .await
-            .map_err(io_err)?;
+            .map_err(|e| self.backend.err("upload", e))?;
         self.writer.put(chunk.clone());
         Ok(())
     }
 
-    async fn commit(self, report: &ArchiveReport, notes: &Annotations) -> io::Result<StoredBackup> {
+    async fn commit(self: Box<Self>, meta: BackupMeta) -> Result<StoredBackup, StorageError> {
         let ObjectUpload {
             backend,
             writer,
             key,
             name,
-            pending,
-        } = self;
-        let meta = pending.committed(report, notes);
-        let expected = stored_len(report, notes);
+        } = *self;
+        let expected = meta.stored_size().unwrap_or(0);
         let sidecar = Path::from(format!("{key}{SIDECAR}"));
-        let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| StorageError::Object {
+            kind: backend.kind.to_string(),
+            op: "encode metadata".into(),
+            detail: e.to_string(),
+            class: super::ErrorKind::Invalid,
+        })?;
         if let Err(e) = backend.store.put(&sidecar, json.into()).await {
             if let Err(a) = writer.abort().await {
                 tracing::warn!(key, error = %a, "aborting the upload failed");
             }
-            return Err(io_err(e));
+            return Err(backend.err("put", e));
         }
         let finished = writer.finish().await;
         let size = match finished {
@@ -344,16 +337,18 @@ impl ArchiveSink for ObjectUpload {
                 // Not published as verified: remove whatever became visible.
                 let _ = Backend::delete(&backend, std::slice::from_ref(&key)).await;
                 Err(match other {
-                    Ok(size) => io::Error::other(format!(
-                        "{key} holds {size} bytes, {expected} were verified; deleted"
-                    )),
-                    Err(e) => io_err(e),
+                    Ok(size) => StorageError::Publish {
+                        key,
+                        detail: format!("it holds {size} bytes, {expected} were verified; deleted"),
+                        class: super::ErrorKind::Invalid,
+                    },
+                    Err(e) => backend.err("complete upload", e),
                 })
             }
         }
     }
 
-    async fn abort(self) {
+    async fn abort(self: Box<Self>) {
         if let Err(e) = self.writer.abort().await {
             tracing::warn!(key = %self.key, error = %e, "aborting the upload failed; its uncommitted blocks expire on their own");
         }

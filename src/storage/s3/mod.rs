@@ -10,9 +10,7 @@ use std::io;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 pub use config::{AssumeRole, ChecksumMode, Encryption, S3Config};
@@ -20,7 +18,7 @@ pub use upload::S3Upload;
 
 use super::metadata::{name_from_meta, BackupMeta};
 use super::naming::{format_key, parse_key, BackupName};
-use super::{ErrorKind, StorageError, StoredBackup};
+use super::{Backend, BackendUpload, ByteStream, ErrorKind, StorageError, StoredBackup};
 
 /// Keys per DeleteObjects request (the S3 maximum).
 const DELETE_BATCH: usize = 1000;
@@ -260,11 +258,6 @@ impl S3Store {
         }
     }
 
-    /// The static key, when every backup is written to one name.
-    pub fn static_key(&self) -> Option<&str> {
-        self.static_key.as_deref()
-    }
-
     /// Whether `key` is one of ours: named by our scheme, or the static key.
     fn ours(&self, key: &str) -> bool {
         parse_key(&self.prefix, key).is_some() || self.static_key.as_deref() == Some(key)
@@ -331,36 +324,6 @@ impl S3Store {
         Ok(Some(b))
     }
 
-    /// Every backup under the prefix, following continuation tokens; objects not named by our
-    /// scheme are left out, but for the static key (named from its metadata). Any page
-    /// failing fails the whole listing.
-    pub async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
-        let mut out = Vec::new();
-        let mut static_seen = false;
-        for obj in self.objects().await? {
-            let Some(key) = obj.key() else { continue };
-            if self.static_key.as_deref() == Some(key) {
-                static_seen = true;
-                continue;
-            }
-            let Some(name) = parse_key(&self.prefix, key) else {
-                continue;
-            };
-            out.push(StoredBackup {
-                key: key.to_string(),
-                name,
-                size: obj.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-                modified: obj.last_modified().and_then(aws_time),
-                meta: None,
-            });
-        }
-        if let (true, Some(k)) = (static_seen, &self.static_key) {
-            out.extend(self.head_static(k).await?);
-        }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
-    }
-
     /// Every object under the prefix, following continuation tokens. Any page failing, or a
     /// truncated page that names no new next page, fails the whole listing: a silently short
     /// listing must never reach retention.
@@ -410,115 +373,8 @@ impl S3Store {
         )))
     }
 
-    /// Size and user metadata of one backup.
-    pub async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
-        if self.static_key.as_deref() == Some(key) {
-            return self
-                .head_static(key)
-                .await?
-                .ok_or_else(|| StorageError::NotFound(key.to_string()));
-        }
-        let name =
-            parse_key(&self.prefix, key).ok_or_else(|| StorageError::NotOurs(key.to_string()))?;
-        head_with_manifest(&self.client, &self.cfg.bucket, key, name).await
-    }
-
-    /// The object's bytes, streamed.
-    pub async fn get(
-        &self,
-        key: &str,
-    ) -> Result<BoxStream<'static, io::Result<Bytes>>, StorageError> {
-        let r = self
-            .client
-            .get_object()
-            .bucket(&self.cfg.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    StorageError::NotFound(key.to_string())
-                } else {
-                    s3_err("GetObject", e)
-                }
-            })?;
-        let body = r.body;
-        Ok(futures_util::stream::unfold(body, |mut b| async move {
-            b.next().await.map(|r| {
-                (
-                    r.map_err(|e| io::Error::other(DisplayErrorContext(e).to_string())),
-                    b,
-                )
-            })
-        })
-        .boxed())
-    }
-
-    /// Replaces one backup's metadata: writes its manifest, which wins over the object's
-    /// user metadata (no copy of the archive).
-    pub async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
-        self.head(key).await?;
-        put_manifest(&self.client, &self.cfg, key, meta).await
-    }
-
-    /// Deletes objects in batches of 1000; keys not under our scheme are refused.
-    pub async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
-        // The static key is never deleted: with versioning a delete would hide every version
-        // behind a marker; without it, it is the only copy.
-        if let Some(k) = keys
-            .iter()
-            .find(|k| parse_key(&self.prefix, k).is_none() || self.static_key.as_ref() == Some(*k))
-        {
-            return Err(StorageError::NotOurs(k.clone()));
-        }
-        // Each backup with its manifest (deleting a missing one is not an error).
-        let keys: Vec<String> = keys
-            .iter()
-            .flat_map(|k| [k.clone(), manifest_key(k)])
-            .collect();
-        for batch in keys.chunks(DELETE_BATCH) {
-            let ids = batch
-                .iter()
-                .map(|k| {
-                    ObjectIdentifier::builder()
-                        .key(k)
-                        .build()
-                        .map_err(|e| build_err("DeleteObjects", e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let delete = Delete::builder()
-                .set_objects(Some(ids))
-                .quiet(true)
-                .build()
-                .map_err(|e| build_err("DeleteObjects", e))?;
-            let r = self
-                .client
-                .delete_objects()
-                .bucket(&self.cfg.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(|e| s3_err("DeleteObjects", e))?;
-            if let Some(err) = r.errors().first() {
-                return Err(StorageError::S3 {
-                    class: ErrorKind::Transient,
-                    op: "DeleteObjects".into(),
-                    detail: format!(
-                        "{} of {} keys failed, first {}: {} {}",
-                        r.errors().len(),
-                        batch.len(),
-                        err.key().unwrap_or("?"),
-                        err.code().unwrap_or(""),
-                        err.message().unwrap_or("")
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Starts uploading the backup `name`. Nothing is sent until the first part is full.
-    pub fn begin(&self, name: &BackupName, pending: BackupMeta) -> S3Upload {
+    fn upload(&self, name: &BackupName, pending: BackupMeta) -> S3Upload {
         S3Upload::new(
             self.client.clone(),
             self.cfg.clone(),
@@ -527,16 +383,6 @@ impl S3Store {
             pending,
             self.static_key.is_some(),
         )
-    }
-
-    /// Checks that backups can be written here: starts a multipart upload under a backup name
-    /// of the `write-check` datacenter and aborts it at once (nothing becomes visible; an
-    /// upload whose abort fails is swept as a stale one).
-    pub async fn check_writable(&self) -> Result<(), StorageError> {
-        let mut u = self.begin(&super::backend::write_check_name(), BackupMeta::default());
-        let started = u.ensure_upload().await;
-        u.abort_upload().await;
-        started.map(|_| ())
     }
 
     /// Aborts multipart uploads of our backups (keys named by our scheme) started more than
@@ -681,6 +527,181 @@ impl S3Store {
             .into_iter()
             .map(|(k, _, _)| k)
             .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for S3Store {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    fn server_time(&self) -> Option<DateTime<Utc>> {
+        self.clock.now()
+    }
+
+    /// The static key, when every backup is written to one name.
+    fn static_key(&self) -> Option<String> {
+        self.static_key.clone()
+    }
+
+    /// Checks that backups can be written here: starts a multipart upload under a backup name
+    /// of the `write-check` datacenter and aborts it at once (nothing becomes visible; an
+    /// upload whose abort fails is swept as a stale one).
+    async fn check_writable(&self) -> Result<(), StorageError> {
+        let mut u = self.upload(&super::backend::write_check_name(), BackupMeta::default());
+        let started = u.ensure_upload().await;
+        u.abort_upload().await;
+        started.map(|_| ())
+    }
+
+    /// Every backup under the prefix, following continuation tokens; objects not named by our
+    /// scheme are left out, but for the static key (named from its metadata). Any page
+    /// failing fails the whole listing.
+    async fn list(&self) -> Result<Vec<StoredBackup>, StorageError> {
+        let mut out = Vec::new();
+        let mut static_seen = false;
+        for obj in self.objects().await? {
+            let Some(key) = obj.key() else { continue };
+            if self.static_key.as_deref() == Some(key) {
+                static_seen = true;
+                continue;
+            }
+            let Some(name) = parse_key(&self.prefix, key) else {
+                continue;
+            };
+            out.push(StoredBackup {
+                key: key.to_string(),
+                name,
+                size: obj.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                modified: obj.last_modified().and_then(aws_time),
+                meta: None,
+            });
+        }
+        if let (true, Some(k)) = (static_seen, &self.static_key) {
+            out.extend(self.head_static(k).await?);
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Size and user metadata of one backup.
+    async fn head(&self, key: &str) -> Result<StoredBackup, StorageError> {
+        if self.static_key.as_deref() == Some(key) {
+            return self
+                .head_static(key)
+                .await?
+                .ok_or_else(|| StorageError::NotFound(key.to_string()));
+        }
+        let name =
+            parse_key(&self.prefix, key).ok_or_else(|| StorageError::NotOurs(key.to_string()))?;
+        head_with_manifest(&self.client, &self.cfg.bucket, key, name).await
+    }
+
+    /// The object's bytes, streamed.
+    async fn get(&self, key: &str) -> Result<ByteStream, StorageError> {
+        let r = self
+            .client
+            .get_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    StorageError::NotFound(key.to_string())
+                } else {
+                    s3_err("GetObject", e)
+                }
+            })?;
+        let body = r.body;
+        Ok(futures_util::stream::unfold(body, |mut b| async move {
+            b.next().await.map(|r| {
+                (
+                    r.map_err(|e| io::Error::other(DisplayErrorContext(e).to_string())),
+                    b,
+                )
+            })
+        })
+        .boxed())
+    }
+
+    /// Replaces one backup's metadata: writes its manifest, which wins over the object's
+    /// user metadata (no copy of the archive).
+    async fn set_meta(&self, key: &str, meta: &BackupMeta) -> Result<(), StorageError> {
+        self.head(key).await?;
+        put_manifest(&self.client, &self.cfg, key, meta).await
+    }
+
+    /// Deletes objects in batches of 1000; keys not under our scheme are refused.
+    async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
+        // The static key is never deleted: with versioning a delete would hide every version
+        // behind a marker; without it, it is the only copy.
+        if let Some(k) = keys
+            .iter()
+            .find(|k| parse_key(&self.prefix, k).is_none() || self.static_key.as_ref() == Some(*k))
+        {
+            return Err(StorageError::NotOurs(k.clone()));
+        }
+        // Each backup with its manifest (deleting a missing one is not an error).
+        let keys: Vec<String> = keys
+            .iter()
+            .flat_map(|k| [k.clone(), manifest_key(k)])
+            .collect();
+        for batch in keys.chunks(DELETE_BATCH) {
+            let ids = batch
+                .iter()
+                .map(|k| {
+                    ObjectIdentifier::builder()
+                        .key(k)
+                        .build()
+                        .map_err(|e| build_err("DeleteObjects", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let delete = Delete::builder()
+                .set_objects(Some(ids))
+                .quiet(true)
+                .build()
+                .map_err(|e| build_err("DeleteObjects", e))?;
+            let r = self
+                .client
+                .delete_objects()
+                .bucket(&self.cfg.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| s3_err("DeleteObjects", e))?;
+            if let Some(err) = r.errors().first() {
+                return Err(StorageError::S3 {
+                    class: ErrorKind::Transient,
+                    op: "DeleteObjects".into(),
+                    detail: format!(
+                        "{} of {} keys failed, first {}: {} {}",
+                        r.errors().len(),
+                        batch.len(),
+                        err.key().unwrap_or("?"),
+                        err.code().unwrap_or(""),
+                        err.message().unwrap_or("")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn begin(
+        &self,
+        name: &BackupName,
+        pending: BackupMeta,
+    ) -> Result<Box<dyn BackendUpload>, StorageError> {
+        self.check_static_versioning().await?;
+        Ok(Box::new(self.upload(name, pending)))
+    }
+
+    /// Aborts stale multipart uploads, then removes manifests left without their backup.
+    async fn sweep(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
+        Ok(self.abort_stale_uploads(older_than).await?
+            + self.remove_orphan_manifests(older_than).await?)
     }
 }
 

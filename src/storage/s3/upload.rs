@@ -10,7 +10,7 @@
 //! archive (on AWS a copy is a second billed write, a second version with versioning, and
 //! one that cannot be removed under Object Lock). An archive smaller than one part is sent as
 //! one PutObject after verification, with all its metadata as user metadata. Where both
-//! exist, the manifest wins ([`super::S3Store::head`]); backups stored with their digest in
+//! exist, the manifest wins (`S3Store`'s `Backend::head`); backups stored with their digest in
 //! user metadata (before manifests) keep listing and restoring.
 //!
 //! Visibility rule: an object stays under a backup name only if its bytes verified **and** its
@@ -18,7 +18,6 @@
 //! PutObject) on deletes the object again and reports the failure; if even the delete fails,
 //! what is left is a verified archive that `restore` checks by its SHA256SUMS.
 
-use std::io;
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -31,11 +30,9 @@ use tokio::task::JoinSet;
 
 use super::config::{Encryption, S3Config};
 use super::{head_object, manifest_key, put_manifest, s3_err};
-use crate::archive::ArchiveReport;
-use crate::pipeline::{stored_len, Annotations, ArchiveSink};
 use crate::storage::metadata::BackupMeta;
 use crate::storage::naming::BackupName;
-use crate::storage::{StorageError, StoredBackup};
+use crate::storage::{BackendUpload, StorageError, StoredBackup};
 
 const CONTENT_TYPE: &str = "application/gzip";
 
@@ -90,10 +87,6 @@ impl std::fmt::Debug for S3Upload {
             .field("upload_id", &self.upload_id)
             .finish_non_exhaustive()
     }
-}
-
-fn to_io(e: StorageError) -> io::Error {
-    e.into_io()
 }
 
 impl S3Upload {
@@ -363,10 +356,9 @@ impl S3Upload {
     }
 }
 
-impl ArchiveSink for S3Upload {
-    type Committed = StoredBackup;
-
-    async fn write(&mut self, chunk: &Bytes) -> io::Result<()> {
+#[async_trait::async_trait]
+impl BackendUpload for S3Upload {
+    async fn write(&mut self, chunk: &Bytes) -> Result<(), StorageError> {
         // Each part gets one buffer of exactly `part_size`, filled to the brim and handed
         // over whole: chunks of any size never make a buffer grow past a part (which would
         // reallocate and copy, and keep more than one part's memory per part).
@@ -381,54 +373,56 @@ impl ArchiveSink for S3Upload {
             rest = &rest[take..];
             if self.buf.len() == part {
                 let p = std::mem::take(&mut self.buf).freeze();
-                self.send_part(p).await.map_err(to_io)?;
+                self.send_part(p).await?;
             }
         }
         Ok(())
     }
 
-    async fn commit(
-        mut self,
-        report: &ArchiveReport,
-        notes: &Annotations,
-    ) -> io::Result<StoredBackup> {
-        let meta = self.pending.committed(report, notes);
-        if let (true, Some(a)) = (self.static_key, &notes.anomaly) {
+    async fn commit(mut self: Box<Self>, meta: BackupMeta) -> Result<StoredBackup, StorageError> {
+        if let (true, Some(a)) = (self.static_key, &meta.anomaly) {
             // The static key holds the last good snapshot: a suspect one never replaces it.
             self.abort_upload().await;
-            return Err(io::Error::other(format!(
-                "the shrink guard flagged this snapshot ({}); it was not written over the static name {}, which keeps the snapshot before it. Check the cluster; to store it anyway, run once without the shrink guard",
-                a.reason,
-                self.key
-            )));
+            return Err(StorageError::Publish {
+                key: self.key.clone(),
+                detail: format!(
+                    "the shrink guard flagged this snapshot ({}); it was not written over the static name, which keeps the snapshot before it. Check the cluster; to store it anyway, run once without the shrink guard",
+                    a.reason
+                ),
+                class: crate::storage::ErrorKind::Invalid,
+            });
         }
-        match self.publish(&meta, stored_len(report, notes)).await {
+        let expected = meta.stored_size().unwrap_or(0);
+        match self.publish(&meta, expected).await {
             Ok(stored) => Ok(stored),
             Err(e) => {
                 self.abort_upload().await;
-                let mut msg = e.to_string();
+                let class = e.kind();
+                let mut detail = e.to_string();
                 if self.maybe_visible && self.static_key {
                     // Deleting would hide every version (or remove the only copy).
-                    msg.push_str(&format!(
-                        "; the object at the static name {} was left as it is (it may be this verified archive without its metadata)",
-                        self.key
-                    ));
+                    detail.push_str(
+                        "; the object at the static name was left as it is (it may be this verified archive without its metadata)",
+                    );
                 } else if self.maybe_visible {
                     // The visibility rule: no object under a backup name without its digest.
                     match self.delete_object().await {
-                        Ok(()) => msg.push_str("; the object was deleted again"),
-                        Err(d) => msg.push_str(&format!(
-                            "; deleting the object failed too ({d}): if it was stored, {} is a verified archive without a stored digest",
-                            self.key
+                        Ok(()) => detail.push_str("; the object was deleted again"),
+                        Err(d) => detail.push_str(&format!(
+                            "; deleting the object failed too ({d}): if it was stored, it is a verified archive without a stored digest"
                         )),
                     }
                 }
-                Err(io::Error::other(msg))
+                Err(StorageError::Publish {
+                    key: self.key.clone(),
+                    detail,
+                    class,
+                })
             }
         }
     }
 
-    async fn abort(mut self) {
+    async fn abort(mut self: Box<Self>) {
         self.abort_upload().await;
     }
 }
