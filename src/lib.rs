@@ -78,8 +78,12 @@
 //!   ([`restore::diff`]: key-ordered spools merged), drills and `peers.json`;
 //! * `devserver` (cargo feature `dev`): the Consul API test server (a test double, not
 //!   Consul);
-//! * [`config`]: one typed struct per section, filled by defaults < files < environment <
-//!   flags and resolved once;
+//! * [`config`]: one typed struct per section, filled by defaults (written once,
+//!   [`config::AgentOptions::defaults`]) < files < environment < flags, merged once into the
+//!   tree `--print-config` prints, each section resolved next to its type
+//!   ([`config::S3Options::resolve`]...);
+//! * [`units`]: sizes and Go durations, parsed and printed (a leaf: the configuration, the
+//!   Consul client and the backends read values through it);
 //! * [`cli`]: the command line that composes them.
 
 pub mod agent;
@@ -98,3 +102,4 @@ pub mod retention;
 pub mod retry;
 pub mod schedule;
 pub mod storage;
+pub mod units;

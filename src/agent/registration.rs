@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::consul::duration::format_go_duration;
 pub use crate::consul::CheckStatus;
 use crate::consul::{ConsulClient, ConsulError};
+use crate::units::duration::format_go_duration;
 
 /// TTL of the alive check; it is passed every third of it.
 pub const ALIVE_TTL: Duration = Duration::from_secs(30);

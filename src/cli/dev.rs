@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, default_value = "consul-snapshot-dev")]
     dir: PathBuf,
     /// Time between snapshots.
-    #[arg(long, default_value = "5s", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    #[arg(long, default_value = "5s", value_parser = crate::units::duration::parse_go_duration_arg)]
     interval: Duration,
     /// Backups kept.
     #[arg(long, default_value_t = 3)]

@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long = "tls-key", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Smallest session TTL accepted (Consul's session_ttl_min).
-    #[arg(long = "session-ttl-min", default_value = "10s", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    #[arg(long = "session-ttl-min", default_value = "10s", value_parser = crate::units::duration::parse_go_duration_arg)]
     session_ttl_min: Duration,
     /// Directory for its state files (default: a temporary directory, removed on exit).
     #[arg(long = "data-dir")]

@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long = "allow-production-target")]
     allow_production_target: bool,
     /// How long to wait for the scratch cluster to apply the restore.
-    #[arg(long = "restore-timeout", value_name = "DURATION", default_value = "30m", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    #[arg(long = "restore-timeout", value_name = "DURATION", default_value = "30m", value_parser = crate::units::duration::parse_go_duration_arg)]
     restore_timeout: std::time::Duration,
     /// Output layout.
     #[arg(long, value_enum, default_value_t = Format::Table)]

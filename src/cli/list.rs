@@ -30,7 +30,7 @@ pub struct Args {
     summary: bool,
     /// With --summary (implied): exit 1 and name every datacenter whose newest backup is
     /// older than this (e.g. 2h), so that one cron line watches a fleet.
-    #[arg(long = "max-age", value_name = "DURATION", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    #[arg(long = "max-age", value_name = "DURATION", value_parser = crate::units::duration::parse_go_duration_arg)]
     max_age: Option<std::time::Duration>,
     /// With --summary (implied): datacenters that must have a backup; one with none is named
     /// and the exit code is 1. Comma-separated or repeated.

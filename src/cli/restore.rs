@@ -33,7 +33,7 @@ pub struct Args {
     /// How long to wait for Consul's answer once the whole snapshot is sent (Consul answers
     /// only after applying it, minutes for a large one); 0 waits as long as it takes. While
     /// the snapshot is being sent, --read-timeout bounds each silence instead.
-    #[arg(long = "restore-timeout", value_name = "DURATION", default_value = "30m", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    #[arg(long = "restore-timeout", value_name = "DURATION", default_value = "30m", value_parser = crate::units::duration::parse_go_duration_arg)]
     restore_timeout: std::time::Duration,
     /// Accept record types Consul CE cannot restore (Consul Enterprise snapshots).
     #[arg(long)]

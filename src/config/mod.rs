@@ -7,6 +7,7 @@
 pub mod file;
 pub mod options;
 pub mod print;
+pub mod storage;
 pub mod values;
 
 use std::net::SocketAddr;
@@ -17,71 +18,23 @@ use anyhow::{anyhow, bail, Context};
 
 use conflate::Merge;
 
+/// Sizes parse and print in the leaf module [`crate::units`]; re-exported where they are read.
+pub use crate::units::{format_size, parse_size};
 pub use options::{
-    parse_listen, AgentOptions, AzureOptions, DatacenterArg, FileArgs, FileConfig, GcsOptions,
-    LocalOptions, LogOptions, NotifyOptions, RetryArgs, S3Options, SnapshotOptions, StorageArgs,
+    parse_listen, AgentOptions, DatacenterArg, FileArgs, FileConfig, LogOptions, NotifyOptions,
+    RetryArgs, SnapshotOptions,
+};
+pub use storage::{
+    resolve_storage, AzureOptions, GcsOptions, LocalOptions, S3Options, StorageArgs, StorageConfig,
 };
 pub use values::Webhook;
 
 use crate::consul::{ConsulArgs, ConsulConfig};
 use crate::retention::RetentionPolicy;
 use crate::schedule::Schedule;
-use crate::storage::gcs::{GcsConfig, DEFAULT_CHUNK_SIZE};
-use crate::storage::object::azure::{AzureConfig, DEFAULT_BLOCK_SIZE};
-use crate::storage::s3::Encryption;
-use crate::storage::{LocalStore, S3Config, S3Store, Store};
-
-/// Default metrics/health listener.
-pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 /// Reads an environment variable (injected for tests).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-/// Parses a size in bytes: `512`, `64KiB`, `100MiB`, `1GiB` (binary), `5MB`, `1GB` (decimal:
-/// what the units mean), and the single letters `K`, `M`, `G` as binary (as `dd` and most
-/// tools read them). Case-insensitive; a space before the unit is allowed.
-///
-/// ```
-/// use consul_snapshot_agent::config::{format_size, parse_size};
-/// assert_eq!(parse_size("16MiB"), Ok(16 << 20));
-/// assert_eq!(parse_size("16MB"), Ok(16_000_000));
-/// assert_eq!(parse_size(&format_size(5632 << 10)), Ok(5632 << 10));
-/// ```
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("not a size: {s:?} (try 100MiB)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "kb" => 1_000,
-        "m" | "mib" => 1 << 20,
-        "mb" => 1_000_000,
-        "g" | "gib" => 1 << 30,
-        "gb" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} in {s:?} (B, KiB, MiB, GiB, KB, MB, GB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size too large: {s:?}"))
-}
-
-/// Formats a size so that [`parse_size`] reads it back exactly: the largest binary unit that
-/// divides it (`16MiB`, `5632KiB`), else bytes.
-pub fn format_size(n: u64) -> String {
-    for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if n != 0 && n.is_multiple_of(scale) {
-            return format!("{}{unit}", n / scale);
-        }
-    }
-    n.to_string()
-}
 
 /// Loads the files named by `args`.
 pub fn load_files(args: &FileArgs) -> anyhow::Result<FileConfig> {
@@ -203,245 +156,6 @@ pub fn resolve_consul(
     Ok(flags.resolve_layered(env, &a.consul)?)
 }
 
-/// Where backups go, resolved.
-#[derive(Debug, Clone, Default)]
-pub struct StorageConfig {
-    pub local: Option<PathBuf>,
-    pub s3: Option<S3Config>,
-    pub azure: Option<AzureConfig>,
-    pub gcs: Option<GcsConfig>,
-}
-
-impl StorageConfig {
-    /// Opens the destinations (creating the local directory), local first.
-    pub async fn stores(&self) -> anyhow::Result<Vec<Store>> {
-        self.stores_with(true).await
-    }
-
-    /// The destinations for commands that read or prune (`list`, `prune`, `restore`, `drill`,
-    /// `peers-json`): a local directory that does not exist is an error, never created.
-    pub async fn existing_stores(&self) -> anyhow::Result<Vec<Store>> {
-        self.stores_with(false).await
-    }
-
-    async fn stores_with(&self, create: bool) -> anyhow::Result<Vec<Store>> {
-        let mut out = Vec::new();
-        if let Some(dir) = &self.local {
-            let local = if create {
-                LocalStore::new(dir)
-            } else {
-                LocalStore::open_existing(dir)
-            };
-            out.push(Store::new(local.map_err(|e| anyhow!("{e}"))?));
-        }
-        if let Some(cfg) = &self.s3 {
-            out.push(Store::new(
-                S3Store::new(cfg.clone())
-                    .await
-                    .map_err(|e| anyhow!("{e}"))?,
-            ));
-        }
-        if let Some(cfg) = &self.azure {
-            out.push(Store::new(cfg.backend().map_err(|e| anyhow!("{e}"))?));
-        }
-        if let Some(cfg) = &self.gcs {
-            out.push(Store::new(cfg.backend().await.map_err(|e| anyhow!("{e}"))?));
-        }
-        Ok(out)
-    }
-}
-
-/// The storage sections merged (flags > environment > file > defaults), as they take effect.
-/// As in Consul Enterprise, a configured bucket disables local storage unless `--local-path`
-/// is given on the command line.
-fn merge_storage(
-    flags: &StorageArgs,
-    file: &AgentOptions,
-    env: Env<'_>,
-) -> anyhow::Result<(LocalOptions, S3Options, AzureOptions, GcsOptions)> {
-    let mut file_s3 = file.aws_storage.clone();
-    // Enterprise's example file says `false` for "not set": only `true` overrides the
-    // endpoint-dependent default.
-    file_s3.s3_force_path_style = file_s3.s3_force_path_style.filter(|v| *v);
-    // Keys in the environment make the file's keys step aside (environment beats file).
-    if env("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty()) {
-        file_s3.access_key_id = None;
-        file_s3.secret_access_key = None;
-        file_s3.session_token = None;
-    }
-    let mut s3 = flags.s3.clone();
-    s3.merge(S3Options::from_env(env));
-    s3.merge(file_s3);
-    s3.merge(AgentOptions::defaults().aws_storage);
-    let mut azure = flags.azure.clone();
-    azure.merge(AzureOptions::from_env(env));
-    azure.merge(file.azure_blob_storage.clone());
-    azure.merge(AgentOptions::defaults().azure_blob_storage);
-    let mut gcs = flags.gcs.clone();
-    gcs.merge(file.google_storage.clone());
-    gcs.merge(AgentOptions::defaults().google_storage);
-    let remote = s3.s3_bucket.is_some() || azure.container_name.is_some() || gcs.bucket.is_some();
-    let path = match (&flags.local.path, remote) {
-        (Some(p), _) => Some(p.clone()),
-        (None, true) => {
-            // Enterprise's rule: a bucket replaces the local directory. Say so, naming both.
-            if let Some(ignored) = &file.local_storage.path {
-                let bucket_key = if s3.s3_bucket.is_some() {
-                    "aws_storage.s3_bucket"
-                } else if azure.container_name.is_some() {
-                    "azure_blob_storage.container_name"
-                } else {
-                    "google_storage.bucket"
-                };
-                // Printed, not logged: configuration is resolved before logging starts.
-                eprintln!(
-                    "warning: local_storage.path ({}) is ignored because {bucket_key} is set: backups go to the bucket only (give --local-path to store in both)",
-                    ignored.display()
-                );
-            }
-            None
-        }
-        (None, false) => Some(
-            file.local_storage
-                .path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(".")),
-        ),
-    };
-    Ok((LocalOptions { path }, s3, azure, gcs))
-}
-
-/// The GCS destination the merged `google_storage` section describes; `None` without a bucket.
-fn gcs_config(g: &GcsOptions) -> anyhow::Result<Option<GcsConfig>> {
-    let Some(bucket) = g.bucket.clone() else {
-        return Ok(None);
-    };
-    let cfg = GcsConfig {
-        bucket,
-        prefix: g.key_prefix.clone().unwrap_or_default(),
-        endpoint: g.endpoint.clone(),
-        chunk_size: g.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE),
-        request_timeout: g
-            .request_timeout
-            .unwrap_or(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
-    };
-    cfg.validate()
-        .map_err(|e| anyhow!("snapshot_agent.google_storage: {e}"))?;
-    Ok(Some(cfg))
-}
-
-/// The Azure destination the merged `azure_blob_storage` section describes; `None` without a
-/// container.
-fn azure_config(a: &AzureOptions) -> anyhow::Result<Option<AzureConfig>> {
-    let Some(container) = a.container_name.clone() else {
-        return Ok(None);
-    };
-    let cfg = AzureConfig {
-        account: a.account_name.clone().unwrap_or_default(),
-        account_key: a.account_key.clone(),
-        container,
-        environment: a.environment.unwrap_or_default(),
-        endpoint: a.endpoint.clone(),
-        prefix: a.key_prefix.clone().unwrap_or_default(),
-        block_size: a.block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
-        concurrency: a.concurrency.unwrap_or(4),
-        request_timeout: a
-            .request_timeout
-            .unwrap_or(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
-    };
-    cfg.validate()
-        .map_err(|e| anyhow!("snapshot_agent.azure_blob_storage: {e}"))?;
-    Ok(Some(cfg))
-}
-
-/// The S3 destination the merged `aws_storage` section describes; `None` without a bucket.
-fn s3_config(s3: &S3Options) -> anyhow::Result<Option<S3Config>> {
-    let Some(bucket) = s3.s3_bucket.clone() else {
-        return Ok(None);
-    };
-    let sse = s3.s3_server_side_encryption.unwrap_or(false);
-    let kms = s3.s3_enable_kms.unwrap_or(false);
-    if sse && kms {
-        bail!("choose one of SSE-S3 (s3_server_side_encryption) and SSE-KMS (s3_enable_kms)");
-    }
-    let encryption = if kms || s3.s3_kms_key.is_some() {
-        Encryption::Kms(s3.s3_kms_key.clone())
-    } else if sse {
-        Encryption::S3
-    } else {
-        Encryption::None
-    };
-    let defaults = S3Config::default();
-    // Enterprise's sample file writes "" for every unset key.
-    let set = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
-    let role = match set(&s3.role_arn) {
-        Some(role_arn) => Some(crate::storage::s3::AssumeRole {
-            role_arn,
-            session_name: set(&s3.role_session_name),
-            web_identity_token_file: set(&s3.web_identity_token_file).map(PathBuf::from),
-            sts_endpoint: set(&s3.sts_endpoint),
-        }),
-        None => {
-            for (key, v) in [
-                ("role_session_name", &s3.role_session_name),
-                ("web_identity_token_file", &s3.web_identity_token_file),
-                ("sts_endpoint", &s3.sts_endpoint),
-            ] {
-                if set(v).is_some() {
-                    bail!("aws_storage.{key} (--aws-{}) needs role_arn (--aws-role-arn): the role to assume", key.replace('_', "-"));
-                }
-            }
-            None
-        }
-    };
-    if set(&s3.iam_endpoint).is_some() {
-        // Printed, not logged: configuration is resolved before logging starts.
-        eprintln!(
-            "warning: aws_storage.iam_endpoint (--aws-iam-endpoint) is accepted as Consul Enterprise accepts it, and unused: \
-             the AWS SDK's credential providers have no IAM endpoint setting (sts_endpoint is the one a role uses)"
-        );
-    }
-    let cfg = S3Config {
-        role,
-        static_name: set(&s3.s3_static_snapshot_name),
-        allow_unversioned_static_name: s3.allow_unversioned_static_name.unwrap_or(false),
-        bucket,
-        prefix: s3.s3_key_prefix.clone().unwrap_or(defaults.prefix),
-        region: s3.s3_region.clone().filter(|r| !r.is_empty()),
-        endpoint: s3.s3_endpoint.clone().filter(|e| !e.is_empty()),
-        force_path_style: s3.s3_force_path_style,
-        access_key_id: s3.access_key_id.clone(),
-        secret_access_key: s3.secret_access_key.clone(),
-        session_token: s3.session_token.clone(),
-        encryption,
-        storage_class: s3.s3_storage_class.clone(),
-        checksum: s3.s3_checksum,
-        part_size: s3.s3_part_size.unwrap_or(defaults.part_size),
-        concurrency: s3.s3_concurrency.unwrap_or(defaults.concurrency),
-        request_timeout: s3.s3_request_timeout.unwrap_or(defaults.request_timeout),
-    };
-    cfg.validate().map_err(|e| anyhow!(e))?;
-    Ok(Some(cfg))
-}
-
-/// Destinations: flags > environment > file > defaults.
-///
-/// # Errors
-/// Unsupported Enterprise settings, or S3 settings that cannot work (part size, SSE choice).
-pub fn resolve_storage(
-    flags: &StorageArgs,
-    file: &FileConfig,
-    env: Env<'_>,
-) -> anyhow::Result<StorageConfig> {
-    let (local, s3, azure, gcs) = merge_storage(flags, &file_layer(file), env)?;
-    Ok(StorageConfig {
-        local: local.path,
-        s3: s3_config(&s3)?,
-        azure: azure_config(&azure)?,
-        gcs: gcs_config(&gcs)?,
-    })
-}
-
 /// The retention policy: flags over file, rule by rule; `retain 30` when nothing is set.
 pub fn resolve_retention(flags: &RetentionPolicy, file: &FileConfig) -> RetentionPolicy {
     let mut p = flags.clone();
@@ -542,24 +256,6 @@ pub fn login_config(
     }))
 }
 
-/// Consul's largest session TTL (24h, `SessionTTLMax` in Consul's agent/structs).
-pub const SESSION_TTL_MAX: Duration = Duration::from_secs(24 * 3600);
-
-/// Refuses a session TTL outside `min..=`[`SESSION_TTL_MAX`], `min` being the servers'
-/// `session_ttl_min` (10s unless lowered there) and never 0: Consul reads a TTL of 0 as
-/// "never expires", which would let a killed leader hold the lock forever.
-fn check_session_ttl(ttl: Duration, min: Duration) -> anyhow::Result<()> {
-    let min = min.max(Duration::from_millis(1));
-    if (min..=SESSION_TTL_MAX).contains(&ttl) {
-        return Ok(());
-    }
-    Err(anyhow!(
-        "session_ttl (--session-ttl) is {}; Consul accepts a session TTL from {} (its session_ttl_min; --session-ttl-min if your servers set it lower) to 24h, and 0 would mean a session that never expires",
-        humantime::format_duration(ttl),
-        humantime::format_duration(min)
-    ))
-}
-
 pub fn resolve_agent(
     files: &FileArgs,
     flags: &AgentOptions,
@@ -567,106 +263,89 @@ pub fn resolve_agent(
     env: Env<'_>,
 ) -> anyhow::Result<AgentConfig> {
     let file = load_files(files)?;
-    let consul = resolve_consul(&flags.consul, &file, env).context("Consul connection")?;
-    let from_file = file_layer(&file);
-    let storage_flags = StorageArgs {
-        local: flags.local_storage.clone(),
-        s3: flags.aws_storage.clone(),
-        azure: flags.azure_blob_storage.clone(),
-        gcs: flags.google_storage.clone(),
-    };
-    let (local, s3, azure, gcs) = merge_storage(&storage_flags, &from_file, env)?;
-    let storage = StorageConfig {
-        local: local.path.clone(),
-        s3: s3_config(&s3)?,
-        azure: azure_config(&azure)?,
-        gcs: gcs_config(&gcs)?,
-    };
-    let mut o = merge_layers(
-        merge_layers(flags.clone(), from_file),
-        AgentOptions::defaults(),
-    );
-    let s = &o.snapshot;
-    let retention = s.retention.clone().or_default();
-    let schedule = match (&s.cron, s.interval) {
-        _ if once => None,
-        (Some(expr), _) => Some(Schedule::cron(expr, s.cron_zone.as_deref())?),
-        (None, interval) => interval.filter(|i| !i.is_zero()).map(Schedule::Interval),
-    };
-    let ha = HaConfig {
-        service: s.service.clone().unwrap_or_default(),
-        deregister_after: s.deregister_after.unwrap_or_default(),
-        lock_key: s.lock_key.clone().unwrap_or_default(),
-        max_failures: s.max_failures.unwrap_or_default().max(1),
-        session_ttl: s.session_ttl.unwrap_or_default(),
-        lock_delay: s.lock_delay.unwrap_or_default(),
-    };
-    check_session_ttl(ha.session_ttl, s.session_ttl_min.unwrap_or_default())?;
-    let mut consul = consul;
-    consul.login = login_config(&o.login)?;
-    let metrics_addr =
-        parse_listen(o.metrics_addr.as_deref().unwrap_or_default()).map_err(|e| anyhow!(e))?;
-    let (encryption, identities) = encryption_keys(&o.encryption)?;
-    let cfg = AgentConfig {
+    let (tree, mut consul) = merge_agent(&file, flags, once, env)?;
+    consul.login = login_config(&tree.login)?;
+    let s = &tree.snapshot;
+    let (encryption, identities) = encryption_keys(&tree.encryption)?;
+    Ok(AgentConfig {
         consul,
-        storage,
-        schedule,
-        jitter: s.jitter.unwrap_or_default(),
-        stale: s.stale.unwrap_or_default(),
-        ha,
-        metrics_addr,
-        verify_readback: s.verify_readback.unwrap_or_default(),
-        log_level: o.log.level.clone(),
-        log_json: o.log.json.unwrap_or_default(),
-        webhooks: o
+        storage: StorageArgs {
+            local: tree.local_storage.clone(),
+            s3: tree.aws_storage.clone(),
+            azure: tree.azure_blob_storage.clone(),
+            gcs: tree.google_storage.clone(),
+        }
+        .resolve()?,
+        retention: s.retention.clone(),
+        schedule: s.schedule()?,
+        jitter: merged(&s.jitter, "snapshot.jitter")?,
+        stale: merged(&s.stale, "snapshot.stale")?,
+        ha: s.ha()?,
+        metrics_addr: parse_listen(&merged(&tree.metrics_addr, "metrics_addr")?)
+            .map_err(|e| anyhow!(e))?,
+        verify_readback: merged(&s.verify_readback, "snapshot.verify_readback")?,
+        log_level: tree.log.level.clone(),
+        log_json: merged(&tree.log.json, "log.json")?,
+        webhooks: tree
             .notify
             .webhooks
             .iter()
             .flatten()
             .map(|w| w.0.clone())
             .collect(),
-        webhook_timeout: o.notify.timeout.unwrap_or_default(),
+        webhook_timeout: merged(&tree.notify.timeout, "notify.timeout")?,
         encryption,
         identities,
-        guard: guard_config(&o.shrink_guard),
-        drill: drill_config(&o.drill)?,
-        retention: retention.clone(),
-        effective: AgentOptions::default(),
-    };
-    // What took effect, for --print-config.
-    o.consul = ConsulArgs::effective(&cfg.consul);
-    o.snapshot.retention = retention;
-    if once {
-        o.snapshot.interval = Some(Duration::ZERO);
-    }
-    if o.snapshot.cron.is_some() {
-        o.snapshot.interval = None;
-        o.snapshot.cron_zone.get_or_insert_with(|| "UTC".into());
-    }
-    o.local_storage = local;
-    o.aws_storage = match &cfg.storage.s3 {
-        Some(c) => S3Options {
-            s3_force_path_style: Some(c.path_style()),
-            s3_checksum: Some(c.checksum_mode()),
-            ..s3
-        },
-        None => S3Options::default(),
-    };
-    o.azure_blob_storage = if cfg.storage.azure.is_some() {
-        azure
-    } else {
-        AzureOptions::default()
-    };
-    o.google_storage = if cfg.storage.gcs.is_some() {
-        gcs
-    } else {
-        GcsOptions::default()
-    };
-    o.metrics_addr = Some(cfg.metrics_addr.map_or("off".into(), |a| a.to_string()));
-    Ok(AgentConfig {
-        effective: o,
-        ..cfg
+        guard: guard_config(&tree.shrink_guard),
+        drill: drill_config(&tree.drill)?,
+        effective: tree,
     })
+}
+
+/// The agent's configuration tree as it takes effect: flags > environment > files > defaults,
+/// section by section, with the rules that decide a value from others applied (a schedule
+/// given replaces one of the other kind, `--once`, retention's default, where backups go:
+/// [`storage::merge_storage`]). `--print-config` prints this tree as it is. The one section
+/// not merged as options is Consul's: its environment variables (`CONSUL_HTTP_SSL`,
+/// `CONSUL_HTTP_AUTH`, token files) have no file key, so the connection is resolved first and
+/// the section written as it connects (address with its scheme, token read).
+fn merge_agent(
+    file: &FileConfig,
+    flags: &AgentOptions,
+    once: bool,
+    env: Env<'_>,
+) -> anyhow::Result<(AgentOptions, ConsulConfig)> {
+    let from_file = file_layer(file);
+    let consul = flags
+        .consul
+        .resolve_layered(env, &from_file.consul)
+        .context("Consul connection")?;
+    let storage_flags = StorageArgs {
+        local: flags.local_storage.clone(),
+        s3: flags.aws_storage.clone(),
+        azure: flags.azure_blob_storage.clone(),
+        gcs: flags.google_storage.clone(),
+    };
+    let storage = storage::merge_storage(&storage_flags, &from_file, env);
+    let mut tree = merge_layers(
+        merge_layers(flags.clone(), from_file),
+        AgentOptions::defaults(),
+    );
+    tree.consul = ConsulArgs::effective(&consul);
+    tree.snapshot.settle_schedule(once);
+    tree.snapshot.retention = std::mem::take(&mut tree.snapshot.retention).or_default();
+    tree.local_storage = storage.local;
+    tree.aws_storage = storage.s3;
+    tree.azure_blob_storage = storage.azure;
+    tree.google_storage = storage.gcs;
+    Ok((tree, consul))
+}
+
+/// A value the merged tree must hold: the defaults layer ([`AgentOptions::defaults`]) sets
+/// it, so its absence is a missing default, said as such rather than a panic.
+fn merged<T: Clone>(v: &Option<T>, key: &str) -> anyhow::Result<T> {
+    v.clone()
+        .ok_or_else(|| anyhow!("snapshot_agent.{key} has no value: its default is missing"))
 }
 
 #[cfg(test)]

@@ -17,12 +17,14 @@ use std::time::Duration;
 use conflate::Merge;
 use serde::{Deserialize, Serialize};
 
-use super::values::{go_duration, size, Webhook};
-use crate::consul::duration::parse_go_duration_arg;
+use super::merged;
+use super::storage::{AzureOptions, GcsOptions, LocalOptions, S3Options};
+use super::values::Webhook;
 use crate::consul::{ConsulArgs, Secret};
 use crate::retention::RetentionPolicy;
 use crate::storage::object::azure::AzureEnvironment;
-use crate::storage::s3::ChecksumMode;
+use crate::units::duration::parse_go_duration_arg;
+use crate::units::duration::serde_option as go_duration;
 
 /// Configuration files (Consul Enterprise's `snapshot_agent` JSON, or TOML with the same keys).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -119,23 +121,21 @@ pub struct AgentOptions {
     pub drill: DrillOptions,
 }
 
-impl S3Options {
-    /// The environment's layer: `AWS_REGION` and `AWS_S3_ENDPOINT` (empty values are unset).
-    /// Credentials in the environment are read by the AWS credential chain itself.
-    pub fn from_env(env: super::Env<'_>) -> Self {
-        let var = |k: &str| env(k).filter(|v| !v.is_empty());
-        S3Options {
-            s3_region: var("AWS_REGION"),
-            s3_endpoint: var("AWS_S3_ENDPOINT"),
-            ..S3Options::default()
-        }
-    }
-}
+/// The key prefix ("folder") of every object-store destination, unless set.
+const KEY_PREFIX: &str = "consul-snapshot";
+/// The upload part of every object-store destination (S3 part, Azure block, GCS chunk), in
+/// bytes: memory per upload is about this × (concurrency + 1).
+const UPLOAD_PART: u64 = 16 << 20;
+/// Parts uploaded at once, per destination.
+const UPLOAD_CONCURRENCY: usize = 4;
+/// The bound on each request to an object store (and on each silence of a streamed body).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl AgentOptions {
-    /// Every default, as the lowest layer. Retention's default (`retain 30` when no rule is
-    /// set) and local storage's (`.` when no bucket is set) depend on other settings and are
-    /// applied by the resolver.
+    /// Every default, as the lowest layer: the one place a default value is written (the
+    /// resolvers take every value from the merged tree; `--print-config` prints it).
+    /// Retention's default (`retain 30` when no rule is set) and local storage's (`.` when
+    /// no bucket is set) depend on other settings and are applied by the merge.
     pub fn defaults() -> Self {
         AgentOptions {
             consul: ConsulArgs {
@@ -162,27 +162,27 @@ impl AgentOptions {
                 ..SnapshotOptions::default()
             },
             aws_storage: S3Options {
-                s3_key_prefix: Some("consul-snapshot".into()),
-                s3_part_size: Some(16 << 20),
-                s3_concurrency: Some(4),
-                s3_request_timeout: Some(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
+                s3_key_prefix: Some(KEY_PREFIX.into()),
+                s3_part_size: Some(UPLOAD_PART),
+                s3_concurrency: Some(UPLOAD_CONCURRENCY),
+                s3_request_timeout: Some(REQUEST_TIMEOUT),
                 ..S3Options::default()
             },
             azure_blob_storage: AzureOptions {
                 environment: Some(AzureEnvironment::Public),
-                key_prefix: Some("consul-snapshot/".into()),
-                block_size: Some(crate::storage::object::azure::DEFAULT_BLOCK_SIZE),
-                concurrency: Some(4),
-                request_timeout: Some(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
+                key_prefix: Some(KEY_PREFIX.into()),
+                block_size: Some(UPLOAD_PART),
+                concurrency: Some(UPLOAD_CONCURRENCY),
+                request_timeout: Some(REQUEST_TIMEOUT),
                 ..AzureOptions::default()
             },
             google_storage: GcsOptions {
-                key_prefix: Some("consul-snapshot/".into()),
-                chunk_size: Some(crate::storage::gcs::DEFAULT_CHUNK_SIZE),
-                request_timeout: Some(crate::storage::s3::config::DEFAULT_REQUEST_TIMEOUT),
+                key_prefix: Some(KEY_PREFIX.into()),
+                chunk_size: Some(UPLOAD_PART),
+                request_timeout: Some(REQUEST_TIMEOUT),
                 ..GcsOptions::default()
             },
-            metrics_addr: Some(super::DEFAULT_METRICS_ADDR.into()),
+            metrics_addr: Some("127.0.0.1:9464".into()),
             notify: NotifyOptions {
                 webhooks: None,
                 timeout: Some(Duration::from_secs(10)),
@@ -331,218 +331,70 @@ impl SnapshotOptions {
         }
         self.merge(lower);
     }
-}
 
-/// Where backups are stored: the command-line view of `local_storage` and `aws_storage`,
-/// for the commands that read backups (`list`, `prune`, `restore`).
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct StorageArgs {
-    #[command(flatten)]
-    pub local: LocalOptions,
-    #[command(flatten)]
-    pub s3: S3Options,
-    #[command(flatten)]
-    pub azure: AzureOptions,
-    #[command(flatten)]
-    pub gcs: GcsOptions,
-}
-
-/// `snapshot_agent.local_storage`.
-#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
-#[serde(deny_unknown_fields)]
-#[merge(strategy = conflate::option::overwrite_none)]
-#[command(next_help_heading = "Storage")]
-pub struct LocalOptions {
-    /// Store backups in this directory. Default "." when no S3 bucket is set; with a bucket,
-    /// local storage is used only when this is given on the command line (as in Consul
-    /// Enterprise).
-    #[arg(long = "local-path", value_name = "DIR")]
-    pub path: Option<PathBuf>,
-}
-
-/// `snapshot_agent.aws_storage`: an S3 bucket (AWS or any S3-compatible server).
-#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
-#[serde(deny_unknown_fields)]
-#[merge(strategy = conflate::option::overwrite_none)]
-#[command(next_help_heading = "Storage")]
-pub struct S3Options {
-    /// Access key ID; without it the standard AWS chain is used (env AWS_ACCESS_KEY_ID, shared
-    /// profile, web identity, ECS/EC2 roles).
-    #[arg(long = "aws-access-key-id", value_name = "ID")]
-    pub access_key_id: Option<String>,
-    /// Secret access key (prefer env AWS_SECRET_ACCESS_KEY: flags are visible in `ps`).
-    #[arg(
-        long = "aws-secret-access-key",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
-    pub secret_access_key: Option<Secret>,
-    /// Session token for temporary credentials.
-    #[arg(
-        long = "aws-session-token",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub session_token: Option<Secret>,
-    /// Accepted as Enterprise accepts it, and unused: the AWS SDK's credential providers have
-    /// no IAM endpoint setting (a warning says so).
-    #[arg(long = "aws-iam-endpoint", value_name = "URL")]
-    pub iam_endpoint: Option<String>,
-    /// Assume this IAM role for S3: AssumeRole with the credentials of the chain (or the keys
-    /// given), or AssumeRoleWithWebIdentity with --aws-web-identity-token-file. Temporary
-    /// credentials are renewed before they expire. (The environment's AWS_ROLE_ARN works
-    /// too, through the AWS credential chain.)
-    #[arg(long = "aws-role-arn", value_name = "ARN")]
-    pub role_arn: Option<String>,
-    /// The session name of the assumed role (default "consul-snapshot-agent").
-    #[arg(long = "aws-role-session-name", value_name = "NAME")]
-    pub role_session_name: Option<String>,
-    /// A web identity token (an OIDC JWT, e.g. a Kubernetes projected service-account token)
-    /// to assume --aws-role-arn with; read again at every renewal, so a rotated token is used.
-    #[arg(long = "aws-web-identity-token-file", value_name = "FILE")]
-    pub web_identity_token_file: Option<String>,
-    /// The STS endpoint for assuming the role (default: the region's AWS STS endpoint).
-    #[arg(long = "aws-sts-endpoint", value_name = "URL")]
-    pub sts_endpoint: Option<String>,
-    /// Signing region (env AWS_REGION; us-east-1 with a custom endpoint).
-    #[arg(long = "aws-s3-region", value_name = "REGION")]
-    pub s3_region: Option<String>,
-    /// S3 bucket for backups.
-    #[arg(long = "aws-s3-bucket", value_name = "BUCKET")]
-    pub s3_bucket: Option<String>,
-    /// Key prefix ("folder") in the bucket. Default "consul-snapshot".
-    #[arg(long = "aws-s3-key-prefix", value_name = "PREFIX")]
-    pub s3_key_prefix: Option<String>,
-    /// Server-side encryption with S3-managed keys (SSE-S3, AES256).
-    #[arg(long = "aws-s3-server-side-encryption", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub s3_server_side_encryption: Option<bool>,
-    /// Write every snapshot to this one object name under the prefix instead of a name per
-    /// snapshot (Enterprise's `s3_static_snapshot_name`): the bucket's versioning keeps the
-    /// history, retention does not apply, and a snapshot the shrink guard flags never
-    /// replaces it. Refused in a bucket without versioning unless
-    /// --allow-unversioned-static-name.
-    #[arg(long = "aws-s3-static-snapshot-name", value_name = "NAME")]
-    pub s3_static_snapshot_name: Option<String>,
-    /// Allow --aws-s3-static-snapshot-name in a bucket without versioning, where each
-    /// snapshot destroys the one before it.
-    #[arg(long = "allow-unversioned-static-name", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub allow_unversioned_static_name: Option<bool>,
-    /// Path-style addressing (default on with a custom endpoint).
-    #[arg(long = "aws-s3-force-path-style", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub s3_force_path_style: Option<bool>,
-    /// Custom S3 endpoint: MinIO, Garage, Ceph RGW, R2... (env AWS_S3_ENDPOINT).
-    #[arg(long = "aws-s3-endpoint", value_name = "URL")]
-    pub s3_endpoint: Option<String>,
-    /// Server-side encryption with KMS (SSE-KMS).
-    #[arg(long = "aws-s3-enable-kms", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub s3_enable_kms: Option<bool>,
-    /// KMS key ID for SSE-KMS (default: the bucket's AWS-managed key).
-    #[arg(long = "aws-s3-kms-key", value_name = "KEY_ID")]
-    pub s3_kms_key: Option<String>,
-    /// Storage class of stored backups, e.g. STANDARD_IA.
-    #[arg(long = "aws-s3-storage-class", value_name = "CLASS")]
-    pub s3_storage_class: Option<String>,
-    /// When the S3 client computes request checksums. Default when_required with a custom
-    /// endpoint (many S3-compatible servers reject aws-chunked trailers), when_supported on
-    /// AWS.
-    #[arg(long = "aws-s3-checksum", value_enum, value_name = "MODE")]
-    pub s3_checksum: Option<ChecksumMode>,
-    /// Multipart part size (at least 5MiB). Default 16MiB.
-    #[arg(long = "aws-s3-part-size", value_name = "SIZE", value_parser = super::parse_size)]
-    #[serde(default, with = "size")]
-    pub s3_part_size: Option<u64>,
-    /// Parts uploaded at once (memory is about part size × (this + 1)). Default 4.
-    #[arg(long = "aws-s3-concurrency", value_name = "N")]
-    pub s3_concurrency: Option<usize>,
-    /// Bound on each S3 request (and each silence of a streamed body); a hung endpoint fails
-    /// the cycle after this, and the next cycle tries again. Default 5m.
-    #[arg(long = "aws-s3-request-timeout", value_name = "DURATION", value_parser = parse_go_duration_arg)]
-    #[serde(default, with = "go_duration")]
-    pub s3_request_timeout: Option<Duration>,
-}
-
-/// `snapshot_agent.azure_blob_storage`: an Azure Blob Storage container (Consul Enterprise's
-/// keys, plus ours for the endpoint, prefix, block size and concurrency).
-#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
-#[serde(deny_unknown_fields)]
-#[merge(strategy = conflate::option::overwrite_none)]
-#[command(next_help_heading = "Storage")]
-pub struct AzureOptions {
-    /// Azure storage account name (env AZURE_STORAGE_ACCOUNT_NAME).
-    #[arg(long = "azure-blob-account-name", value_name = "ACCOUNT")]
-    pub account_name: Option<String>,
-    /// Storage account key (prefer env AZURE_STORAGE_ACCOUNT_KEY: flags are visible in `ps`).
-    /// Without it: AZURE_STORAGE_SAS_KEY, a service principal, workload or managed identity.
-    #[arg(
-        long = "azure-blob-account-key",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    pub account_key: Option<Secret>,
-    /// Container for backups; setting it enables Azure Blob Storage.
-    #[arg(long = "azure-blob-container-name", value_name = "CONTAINER")]
-    pub container_name: Option<String>,
-    /// Azure cloud. Default AZUREPUBLICCLOUD.
-    #[arg(long = "azure-blob-environment", value_enum, value_name = "CLOUD")]
-    pub environment: Option<AzureEnvironment>,
-    /// The account's blob endpoint URL (Azurite: http://127.0.0.1:10000/devstoreaccount1, or a
-    /// private endpoint). Default https://ACCOUNT.blob.core.windows.net (per cloud).
-    #[arg(long = "azure-blob-endpoint", value_name = "URL")]
-    pub endpoint: Option<String>,
-    /// Key prefix ("folder") in the container. Default "consul-snapshot/".
-    #[arg(long = "azure-blob-key-prefix", value_name = "PREFIX")]
-    pub key_prefix: Option<String>,
-    /// Block size of uploads (1MiB to 4000MiB). Default 16MiB.
-    #[arg(long = "azure-blob-block-size", value_name = "SIZE", value_parser = super::parse_size)]
-    #[serde(default, with = "size")]
-    pub block_size: Option<u64>,
-    /// Blocks uploaded at once (memory is about block size × (this + 1)). Default 4.
-    #[arg(long = "azure-blob-concurrency", value_name = "N")]
-    pub concurrency: Option<usize>,
-    /// Bound on each request to Azure. Default 5m.
-    #[arg(long = "azure-blob-request-timeout", value_name = "DURATION", value_parser = parse_go_duration_arg)]
-    #[serde(default, with = "go_duration")]
-    pub request_timeout: Option<Duration>,
-}
-
-impl AzureOptions {
-    /// The environment's layer: `AZURE_STORAGE_ACCOUNT_NAME` (the account key and other
-    /// credentials are read by the Azure client itself).
-    pub fn from_env(env: super::Env<'_>) -> Self {
-        AzureOptions {
-            account_name: env("AZURE_STORAGE_ACCOUNT_NAME").filter(|v| !v.is_empty()),
-            ..AzureOptions::default()
+    /// Applies the schedule's rules to this merged section, so that it reads as it takes
+    /// effect: `once` (`--once`) is interval 0; a cron expression leaves no interval, its
+    /// zone UTC unless set.
+    pub fn settle_schedule(&mut self, once: bool) {
+        if once {
+            self.interval = Some(Duration::ZERO);
+            self.cron = None;
         }
+        if self.cron.is_some() {
+            self.interval = None;
+            self.cron_zone.get_or_insert_with(|| "UTC".into());
+        }
+    }
+
+    /// When to take snapshots: `None` for one snapshot, then exit (interval 0).
+    ///
+    /// # Errors
+    /// A cron expression or zone that does not parse.
+    pub fn schedule(&self) -> anyhow::Result<Option<crate::schedule::Schedule>> {
+        use crate::schedule::Schedule;
+        Ok(match (&self.cron, self.interval) {
+            (Some(expr), _) => Some(Schedule::cron(expr, self.cron_zone.as_deref())?),
+            (None, interval) => interval.filter(|i| !i.is_zero()).map(Schedule::Interval),
+        })
+    }
+
+    /// Leader election and registration, from this merged section.
+    ///
+    /// # Errors
+    /// A missing default, or a session TTL Consul would refuse ([`check_session_ttl`]).
+    pub fn ha(&self) -> anyhow::Result<super::HaConfig> {
+        let ha = super::HaConfig {
+            service: merged(&self.service, "snapshot.service")?,
+            deregister_after: merged(&self.deregister_after, "snapshot.deregister_after")?,
+            lock_key: merged(&self.lock_key, "snapshot.lock_key")?,
+            max_failures: merged(&self.max_failures, "snapshot.max_failures")?.max(1),
+            session_ttl: merged(&self.session_ttl, "snapshot.session_ttl")?,
+            lock_delay: merged(&self.lock_delay, "snapshot.lock_delay")?,
+        };
+        check_session_ttl(
+            ha.session_ttl,
+            merged(&self.session_ttl_min, "snapshot.session_ttl_min")?,
+        )?;
+        Ok(ha)
     }
 }
 
-/// `snapshot_agent.google_storage`: a Google Cloud Storage bucket (Consul Enterprise's
-/// `bucket`, plus ours for the endpoint, prefix, chunk size and request timeout). Credentials
-/// are Application Default Credentials.
-#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize, Merge)]
-#[serde(deny_unknown_fields)]
-#[merge(strategy = conflate::option::overwrite_none)]
-#[command(next_help_heading = "Storage")]
-pub struct GcsOptions {
-    /// Google Cloud Storage bucket for backups; credentials from Application Default
-    /// Credentials (GOOGLE_APPLICATION_CREDENTIALS, workload identity, the metadata server).
-    #[arg(long = "gcs-bucket", value_name = "BUCKET")]
-    pub bucket: Option<String>,
-    /// JSON API endpoint override (an emulator such as fake-gcs-server); no credentials are
-    /// sent to it. Default https://storage.googleapis.com.
-    #[arg(id = "gcs_endpoint", long = "gcs-endpoint", value_name = "URL")]
-    pub endpoint: Option<String>,
-    /// Key prefix ("folder") in the bucket. Default "consul-snapshot/".
-    #[arg(id = "gcs_key_prefix", long = "gcs-key-prefix", value_name = "PREFIX")]
-    pub key_prefix: Option<String>,
-    /// Resumable-upload chunk size, a multiple of 256KiB. Default 16MiB.
-    #[arg(long = "gcs-chunk-size", value_name = "SIZE", value_parser = super::parse_size)]
-    #[serde(default, with = "size")]
-    pub chunk_size: Option<u64>,
-    /// Bound on each request to GCS. Default 5m.
-    #[arg(id = "gcs_request_timeout", long = "gcs-request-timeout", value_name = "DURATION", value_parser = parse_go_duration_arg)]
-    #[serde(default, with = "go_duration")]
-    pub request_timeout: Option<Duration>,
+/// Consul's largest session TTL (24h, `SessionTTLMax` in Consul's agent/structs).
+pub const SESSION_TTL_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// Refuses a session TTL outside `min..=`[`SESSION_TTL_MAX`], `min` being the servers'
+/// `session_ttl_min` (10s unless lowered there) and never 0: Consul reads a TTL of 0 as
+/// "never expires", which would let a killed leader hold the lock forever.
+fn check_session_ttl(ttl: Duration, min: Duration) -> anyhow::Result<()> {
+    let min = min.max(Duration::from_millis(1));
+    if (min..=SESSION_TTL_MAX).contains(&ttl) {
+        return Ok(());
+    }
+    Err(anyhow::anyhow!(
+        "session_ttl (--session-ttl) is {}; Consul accepts a session TTL from {} (its session_ttl_min; --session-ttl-min if your servers set it lower) to 24h, and 0 would mean a session that never expires",
+        humantime::format_duration(ttl),
+        humantime::format_duration(min)
+    ))
 }
 
 /// `snapshot_agent.notify` (ours): webhook notifications.

@@ -141,13 +141,13 @@ pub struct ConsulArgs {
     #[arg(long, value_name = "DC")]
     pub datacenter: Option<String>,
     /// Connect timeout.
-    #[arg(long = "connect-timeout", value_name = "DURATION", default_value = "10s", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    #[arg(long = "connect-timeout", value_name = "DURATION", default_value = "10s", value_parser = crate::units::duration::parse_go_duration_arg)]
     #[serde(skip)]
     #[merge(skip)]
     pub connect_timeout: Duration,
     /// Longest pause allowed between bytes of a response before the transfer is abandoned.
     /// There is no limit on the total time: large snapshots take minutes.
-    #[arg(long = "read-timeout", value_name = "DURATION", default_value = "60s", value_parser = crate::consul::duration::parse_go_duration_arg)]
+    #[arg(long = "read-timeout", value_name = "DURATION", default_value = "60s", value_parser = crate::units::duration::parse_go_duration_arg)]
     #[serde(skip)]
     #[merge(skip)]
     pub read_timeout: Duration,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::client::{status_error, ConsulClient, ConsulError};
-use super::duration::format_go_duration;
+use crate::units::duration::format_go_duration;
 
 /// The `Flags` value Consul's Go lock helper puts on lock keys; a key with other flags is not a
 /// lock and is never acquired.
@@ -89,7 +89,7 @@ impl ConsulClient {
         let v = json_of(resp, "session renew", self.addr()).await?;
         let ttl = v[0]["TTL"]
             .as_str()
-            .and_then(super::duration::parse_go_duration);
+            .and_then(crate::units::duration::parse_go_duration);
         Ok(Some(ttl))
     }
 

@@ -149,7 +149,7 @@ pub async fn put_snapshot(
                     addr: client.addr().to_string(),
                     detail: format!(
                         "Consul stopped reading the snapshot for {} while it was being sent (--read-timeout); nothing was restored",
-                        super::duration::format_go_duration(idle)
+                        crate::units::duration::format_go_duration(idle)
                     ),
                 });
             }
@@ -159,7 +159,7 @@ pub async fn put_snapshot(
         if let Some(limit) = restore_timeout {
             if at.elapsed() > limit {
                 return Err(ConsulError::RestorePending {
-                    waited: super::duration::format_go_duration(limit),
+                    waited: crate::units::duration::format_go_duration(limit),
                 });
             }
         }

@@ -163,7 +163,7 @@ pub fn require_leader(shared: &AppState, q: &Params) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub use crate::consul::duration::parse_go_duration;
+pub use crate::units::duration::parse_go_duration;
 
 /// Parses `?index=` and `?wait=` (default 5 min, at most 10 min, spec §1.3).
 pub fn blocking_params(q: &Params) -> Result<(Option<u64>, Duration), ApiError> {

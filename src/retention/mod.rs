@@ -66,8 +66,8 @@ pub struct RetentionPolicy {
     #[arg(long = "keep-yearly", value_name = "N")]
     pub keep_yearly: Option<u32>,
     /// Keep every backup taken within this long of the newest one, e.g. 7d, 36h.
-    #[arg(long = "keep-within", value_name = "DURATION", value_parser = crate::consul::duration::parse_go_duration_arg)]
-    #[serde(default, with = "crate::config::values::go_duration")]
+    #[arg(long = "keep-within", value_name = "DURATION", value_parser = crate::units::duration::parse_go_duration_arg)]
+    #[serde(default, with = "crate::units::duration::serde_option")]
     pub keep_within: Option<Duration>,
 }
 

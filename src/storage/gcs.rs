@@ -26,14 +26,12 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 
 use super::backend::{Backend, BackendUpload, ByteStream};
-use super::naming::{format_key, parse_key, BackupName};
+use super::naming::{folder_prefix, format_key, parse_key, BackupName};
 use super::object::SIDECAR;
 use super::{BackupMeta, StorageError, StoredBackup};
 
 /// GCS requires every chunk but the last of a resumable upload to be a multiple of this.
 pub const CHUNK_UNIT: u64 = 256 << 10;
-/// Default chunk size, in bytes.
-pub const DEFAULT_CHUNK_SIZE: u64 = 16 << 20;
 /// The public JSON API endpoint.
 pub const PUBLIC_ENDPOINT: &str = "https://storage.googleapis.com";
 /// OAuth scope for reading and writing objects.
@@ -47,7 +45,7 @@ const MAX_ERROR_BODY: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct GcsConfig {
     pub bucket: String,
-    /// Key prefix, e.g. `consul-snapshot/`.
+    /// Key prefix, e.g. `consul-snapshot` (a `/` is added to a non-empty prefix without one).
     pub prefix: String,
     /// JSON API endpoint; an override (an emulator) also turns credentials off.
     pub endpoint: Option<String>,
@@ -69,7 +67,7 @@ impl GcsConfig {
         if self.chunk_size == 0 || !self.chunk_size.is_multiple_of(CHUNK_UNIT) {
             return Err(format!(
                 "GCS chunk size {} is not a multiple of 256KiB",
-                crate::config::format_size(self.chunk_size)
+                crate::units::format_size(self.chunk_size)
             ));
         }
         Ok(())
@@ -92,11 +90,8 @@ impl GcsConfig {
             .read_timeout(self.request_timeout)
             .build()
             .map_err(|e| StorageError::Config(format!("HTTP client: {e}")))?;
-        let prefix = match self.prefix.trim_start_matches('/') {
-            "" => String::new(),
-            p if p.ends_with('/') => p.to_string(),
-            p => format!("{p}/"),
-        };
+        // Object names cannot start with `/`.
+        let prefix = folder_prefix(self.prefix.trim_start_matches('/'));
         Ok(GcsBackend {
             http,
             auth,

@@ -55,6 +55,16 @@ pub fn format_name(name: &BackupName) -> String {
 /// assert_eq!(parse_key("backups/", &key), Some(name));
 /// assert_eq!(parse_key("backups/", "backups/notes.txt"), None);
 /// ```
+/// A key prefix as a "folder": a `/` added to a non-empty prefix without one.
+pub fn folder_prefix(prefix: &str) -> String {
+    match prefix {
+        "" => String::new(),
+        p if p.ends_with('/') => p.to_string(),
+        p => format!("{p}/"),
+    }
+}
+
+/// The full key of a backup under `prefix` (already a folder: [`folder_prefix`]).
 pub fn format_key(prefix: &str, name: &BackupName) -> String {
     format!("{prefix}{}", format_name(name))
 }

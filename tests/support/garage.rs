@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use consul_snapshot_agent::config::S3Options;
 use consul_snapshot_agent::consul::Secret;
 use consul_snapshot_agent::storage::S3Config;
 
@@ -204,17 +205,20 @@ pub fn s3_target() -> S3Target {
 impl S3Target {
     /// Store settings under a fresh prefix, with small parts so multipart paths are exercised.
     pub fn config(&self) -> S3Config {
-        S3Config {
-            bucket: self.bucket.clone(),
-            prefix: format!("test-{}/", uuid::Uuid::new_v4().simple()),
-            region: Some(self.region.clone()),
-            endpoint: Some(self.endpoint.clone()),
+        S3Options {
+            s3_bucket: Some(self.bucket.clone()),
+            s3_key_prefix: Some(format!("test-{}/", uuid::Uuid::new_v4().simple())),
+            s3_region: Some(self.region.clone()),
+            s3_endpoint: Some(self.endpoint.clone()),
             access_key_id: Some(self.key_id.clone()),
             secret_access_key: Some(Secret::new(self.secret.clone())),
-            part_size: 5 << 20,
-            concurrency: 4,
-            ..S3Config::default()
+            s3_part_size: Some(5 << 20),
+            ..S3Options::default()
         }
+        .with_defaults()
+        .resolve()
+        .expect("valid S3 settings")
+        .expect("a bucket")
     }
 
     /// Flags for the CLI pointing at this server and `prefix`.

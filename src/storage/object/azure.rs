@@ -58,9 +58,6 @@ impl AzureEnvironment {
     }
 }
 
-/// Default block size, in bytes.
-pub const DEFAULT_BLOCK_SIZE: u64 = 16 << 20;
-
 /// Everything needed to reach one container under one prefix.
 #[derive(Debug, Clone)]
 pub struct AzureConfig {
@@ -73,7 +70,7 @@ pub struct AzureConfig {
     /// The account's blob endpoint, e.g. `http://127.0.0.1:10000/devstoreaccount1` for Azurite
     /// or a private endpoint; default `https://<account>.<environment's suffix>`.
     pub endpoint: Option<String>,
-    /// Key prefix, e.g. `consul-snapshot/`.
+    /// Key prefix, e.g. `consul-snapshot` (a `/` is added to a non-empty prefix without one).
     pub prefix: String,
     /// Block size, in bytes (Azure allows up to 4000 MiB per block, 50,000 blocks per blob).
     pub block_size: u64,
@@ -110,7 +107,7 @@ impl AzureConfig {
         if !(1 << 20..=4000 << 20).contains(&self.block_size) {
             return Err(format!(
                 "Azure block size {} is outside 1MiB..4000MiB",
-                crate::config::format_size(self.block_size)
+                crate::units::format_size(self.block_size)
             ));
         }
         if self.concurrency == 0 {

@@ -23,7 +23,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use super::backend::{Backend, BackendUpload, ByteStream};
-use super::naming::{format_key, parse_key, BackupName};
+use super::naming::{folder_prefix, format_key, parse_key, BackupName};
 use super::{BackupMeta, StorageError, StoredBackup};
 
 /// Suffix of a backup's metadata sidecar object.
@@ -124,11 +124,8 @@ impl ObjectBackend {
         part_size: u64,
         concurrency: usize,
     ) -> Self {
-        let prefix = match prefix.trim_start_matches('/') {
-            "" => String::new(),
-            p if p.ends_with('/') => p.to_string(),
-            p => format!("{p}/"),
-        };
+        // Object names cannot start with `/`.
+        let prefix = folder_prefix(prefix.trim_start_matches('/'));
         ObjectBackend {
             store,
             kind,

@@ -8,8 +8,6 @@ use crate::consul::Secret;
 
 /// Smallest multipart part S3 accepts (except the last one), in bytes.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
-/// Default of `--aws-s3-request-timeout`.
-pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Server-side encryption.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -40,13 +38,13 @@ pub enum ChecksumMode {
 #[derive(Debug, Clone)]
 pub struct S3Config {
     pub bucket: String,
-    /// Key prefix, e.g. `consul-snapshot/` (a `/` is added to a non-empty prefix without one).
+    /// Key prefix, e.g. `consul-snapshot` (a `/` is added to a non-empty prefix without one).
     pub prefix: String,
     /// Signing region; `us-east-1` when unset and a custom endpoint is used.
     pub region: Option<String>,
     /// Custom endpoint (MinIO, Garage, Ceph RGW, R2...).
     pub endpoint: Option<String>,
-    /// Path-style addressing; defaults to on with a custom endpoint.
+    /// Path-style addressing; `None`: [`S3Config::default_path_style`].
     pub force_path_style: Option<bool>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<Secret>,
@@ -54,7 +52,7 @@ pub struct S3Config {
     pub encryption: Encryption,
     /// Storage class, e.g. `STANDARD_IA`.
     pub storage_class: Option<String>,
-    /// Defaults to `WhenRequired` with a custom endpoint, `WhenSupported` on AWS.
+    /// Request checksums; `None`: [`S3Config::default_checksum`].
     pub checksum: Option<ChecksumMode>,
     /// Multipart part size, in bytes (≥ 5 MiB).
     pub part_size: u64,
@@ -77,59 +75,45 @@ pub struct S3Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssumeRole {
     pub role_arn: String,
-    /// Default `consul-snapshot-agent`.
+    /// The role session's name; `None`: `consul-snapshot-agent`.
     pub session_name: Option<String>,
     pub web_identity_token_file: Option<std::path::PathBuf>,
     /// STS endpoint; the region's AWS STS endpoint when unset.
     pub sts_endpoint: Option<String>,
 }
 
-impl Default for S3Config {
-    fn default() -> Self {
-        S3Config {
-            bucket: String::new(),
-            prefix: "consul-snapshot/".into(),
-            region: None,
-            endpoint: None,
-            force_path_style: None,
-            access_key_id: None,
-            secret_access_key: None,
-            session_token: None,
-            encryption: Encryption::None,
-            storage_class: None,
-            checksum: None,
-            part_size: 16 << 20,
-            concurrency: 4,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            role: None,
-            static_name: None,
-            allow_unversioned_static_name: false,
-        }
-    }
-}
-
 impl S3Config {
     /// The prefix with a trailing `/` when non-empty.
     pub fn normalized_prefix(&self) -> String {
-        match self.prefix.as_str() {
-            "" => String::new(),
-            p if p.ends_with('/') => p.to_string(),
-            p => format!("{p}/"),
-        }
+        crate::storage::naming::folder_prefix(&self.prefix)
     }
 
     /// Path-style addressing in effect.
     pub fn path_style(&self) -> bool {
-        self.force_path_style.unwrap_or(self.endpoint.is_some())
+        self.force_path_style
+            .unwrap_or_else(|| Self::default_path_style(self.endpoint.as_deref()))
     }
 
     /// Checksum mode in effect.
     pub fn checksum_mode(&self) -> ChecksumMode {
-        self.checksum.unwrap_or(if self.endpoint.is_some() {
+        self.checksum
+            .unwrap_or_else(|| Self::default_checksum(self.endpoint.as_deref()))
+    }
+
+    /// Path-style addressing unless set: on with a custom endpoint (most S3-compatible
+    /// servers have no virtual-host DNS), off on AWS.
+    pub fn default_path_style(endpoint: Option<&str>) -> bool {
+        endpoint.is_some()
+    }
+
+    /// Request checksums unless set: only where required with a custom endpoint (many
+    /// S3-compatible servers reject aws-chunked trailers), wherever supported on AWS.
+    pub fn default_checksum(endpoint: Option<&str>) -> ChecksumMode {
+        if endpoint.is_some() {
             ChecksumMode::WhenRequired
         } else {
             ChecksumMode::WhenSupported
-        })
+        }
     }
 
     /// Checks settings that S3 would only reject mid-upload.
@@ -253,11 +237,34 @@ impl std::fmt::Display for S3Config {
 mod tests {
     use super::*;
 
+    /// A bucket on AWS, every setting spelled out.
+    fn sample() -> S3Config {
+        S3Config {
+            bucket: String::new(),
+            prefix: "consul-snapshot".into(),
+            region: None,
+            endpoint: None,
+            force_path_style: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            encryption: Encryption::None,
+            storage_class: None,
+            checksum: None,
+            part_size: 16 << 20,
+            concurrency: 4,
+            request_timeout: std::time::Duration::from_secs(300),
+            role: None,
+            static_name: None,
+            allow_unversioned_static_name: false,
+        }
+    }
+
     #[test]
     fn custom_endpoints_get_path_style_and_when_required() {
         let aws = S3Config {
             bucket: "b".into(),
-            ..S3Config::default()
+            ..sample()
         };
         assert!(!aws.path_style());
         assert_eq!(aws.checksum_mode(), ChecksumMode::WhenSupported);
@@ -281,7 +288,7 @@ mod tests {
         let ok = S3Config {
             bucket: "b".into(),
             prefix: "p".into(),
-            ..S3Config::default()
+            ..sample()
         };
         assert_eq!(ok.validate(), Ok(()));
         assert_eq!(ok.normalized_prefix(), "p/");

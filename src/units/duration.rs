@@ -44,7 +44,7 @@ fn unit_nanos(unit: &str) -> Option<u128> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use consul_snapshot_agent::consul::duration::parse_duration;
+/// use consul_snapshot_agent::units::duration::parse_duration;
 /// assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
 /// assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
 /// assert!(parse_duration("99999999999999999999s").is_err());
@@ -176,6 +176,32 @@ fn decimal(int: u64, frac: u32, scale: u32) -> String {
     let width = scale.ilog10() as usize;
     let digits = format!("{frac:0width$}");
     format!("{int}.{}", digits.trim_end_matches('0'))
+}
+
+/// `Option<Duration>` as a Go duration string (`"72h"`, `"1m30s"`, `"0"`), per Go's
+/// `time.ParseDuration` (Consul Enterprise's file format).
+pub mod serde_option {
+    use super::*;
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    /// Writes `Some(d)` as a Go duration, `None` as null.
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => s.serialize_str(&format_go_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a Go duration string.
+    ///
+    /// # Errors
+    /// A string that is not a Go duration (the message says why: unknown unit, too long...).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => parse_duration(&s).map(Some).map_err(de::Error::custom),
+        }
+    }
 }
 
 #[cfg(test)]
