@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::anyhow;
 
 use crate::archive::TypePolicy;
-use crate::config::{load_files, resolve_consul, FileArgs, StorageArgs};
 use crate::consul::{ConsulArgs, ConsulClient};
 use crate::restore::diff::{diff, render, SnapshotIndex};
 use crate::restore::select::{parse_time, Selection};
@@ -32,12 +31,10 @@ pub struct Args {
     #[command(flatten)]
     identity: super::age::IdentityArgs,
     #[command(flatten)]
-    files: FileArgs,
+    target: super::target::TargetArgs,
     /// The cluster of `live`; --datacenter also chooses among the datacenters of `latest`.
     #[command(flatten)]
     consul: ConsulArgs,
-    #[command(flatten)]
-    storage: StorageArgs,
 }
 
 /// One side as written on the command line.
@@ -68,9 +65,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_diff(args: Args) -> anyhow::Result<ExitCode> {
-    let env = |k: &str| std::env::var(k).ok();
-    let file = load_files(&args.files).map_err(super::usage)?;
-    let consul = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
+    let target = args.target.load()?;
+    let consul = target.consul(&args.consul)?;
     let ids = Arc::new(crate::crypto::Identities::load(
         &args.identity.age_identities,
     )?);
@@ -82,11 +78,9 @@ async fn run_diff(args: Args) -> anyhow::Result<ExitCode> {
             Side::File(p) => Source::File(p),
             Side::Live => Source::Live(Box::new(ConsulClient::new(&consul)?)),
             Side::Stored(sel) => {
-                super::target::source_of(
-                    None,
-                    Some(&sel),
-                    &args.storage,
-                    &args.files,
+                super::target::Target::stored(
+                    &target.stores().await?,
+                    &sel,
                     consul.datacenter.as_deref(),
                 )
                 .await?

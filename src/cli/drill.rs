@@ -11,7 +11,6 @@ use anyhow::anyhow;
 
 use super::output::Format;
 use crate::archive::pretty::tabwriter;
-use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
 use crate::consul::{ConsulArgs, ConsulClient, Secret};
 use crate::restore::drill::{refuse_production, run_drill, DrillReport, DrillTarget};
 use crate::restore::select::Selection;
@@ -61,12 +60,10 @@ pub struct Args {
     #[command(flatten)]
     identity: super::age::IdentityArgs,
     #[command(flatten)]
-    files: FileArgs,
+    target: super::target::TargetArgs,
     /// The agent's own Consul (to refuse restoring into it).
     #[command(flatten)]
     consul: ConsulArgs,
-    #[command(flatten)]
-    storage: StorageArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -75,8 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn drill(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let env = |k: &str| std::env::var(k).ok();
-    let file = load_files(&args.files).map_err(super::usage)?;
+    let loaded = args.target.load()?;
     // The target takes only its own flags: the environment's CONSUL_* belong to production.
     let target_cfg = ConsulArgs {
         http_addr: Some(args.target_http_addr.clone()),
@@ -89,7 +85,7 @@ async fn drill(args: Args) -> anyhow::Result<ExitCode> {
     };
     let target_cfg = crate::config::scratch_consul(target_cfg)
         .map_err(|e| super::usage(anyhow!("--target-*: {e}")))?;
-    let prod_cfg = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
+    let prod_cfg = loaded.consul(&args.consul)?;
     let target = DrillTarget::new(&target_cfg, prod_cfg.token.as_ref())?;
     if !args.allow_production_target {
         let prod = ConsulClient::new(&prod_cfg)?;
@@ -111,16 +107,8 @@ async fn drill(args: Args) -> anyhow::Result<ExitCode> {
                     )))
                 }
             };
-            let stores = resolve_storage(&args.storage, &file, &env)?
-                .existing_stores()
-                .await?;
-            let (i, backup) =
-                super::restore::choose_backup(&stores, &sel, prod_cfg.datacenter.as_deref())
-                    .await?;
-            Source::Stored {
-                store: Box::new(stores[i].clone()),
-                backup: Box::new(backup),
-            }
+            let stores = loaded.stores().await?;
+            super::target::Target::stored(&stores, &sel, prod_cfg.datacenter.as_deref()).await?
         }
     };
     let ids = Arc::new(crate::crypto::Identities::load(

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail};
 
 use crate::archive::TypePolicy;
-use crate::config::{load_files, resolve_consul, FileArgs, StorageArgs};
 use crate::consul::ConsulArgs;
 use crate::restore::kv::export::{ExportWriter, KvSelect, Output};
 use crate::restore::read_verified;
@@ -31,12 +30,10 @@ pub struct Args {
     #[command(flatten)]
     identity: super::age::IdentityArgs,
     #[command(flatten)]
-    files: FileArgs,
+    target: super::target::TargetArgs,
     /// Used for --datacenter, which chooses among the datacenters of --latest and --before.
     #[command(flatten)]
     consul: ConsulArgs,
-    #[command(flatten)]
-    storage: StorageArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -69,18 +66,11 @@ pub fn check_prefixes(v: &KvSelect, flag: &str) -> anyhow::Result<()> {
 }
 
 async fn export(args: Args) -> anyhow::Result<ExitCode> {
-    let env = |k: &str| std::env::var(k).ok();
-    let file = load_files(&args.files).map_err(super::usage)?;
-    let consul = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
-    let sel = args.choice.selection("export")?;
-    let source = super::target::source_of(
-        args.choice.file.as_deref(),
-        sel.as_ref(),
-        &args.storage,
-        &args.files,
-        consul.datacenter.as_deref(),
-    )
-    .await?;
+    let target = args.target.load()?;
+    let consul = target.consul(&args.consul)?;
+    let source = target
+        .chosen(&args.choice, "export", consul.datacenter.as_deref())
+        .await?;
     let ids = Arc::new(crate::crypto::Identities::load(
         &args.identity.age_identities,
     )?);

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::output::Format;
 use crate::archive::pretty::{byte_size, tabwriter};
 use crate::archive::RecordCounts;
-use crate::config::{load_files, resolve_storage, DatacenterArg, FileArgs, StorageArgs};
+use crate::config::DatacenterArg;
 use crate::guard::AnomalyMark;
 use crate::storage::sort_newest_first;
 
@@ -41,9 +41,7 @@ pub struct Args {
     #[command(flatten)]
     datacenter: DatacenterArg,
     #[command(flatten)]
-    files: FileArgs,
-    #[command(flatten)]
-    storage: StorageArgs,
+    target: super::target::TargetArgs,
 }
 
 /// One row of `list --output json`.
@@ -114,12 +112,7 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
     let ids = std::sync::Arc::new(crate::crypto::Identities::load(
         &args.identities.age_identities,
     )?);
-    let file = load_files(&args.files)?;
-    let env = |k: &str| std::env::var(k).ok();
-    for store in resolve_storage(&args.storage, &file, &env)?
-        .existing_stores()
-        .await?
-    {
+    for store in args.target.load()?.stores().await? {
         let mut backups = store
             .list()
             .await

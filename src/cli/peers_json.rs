@@ -9,11 +9,10 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail};
 
 use crate::archive::{read_archive, ReadOptions, TypePolicy};
-use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
 use crate::consul::{ConsulArgs, ConsulClient};
+use crate::restore::fetch_verified;
 use crate::restore::peers::{self, Peer};
 use crate::restore::select::Selection;
-use crate::restore::{fetch_verified, Source};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,11 +37,9 @@ pub struct Args {
     #[command(flatten)]
     identity: super::age::IdentityArgs,
     #[command(flatten)]
-    files: FileArgs,
+    target: super::target::TargetArgs,
     #[command(flatten)]
     consul: ConsulArgs,
-    #[command(flatten)]
-    storage: StorageArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -66,14 +63,13 @@ async fn servers(args: &Args) -> anyhow::Result<Vec<Peer>> {
         let report = report.map_err(|e| anyhow!("Error verifying snapshot file: {e}"))?;
         return Ok(peers::from_snapshot(&report.meta.configuration));
     }
-    let env = |k: &str| std::env::var(k).ok();
-    let file = load_files(&args.files).map_err(super::usage)?;
+    let target = args.target.load()?;
     if let Some(addr) = &args.from_consul {
         let flags = ConsulArgs {
             http_addr: Some(addr.clone()),
             ..args.consul.clone()
         };
-        let consul = resolve_consul(&flags, &file, &env).map_err(super::usage)?;
+        let consul = target.consul(&flags)?;
         let body = ConsulClient::new(&consul)?
             .raft_configuration()
             .await
@@ -83,17 +79,11 @@ async fn servers(args: &Args) -> anyhow::Result<Vec<Peer>> {
     if !args.latest {
         bail!("say where the servers come from: a FILE, --latest or --from-consul ADDR");
     }
-    let stores = resolve_storage(&args.storage, &file, &env)?
-        .existing_stores()
-        .await?;
-    let consul = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
-    let (i, backup) =
-        super::restore::choose_backup(&stores, &Selection::Latest, consul.datacenter.as_deref())
+    let stores = target.stores().await?;
+    let consul = target.consul(&args.consul)?;
+    let source =
+        super::target::Target::stored(&stores, &Selection::Latest, consul.datacenter.as_deref())
             .await?;
-    let source = Source::Stored {
-        store: Box::new(stores[i].clone()),
-        backup: Box::new(backup),
-    };
     let ids = std::sync::Arc::new(crate::crypto::Identities::load(
         &args.identity.age_identities,
     )?);

@@ -7,10 +7,7 @@ use anyhow::anyhow;
 
 use crate::archive::pretty::tabwriter;
 use crate::config::options::ShrinkGuardOptions;
-use crate::config::{
-    load_files, resolve_guard, resolve_retention, resolve_storage, DatacenterArg, FileArgs,
-    StorageArgs,
-};
+use crate::config::{resolve_guard, resolve_retention, DatacenterArg};
 use crate::retention::RetentionPolicy;
 use crate::storage::{choose_datacenter, Store, StoredBackup};
 
@@ -27,9 +24,7 @@ pub struct Args {
     #[command(flatten)]
     datacenter: DatacenterArg,
     #[command(flatten)]
-    files: FileArgs,
-    #[command(flatten)]
-    storage: StorageArgs,
+    target: super::target::TargetArgs,
     #[command(flatten)]
     retention: RetentionPolicy,
     #[command(flatten)]
@@ -94,16 +89,12 @@ async fn acknowledge(
 }
 
 async fn prune(args: Args) -> anyhow::Result<ExitCode> {
-    let file = load_files(&args.files).map_err(super::usage)?;
-    let env = |k: &str| std::env::var(k).ok();
-    let policy = resolve_retention(&args.retention, &file);
-    let hold = resolve_guard(&args.guard, &file).map(|g| g.hold);
+    let target = args.target.load()?;
+    let policy = resolve_retention(&args.retention, &target.file);
+    let hold = resolve_guard(&args.guard, &target.file).map(|g| g.hold);
     let mut out = String::new();
     let mut found = vec![false; args.acknowledge.len()];
-    for store in resolve_storage(&args.storage, &file, &env)?
-        .existing_stores()
-        .await?
-    {
+    for store in target.stores().await? {
         // A listing error deletes nothing: it stops here.
         let mut listed = store
             .list()

@@ -9,9 +9,7 @@ use futures_util::StreamExt;
 
 use crate::agent::{run_cycle, CycleConfig};
 use crate::archive::TypePolicy;
-use crate::config::{load_files, resolve_consul, resolve_storage, FileArgs, StorageArgs};
 use crate::consul::{put_snapshot, ConsulArgs, ConsulClient, RetryPolicy};
-use crate::restore::select::Selection;
 use crate::restore::{body_of, checked_body, fetch_verified, fetch_verified_with, summary, Source};
 use crate::retention::RetentionPolicy;
 
@@ -67,65 +65,13 @@ pub struct Args {
     )]
     save_current: Option<PathBuf>,
     #[command(flatten)]
-    files: FileArgs,
+    target: super::target::TargetArgs,
     #[command(flatten)]
     consul: ConsulArgs,
-    #[command(flatten)]
-    storage: StorageArgs,
     /// `--age-identity` decrypts an encrypted backup; `--encrypt-age-recipient` encrypts the
     /// safety snapshot.
     #[command(flatten)]
     encryption: crate::config::options::EncryptionOptions,
-}
-
-/// The backup `sel` names across `stores`, and the index of the store holding it. `--latest`
-/// and `--before` look at one datacenter's backups only: `datacenter` if given, else the only
-/// one present; several and no choice is refused with the list.
-pub(super) async fn choose_backup(
-    stores: &[crate::storage::Store],
-    sel: &Selection,
-    datacenter: Option<&str>,
-) -> anyhow::Result<(usize, crate::storage::StoredBackup)> {
-    let mut listed = Vec::new();
-    for (i, store) in stores.iter().enumerate() {
-        let backups = store
-            .list()
-            .await
-            .map_err(|e| anyhow!("listing {}: {e}", store))?;
-        listed.extend(backups.into_iter().map(|b| (i, b)));
-    }
-    let all: Vec<crate::storage::StoredBackup> = listed.iter().map(|(_, b)| b.clone()).collect();
-    let dc = match sel {
-        Selection::Key(_) => None,
-        _ => crate::storage::choose_datacenter(&all, datacenter)
-            .map_err(|e| super::usage(anyhow!("{e}")))?,
-    };
-    let candidates: Vec<(usize, crate::storage::StoredBackup)> = listed
-        .into_iter()
-        .filter(|(_, b)| dc.as_deref().is_none_or(|d| b.name.datacenter == d))
-        .collect();
-    let picked = crate::restore::pick(stores, candidates, sel).await;
-    let skipped = match &picked {
-        Ok(p) => &p.skipped,
-        Err(s) => s,
-    };
-    for (key, why) in skipped {
-        eprintln!("Passed over {key}: {why}; choose it with --key if it is the one.");
-    }
-    let p = picked.map_err(|_| {
-        anyhow!(
-            "no backup matches {sel}{} at {}",
-            dc.as_deref()
-                .map(|d| format!(" for datacenter {d}"))
-                .unwrap_or_default(),
-            stores
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
-    Ok((p.store, p.backup))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -133,12 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn restore(args: Args) -> anyhow::Result<ExitCode> {
-    let env = |k: &str| std::env::var(k).ok();
-    let file = load_files(&args.files).map_err(super::usage)?;
-    let consul = resolve_consul(&args.consul, &file, &env).map_err(super::usage)?;
+    let target = args.target.load()?;
+    let consul = target.consul(&args.consul)?;
     let client = ConsulClient::new(&consul)?;
     let (recipients, identities) =
-        crate::config::resolve_encryption(&args.encryption, &file).map_err(super::usage)?;
+        crate::config::resolve_encryption(&args.encryption, &target.file).map_err(super::usage)?;
     let types = if args.allow_unknown_types {
         TypePolicy::AnyBelowFlag
     } else {
@@ -146,20 +91,14 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
     };
     let selection = args.choice.selection("restore")?;
     let stores = if selection.is_some() || args.safety_snapshot == Some(true) {
-        resolve_storage(&args.storage, &file, &env)?
-            .existing_stores()
-            .await?
+        target.stores().await?
     } else {
         Vec::new()
     };
     let source = match (&args.choice.file, &selection) {
         (Some(f), _) => Source::File(f.clone()),
         (None, Some(sel)) => {
-            let (i, backup) = choose_backup(&stores, sel, consul.datacenter.as_deref()).await?;
-            Source::Stored {
-                store: Box::new(stores[i].clone()),
-                backup: Box::new(backup),
-            }
+            super::target::Target::stored(&stores, sel, consul.datacenter.as_deref()).await?
         }
         (None, None) => bail!("nothing to restore"),
     };
@@ -218,7 +157,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         .safety_snapshot
         .unwrap_or(matches!(source, Source::Stored { .. }));
     if safety {
-        let guard = crate::config::resolve_guard(&Default::default(), &file);
+        let guard = crate::config::resolve_guard(&Default::default(), &target.file);
         let (index, keys) = safety_snapshot(
             &client,
             &stores,
