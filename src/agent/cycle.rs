@@ -240,52 +240,15 @@ pub async fn run_cycle(
     if let Some(w) = clock.warning() {
         tracing::warn!("{w}");
     }
-    let now = clock.naming_time().trunc_subsecs(0);
-    let name = BackupName {
-        encrypted: cfg.encryption.is_some(),
-        time: now,
-        datacenter: datacenter.clone(),
-        index: download.index.unwrap_or(0),
-    };
-    let baseline = guard.as_ref().and_then(|g| g.baseline.clone());
     let unjudged = guard.as_ref().is_some_and(GuardListing::unjudged);
-    let pending = BackupMeta {
-        datacenter: Some(datacenter),
-        created: Some(now.to_rfc3339()),
-        safety_snapshot: cfg.safety_snapshot.then_some(true),
-        unjudged: unjudged.then_some(true),
-        ..Default::default()
-    };
+    let (name, pending) = identity(cfg, datacenter, &clock, download.index, unjudged);
     let (uploads, mut stored_at) = begin_uploads(stores, &name, &pending, &dead).await?;
     if unjudged {
         tracing::warn!("shrink guard: no destination could be listed for a baseline; this snapshot is stored unjudged (it is never a baseline, and is judged at the next cycle that can list)");
     }
-    let (opts, stats) = (ReadOptions { types: cfg.types }, InspectStats::new(None));
-    let fanout = FanOut::new(uploads);
-    let thresholds = cfg
-        .guard
-        .as_ref()
-        .map_or_else(Thresholds::default, |g| g.thresholds.clone());
-    let streamed = match &cfg.encryption {
-        // Verified as plaintext, encrypted in the same pass: destinations get ciphertext only.
-        Some(recipients) => {
-            let sealing = Sealing::new(fanout, recipients)
-                .await
-                .map_err(|e| CycleError::Store(format!("starting encryption: {e}")))?;
-            let sink = Guarded::new(sealing, baseline, thresholds);
-            stream_verified(download.body, sink, opts, stats, cancel).await
-        }
-        None => {
-            let sink = Guarded::new(fanout, baseline, thresholds);
-            stream_verified(download.body, sink, opts, stats, cancel).await
-        }
-    };
-    let (report, stats, (anomaly, results)) = streamed.map_err(|e| match e {
-        PipelineError::Invalid(e) => CycleError::Invalid(e),
-        PipelineError::Source(e) => CycleError::Transfer(e),
-        PipelineError::Sink(e) => CycleError::Store(e.to_string()),
-        PipelineError::Cancelled => CycleError::Cancelled,
-    })?;
+    let baseline = guard.as_ref().and_then(|g| g.baseline.clone());
+    let (report, stats, (anomaly, results)) =
+        stream_to(download.body, FanOut::new(uploads), cfg, baseline, cancel).await?;
     if let Some(a) = &anomaly {
         tracing::warn!(reason = %a.reason(), "shrink guard: this snapshot is markedly smaller than the last backup; it is stored and marked as an anomaly, and retention holds the backups from before it until `prune --acknowledge-anomaly KEY` or the hold expires");
     }
@@ -326,6 +289,77 @@ pub async fn run_cycle(
         anomaly,
         unjudged,
         clock,
+    })
+}
+
+/// The new backup's name and the metadata known before its bytes: named by the time this
+/// host's clock gives when trusted (else the reference clock's, [`ClockCheck::naming_time`])
+/// and the snapshot's Raft index from `X-Consul-Index`.
+fn identity(
+    cfg: &CycleConfig,
+    datacenter: String,
+    clock: &ClockCheck,
+    index: Option<u64>,
+    unjudged: bool,
+) -> (BackupName, BackupMeta) {
+    let now = clock.naming_time().trunc_subsecs(0);
+    let name = BackupName {
+        encrypted: cfg.encryption.is_some(),
+        time: now,
+        datacenter: datacenter.clone(),
+        index: index.unwrap_or(0),
+    };
+    let pending = BackupMeta {
+        datacenter: Some(datacenter),
+        created: Some(now.to_rfc3339()),
+        safety_snapshot: cfg.safety_snapshot.then_some(true),
+        unjudged: unjudged.then_some(true),
+        ..Default::default()
+    };
+    (name, pending)
+}
+
+/// What streaming into the destinations yields: the verifier's report, the record
+/// statistics, the shrink guard's verdict, and each destination's result by index.
+type Streamed = (
+    ArchiveReport,
+    InspectStats,
+    (Option<Anomaly>, Vec<(usize, std::io::Result<StoredBackup>)>),
+);
+
+/// Streams the snapshot `body` into every upload at once through the shrink guard (judged
+/// against `baseline`) and, when encrypting, age: verified as plaintext, encrypted in the
+/// same pass, so destinations get ciphertext only.
+async fn stream_to(
+    body: crate::storage::ByteStream,
+    fanout: FanOut<usize, crate::storage::Upload>,
+    cfg: &CycleConfig,
+    baseline: Option<Baseline>,
+    cancel: Option<&CancellationToken>,
+) -> Result<Streamed, CycleError> {
+    let (opts, stats) = (ReadOptions { types: cfg.types }, InspectStats::new(None));
+    let thresholds = cfg
+        .guard
+        .as_ref()
+        .map_or_else(Thresholds::default, |g| g.thresholds.clone());
+    let streamed = match &cfg.encryption {
+        Some(recipients) => {
+            let sealing = Sealing::new(fanout, recipients)
+                .await
+                .map_err(|e| CycleError::Store(format!("starting encryption: {e}")))?;
+            let sink = Guarded::new(sealing, baseline, thresholds);
+            stream_verified(body, sink, opts, stats, cancel).await
+        }
+        None => {
+            let sink = Guarded::new(fanout, baseline, thresholds);
+            stream_verified(body, sink, opts, stats, cancel).await
+        }
+    };
+    streamed.map_err(|e| match e {
+        PipelineError::Invalid(e) => CycleError::Invalid(e),
+        PipelineError::Source(e) => CycleError::Transfer(e),
+        PipelineError::Sink(e) => CycleError::Store(e.to_string()),
+        PipelineError::Cancelled => CycleError::Cancelled,
     })
 }
 
@@ -561,63 +595,116 @@ struct Destination<'a> {
     dead: &'a mut Option<String>,
 }
 
-/// After the store at one destination: the optional read-back, then retention (only if the
-/// backup is stored and read back, the shrink guard's listing succeeded there, the
-/// destination did not time out, and this host's clock is trusted or the policy reads no
-/// times), and the log line.
+/// After the store at one destination: the optional read-back ([`read_back`]), then
+/// retention ([`retention_at`]), and the log line.
 async fn finish_destination(
-    at: Destination<'_>,
-    mut stored: Result<StoredBackup, DestinationError>,
+    mut at: Destination<'_>,
+    stored: Result<StoredBackup, DestinationError>,
     cfg: &CycleConfig,
     report: &ArchiveReport,
     name: &BackupName,
     clock: &ClockCheck,
 ) -> DestinationOutcome {
     let store = at.store;
-    if let (true, Ok(b), None) = (cfg.verify_readback, &stored, &at.dead) {
-        let expected = b.meta.clone().unwrap_or_else(|| BackupMeta {
-            sha256: Some(hex::encode(report.archive_sha256)),
-            ..BackupMeta::default()
-        });
-        match store
-            .readback(&b.key, Some(&expected), &cfg.identities)
-            .await
-        {
-            Ok(_) => {}
-            Err(e @ StorageError::Readback { .. }) => {
-                // Read and proved wrong: a backup that does not read back intact is no
-                // backup. Remove it.
-                if store.static_key().as_deref() == Some(b.key.as_str()) {
-                    stored = Err(DestinationError {
-                        kind: e.kind(),
-                        message: format!(
-                            "{e}; the object at the static name was left as it is (it is never deleted)"
-                        ),
-                    });
-                } else {
-                    let _ = store.delete(std::slice::from_ref(&b.key)).await;
-                    stored = Err(DestinationError {
-                        kind: e.kind(),
-                        message: format!("{e}; the stored backup was deleted"),
-                    });
-                }
-            }
-            Err(e) => {
-                if e.is_timeout() {
-                    *at.dead = Some(format!("it timed out reading the backup back ({e})"));
-                }
-                // Could not read it: nothing is known to be wrong, so keep the backup (it
-                // verified on upload), report, and skip retention here.
-                stored = Err(DestinationError {
-                    kind: e.kind(),
-                    message: format!("{e}; the backup was kept"),
-                });
-            }
+    let stored = match stored {
+        Ok(b) if cfg.verify_readback && at.dead.is_none() => {
+            read_back(&mut at, b, cfg, report).await
+        }
+        other => other,
+    };
+    let (retention, holds, retention_skipped) =
+        retention_at(&mut at, &stored, cfg, name, clock).await;
+    match &stored {
+        Ok(b) => {
+            // Debug: `agent --once` prints the summary, and the daemon logs "Saved snapshot";
+            // a cron mail says it once.
+            tracing::debug!(destination = %store, key = %b.key, bytes = b.size, "snapshot stored")
+        }
+        Err(e) => {
+            tracing::error!(destination = %store, error = %e, "storing the snapshot failed")
         }
     }
+    DestinationOutcome {
+        destination: store.to_string(),
+        kind: store.kind(),
+        stored,
+        retention,
+        holds,
+        retention_skipped,
+    }
+}
+
+/// The read-back of the backup just stored at one destination. Bytes proved wrong delete it
+/// (but at a static name, never deleted); a read that could not be completed keeps it (it
+/// verified on upload), and either way the destination reports a failure, so retention does
+/// not run there.
+async fn read_back(
+    at: &mut Destination<'_>,
+    b: StoredBackup,
+    cfg: &CycleConfig,
+    report: &ArchiveReport,
+) -> Result<StoredBackup, DestinationError> {
+    let store = at.store;
+    let expected = b.meta.clone().unwrap_or_else(|| BackupMeta {
+        sha256: Some(hex::encode(report.archive_sha256)),
+        ..BackupMeta::default()
+    });
+    match store
+        .readback(&b.key, Some(&expected), &cfg.identities)
+        .await
+    {
+        Ok(_) => Ok(b),
+        Err(e @ StorageError::Readback { .. }) => {
+            // Read and proved wrong: a backup that does not read back intact is no backup.
+            if store.static_key().as_deref() == Some(b.key.as_str()) {
+                Err(DestinationError {
+                    kind: e.kind(),
+                    message: format!(
+                        "{e}; the object at the static name was left as it is (it is never deleted)"
+                    ),
+                })
+            } else {
+                let _ = store.delete(std::slice::from_ref(&b.key)).await;
+                Err(DestinationError {
+                    kind: e.kind(),
+                    message: format!("{e}; the stored backup was deleted"),
+                })
+            }
+        }
+        Err(e) => {
+            if e.is_timeout() {
+                *at.dead = Some(format!("it timed out reading the backup back ({e})"));
+            }
+            // Could not read it: nothing is known to be wrong, so keep the backup, report,
+            // and skip retention here.
+            Err(DestinationError {
+                kind: e.kind(),
+                message: format!("{e}; the backup was kept"),
+            })
+        }
+    }
+}
+
+/// Retention at one destination, only if the backup is stored (and read back), the shrink
+/// guard's listing succeeded there, the destination did not time out, the key is not a static
+/// name, and this host's clock is trusted or the policy reads no times. Returns the
+/// decisions (or why none), the shrink guard's active holds, and why retention was skipped
+/// when that is not a failure.
+async fn retention_at(
+    at: &mut Destination<'_>,
+    stored: &Result<StoredBackup, DestinationError>,
+    cfg: &CycleConfig,
+    name: &BackupName,
+    clock: &ClockCheck,
+) -> (
+    Option<Result<Vec<Decision>, String>>,
+    Vec<crate::guard::Hold>,
+    Option<String>,
+) {
+    let store = at.store;
     let hold = cfg.guard.as_ref().map(|g| g.hold);
     let mut retention_skipped = None;
-    let (retention, holds) = match &stored {
+    let (retention, holds) = match stored {
         Err(_) => (None, Vec::new()),
         Ok(_) if !at.listed => (
             Some(Err("the shrink guard could not list the last backups here at the start of this cycle, so retention deleted nothing here (it runs again once a listing succeeds)".to_string())),
@@ -658,24 +745,7 @@ async fn finish_destination(
             }
         },
     };
-    match &stored {
-        Ok(b) => {
-            // Debug: `agent --once` prints the summary, and the daemon logs "Saved snapshot";
-            // a cron mail says it once.
-            tracing::debug!(destination = %store, key = %b.key, bytes = b.size, "snapshot stored")
-        }
-        Err(e) => {
-            tracing::error!(destination = %store, error = %e, "storing the snapshot failed")
-        }
-    }
-    DestinationOutcome {
-        destination: store.to_string(),
-        kind: store.kind(),
-        stored,
-        retention,
-        holds,
-        retention_skipped,
-    }
+    (retention, holds, retention_skipped)
 }
 
 /// Lists, plans and deletes at one destination, over the backups of `datacenter` only, never

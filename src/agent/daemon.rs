@@ -93,16 +93,6 @@ pub async fn run_until(
         tracing::info!(addr = %bound, "serving /metrics and /health");
     }
     check_destinations(&stores, &telemetry).await;
-    // An auth-method login first (retried like the registration): every call needs its token.
-    if client.has_login() {
-        let login = (|| client.login())
-            .retry(REGISTER_RETRY.backoff().without_max_times())
-            .notify(|e, _| tracing::warn!(error = %e, "logging in to Consul failed; retrying"));
-        tokio::select! {
-            () = stop.cancelled() => return Ok(ExitCode::SUCCESS),
-            r = login => r?,
-        }
-    }
     let reg = registration(&cfg);
     tracing::info!(
         schedule = %schedule.to_string(),
@@ -111,14 +101,8 @@ pub async fn run_until(
         lock_key = %cfg.ha.lock_key,
         "Snapshot agent running"
     );
-    // Register, retrying (back-off with jitter, at most 30 s apart) while Consul is
-    // unreachable, until it works or the agent is stopped.
-    let register = (|| reg.register(&client))
-        .retry(REGISTER_RETRY.backoff().without_max_times())
-        .notify(|e, _| tracing::warn!(error = %e, "service registration failed; retrying"));
-    tokio::select! {
-        () = stop.cancelled() => return Ok(ExitCode::SUCCESS),
-        r = register => r?,
+    if !join(&client, &reg, &stop).await? {
+        return Ok(ExitCode::SUCCESS);
     }
     let heartbeat = spawn_heartbeat(client.clone(), reg.clone(), stop.clone());
 
@@ -154,32 +138,69 @@ pub async fn run_until(
         }
         .lead(&s, &stop)
         .await;
-        telemetry.role(Role::Standby);
-        if let Err(e) = reg.remove_saving_check(&client).await {
-            tracing::debug!(error = %e, "removing the leader check failed");
-        }
-        match end {
-            LeadEnd::GaveUp => {
-                // Reported until a snapshot is stored, by this agent or the next holder: a
-                // lone agent that keeps failing must not look healthy between its turns.
-                telemetry.unhealthy(format!(
-                    "its leadership ended after {} consecutive failed snapshots (last: {})",
-                    cfg.ha.max_failures,
-                    telemetry.last_error().unwrap_or_else(|| "unknown".into())
-                ));
-                if let Err(e) = client.kv_release(&cfg.ha.lock_key, &s.id).await {
-                    tracing::warn!(error = %e, "releasing the lock failed");
-                }
-                // Give another agent the chance to take over before contending again.
-                pause(cfg.ha.session_ttl.max(Duration::from_secs(1)), &stop).await;
-            }
-            LeadEnd::Lost | LeadEnd::Stopped => {}
-        }
+        step_down(end, &client, &cfg, &reg, &telemetry, &s, &stop).await;
         session = Some(s);
     }
 
     shut_down(&client, &cfg, &reg, session, heartbeat, &notifier).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs in (an auth-method login first: every call needs its token), then registers the
+/// service, each retried (back-off with jitter, at most 30 s apart) while Consul is
+/// unreachable. Returns `false` when the agent was stopped first.
+async fn join(
+    client: &ConsulClient,
+    reg: &Registration,
+    stop: &CancellationToken,
+) -> anyhow::Result<bool> {
+    if client.has_login() {
+        let login = (|| client.login())
+            .retry(REGISTER_RETRY.backoff().without_max_times())
+            .notify(|e, _| tracing::warn!(error = %e, "logging in to Consul failed; retrying"));
+        tokio::select! {
+            () = stop.cancelled() => return Ok(false),
+            r = login => r?,
+        }
+    }
+    let register = (|| reg.register(client))
+        .retry(REGISTER_RETRY.backoff().without_max_times())
+        .notify(|e, _| tracing::warn!(error = %e, "service registration failed; retrying"));
+    tokio::select! {
+        () = stop.cancelled() => Ok(false),
+        r = register => r.map(|_| true).map_err(Into::into),
+    }
+}
+
+/// After a term of leadership: back to standby, the leader check removed. After giving up
+/// (`max_failures`), the agent reports itself unhealthy until a snapshot is stored (by it
+/// or the next holder: a lone agent that keeps failing must not look healthy between its
+/// turns), releases the lock, and pauses so that another agent can take over.
+async fn step_down(
+    end: LeadEnd,
+    client: &ConsulClient,
+    cfg: &AgentConfig,
+    reg: &Registration,
+    telemetry: &Telemetry,
+    session: &Session,
+    stop: &CancellationToken,
+) {
+    telemetry.role(Role::Standby);
+    if let Err(e) = reg.remove_saving_check(client).await {
+        tracing::debug!(error = %e, "removing the leader check failed");
+    }
+    if !matches!(end, LeadEnd::GaveUp) {
+        return;
+    }
+    telemetry.unhealthy(format!(
+        "its leadership ended after {} consecutive failed snapshots (last: {})",
+        cfg.ha.max_failures,
+        telemetry.last_error().unwrap_or_else(|| "unknown".into())
+    ));
+    if let Err(e) = client.kv_release(&cfg.ha.lock_key, &session.id).await {
+        tracing::warn!(error = %e, "releasing the lock failed");
+    }
+    pause(cfg.ha.session_ttl.max(Duration::from_secs(1)), stop).await;
 }
 
 /// Checks at start-up that every destination can be written (an upload begun and aborted,
@@ -352,57 +373,22 @@ impl Leader<'_> {
             cycle,
             cfg,
             schedule,
-            reg,
             telemetry,
             notifier,
+            ..
         } = *self;
-        let leadership = CancellationToken::new();
-        let watcher = monitor(
-            client.clone(),
-            cfg.ha.lock_key.clone(),
-            session.id.clone(),
-            leadership.clone(),
-        );
-        let linker = {
-            let (l, lost, stop) = (leadership.clone(), session.lost.clone(), stop.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = lost.cancelled() => {}
-                    () = stop.cancelled() => {}
-                    () = l.cancelled() => {}
-                }
-                l.cancel();
-            })
-        };
+        let term = Term::start(client, &cfg.ha.lock_key, session, stop);
+        let leadership = &term.token;
         telemetry.role(Role::Leader);
         let check_ttl = schedule.health_window(Utc::now()) + Duration::from_secs(30);
-        if let Err(e) = reg.add_saving_check(client, check_ttl).await {
-            tracing::warn!(error = %e, "registering the leader check failed");
-        }
-        // A re-acquired lock does not make an agent that has stored nothing healthy: the
-        // check stays critical until a snapshot is stored.
-        if let Some(why) = telemetry.unhealthy_reason() {
-            if let Err(e) = reg.report(client, CheckStatus::Critical, &why).await {
-                tracing::debug!(error = %e, "leader check update failed");
-            }
-        }
-        let since = Utc::now();
-        let mut generation = client.login_generation();
-        let mut last_start = None;
-        let mut last_drill: Option<std::time::Instant> = None;
-        let mut drill: Option<tokio::task::JoinHandle<()>> = None;
-        let drill_target = match &cfg.drill {
-            Some((interval, target)) => {
-                match crate::restore::drill::DrillTarget::new(target, cfg.consul.token.as_ref()) {
-                    Ok(c) => Some((*interval, c)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "drill target unusable; no drills");
-                        None
-                    }
-                }
-            }
-            None => None,
+        self.announce(check_ttl).await;
+        let mut reporter = CycleReport {
+            since: Utc::now(),
+            generation: client.login_generation(),
+            check_ttl,
         };
+        let mut drills = Drills::new(cfg);
+        let mut last_start = None;
         let mut failures = 0u32;
         let end = loop {
             // An interval counts on the monotonic clock (a wall-clock step does not move it).
@@ -414,18 +400,13 @@ impl Leader<'_> {
                 leadership.cancelled().await;
                 break LeadEnd::Lost;
             };
-            if !pause(wait, &leadership).await {
+            if !pause(wait, leadership).await {
                 break ended(stop);
             }
             last_start = Some((Utc::now(), std::time::Instant::now()));
             telemetry.attempt();
             notifier.send(Event::new("start"));
-            let result = run_cycle(client, stores, cycle, Some(&leadership)).await;
-            if !matches!(result, Err(CycleError::Cancelled)) {
-                for ev in Event::for_cycle(&result) {
-                    notifier.send(ev);
-                }
-            }
+            let result = run_cycle(client, stores, cycle, Some(leadership)).await;
             if matches!(result, Err(CycleError::Cancelled)) {
                 let why = if stop.is_cancelled() {
                     "shutting down"
@@ -435,50 +416,14 @@ impl Leader<'_> {
                 tracing::warn!("snapshot cancelled ({why}); the upload in flight was aborted and nothing was stored");
                 break ended(stop);
             }
-            // A new login token: the leader's check is registered again under it too.
-            if client.login_generation() != generation {
-                generation = client.login_generation();
-                if let Err(e) = reg.add_saving_check(client, check_ttl).await {
-                    tracing::warn!(error = %e, "registering the leader check again failed");
-                }
+            for ev in Event::for_cycle(&result) {
+                notifier.send(ev);
             }
-            let (ok, status, output) = record(telemetry, &result);
-            if let Err(e) = reg.report(client, status, &output).await {
-                tracing::debug!(error = %e, "leader check update failed");
-            }
+            let ok = reporter.report(self, session, &result).await;
             failures = if ok { 0 } else { failures + 1 };
-            if ok {
-                // Tell the standbys, through the lock's value, that the holder is storing.
-                let value = holder_value(&reg.service_id, since, Some(Utc::now()));
-                if let Err(e) = client
-                    .kv_acquire(&cfg.ha.lock_key, &session.id, value)
-                    .await
-                {
-                    tracing::debug!(error = %e, "updating the lock value failed");
-                }
-            }
-            // A drill of the newest backup, when one is due (after a stored snapshot). It runs
-            // in the background, one at a time: a slow scratch cluster never delays the
-            // schedule. Losing leadership stops it.
-            if let (Some((interval, target)), Ok(o)) = (&drill_target, &result) {
-                let idle = drill
-                    .as_ref()
-                    .is_none_or(tokio::task::JoinHandle::is_finished);
-                if ok && idle && last_drill.is_none_or(|t| t.elapsed() >= *interval) {
-                    last_drill = Some(std::time::Instant::now());
-                    drill = Some(spawn_drill(
-                        DrillJob {
-                            client: client.clone(),
-                            stores: stores.to_vec(),
-                            datacenter: o.name.datacenter.clone(),
-                            target: target.clone(),
-                            ids: cycle.identities.clone(),
-                        },
-                        Arc::clone(telemetry),
-                        Arc::clone(notifier),
-                        leadership.clone(),
-                    ));
-                }
+            // A drill of the newest backup, when one is due (after a stored snapshot).
+            if let (true, Ok(o)) = (ok, &result) {
+                drills.maybe_start(self, &o.name.datacenter, leadership);
             }
             if failures >= cfg.ha.max_failures {
                 tracing::warn!(failures, "giving up leadership after consecutive failures");
@@ -488,16 +433,185 @@ impl Leader<'_> {
                 break ended(stop);
             }
         };
-        leadership.cancel();
-        watcher.abort();
-        linker.abort();
-        if let Some(d) = drill {
-            d.abort();
-        }
         if matches!(end, LeadEnd::Lost) {
             tracing::warn!("lost leadership; back to standby");
         }
         end
+    }
+
+    /// Registers the leader's check, critical while this agent has stored nothing: a
+    /// re-acquired lock does not make an agent that has stored nothing healthy.
+    async fn announce(&self, check_ttl: Duration) {
+        let (client, reg) = (self.client, self.reg);
+        if let Err(e) = reg.add_saving_check(client, check_ttl).await {
+            tracing::warn!(error = %e, "registering the leader check failed");
+        }
+        if let Some(why) = self.telemetry.unhealthy_reason() {
+            if let Err(e) = reg.report(client, CheckStatus::Critical, &why).await {
+                tracing::debug!(error = %e, "leader check update failed");
+            }
+        }
+    }
+}
+
+/// One term of leadership: its token is cancelled when the lock is lost (watched on the lock
+/// key), the session is lost, or `stop` fires. Dropping the term cancels it and stops its
+/// watchers.
+struct Term {
+    token: CancellationToken,
+    watcher: tokio::task::JoinHandle<()>,
+    linker: tokio::task::JoinHandle<()>,
+}
+
+impl Term {
+    fn start(
+        client: &ConsulClient,
+        lock_key: &str,
+        session: &Session,
+        stop: &CancellationToken,
+    ) -> Self {
+        let token = CancellationToken::new();
+        let watcher = monitor(
+            client.clone(),
+            lock_key.to_string(),
+            session.id.clone(),
+            token.clone(),
+        );
+        let linker = {
+            let (l, lost, stop) = (token.clone(), session.lost.clone(), stop.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = lost.cancelled() => {}
+                    () = stop.cancelled() => {}
+                    () = l.cancelled() => {}
+                }
+                l.cancel();
+            })
+        };
+        Term {
+            token,
+            watcher,
+            linker,
+        }
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        self.token.cancel();
+        self.watcher.abort();
+        self.linker.abort();
+    }
+}
+
+/// What the leader tells Consul after each cycle.
+struct CycleReport {
+    /// When this term began (in the lock's value).
+    since: chrono::DateTime<Utc>,
+    /// The login generation the leader check was registered under.
+    generation: u64,
+    check_ttl: Duration,
+}
+
+impl CycleReport {
+    /// Records the cycle in the metrics and the leader check (registered again under a new
+    /// login token), and on success tells the standbys, through the lock's value, that the
+    /// holder is storing. Returns whether the cycle stored a backup.
+    async fn report(
+        &mut self,
+        leader: &Leader<'_>,
+        session: &Session,
+        result: &Result<crate::agent::CycleOutcome, CycleError>,
+    ) -> bool {
+        let (client, reg) = (leader.client, leader.reg);
+        if client.login_generation() != self.generation {
+            self.generation = client.login_generation();
+            if let Err(e) = reg.add_saving_check(client, self.check_ttl).await {
+                tracing::warn!(error = %e, "registering the leader check again failed");
+            }
+        }
+        let (ok, status, output) = record(leader.telemetry, result);
+        if let Err(e) = reg.report(client, status, &output).await {
+            tracing::debug!(error = %e, "leader check update failed");
+        }
+        if ok {
+            let value = holder_value(&reg.service_id, self.since, Some(Utc::now()));
+            if let Err(e) = client
+                .kv_acquire(&leader.cfg.ha.lock_key, &session.id, value)
+                .await
+            {
+                tracing::debug!(error = %e, "updating the lock value failed");
+            }
+        }
+        ok
+    }
+}
+
+/// The scheduled drills of one term: in the background, one at a time, every `interval`
+/// after a stored snapshot, so that a slow scratch cluster never delays the schedule.
+/// Dropped with the term, which stops the one running.
+struct Drills {
+    target: Option<(Duration, crate::restore::drill::DrillTarget)>,
+    last: Option<std::time::Instant>,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drills {
+    fn new(cfg: &AgentConfig) -> Self {
+        let target = cfg.drill.as_ref().and_then(|(interval, target)| {
+            match crate::restore::drill::DrillTarget::new(target, cfg.consul.token.as_ref()) {
+                Ok(c) => Some((*interval, c)),
+                Err(e) => {
+                    tracing::error!(error = %e, "drill target unusable; no drills");
+                    None
+                }
+            }
+        });
+        Drills {
+            target,
+            last: None,
+            running: None,
+        }
+    }
+
+    /// Starts a drill of the newest backup of `datacenter` if one is due and none runs.
+    fn maybe_start(
+        &mut self,
+        leader: &Leader<'_>,
+        datacenter: &str,
+        leadership: &CancellationToken,
+    ) {
+        let Some((interval, target)) = &self.target else {
+            return;
+        };
+        let idle = self
+            .running
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished);
+        if !idle || self.last.is_some_and(|t| t.elapsed() < *interval) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        self.running = Some(spawn_drill(
+            DrillJob {
+                client: leader.client.clone(),
+                stores: leader.stores.to_vec(),
+                datacenter: datacenter.to_string(),
+                target: target.clone(),
+                ids: leader.cycle.identities.clone(),
+            },
+            Arc::clone(leader.telemetry),
+            Arc::clone(leader.notifier),
+            leadership.clone(),
+        ));
+    }
+}
+
+impl Drop for Drills {
+    fn drop(&mut self) {
+        if let Some(d) = self.running.take() {
+            d.abort();
+        }
     }
 }
 

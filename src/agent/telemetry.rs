@@ -93,7 +93,6 @@ fn unix_now() -> f64 {
 impl Telemetry {
     /// `health_window`: how long a leader may go without a successful snapshot (two periods).
     pub fn new(health_window: Duration) -> Self {
-        let mut registry = Registry::with_prefix("consul_snapshot");
         let t = Telemetry {
             last_success: Gauge::default(),
             last_attempt: Gauge::default(),
@@ -124,121 +123,146 @@ impl Telemetry {
             health_window,
             registry: Registry::default(),
         };
-        registry.register(
-            "last_success_timestamp_seconds",
-            "Unix time of the last snapshot stored everywhere",
-            t.last_success.clone(),
-        );
-        registry.register(
-            "last_attempt_timestamp_seconds",
-            "Unix time of the last snapshot attempt",
-            t.last_attempt.clone(),
-        );
-        registry.register(
-            "last_duration_seconds",
-            "Duration of the last snapshot cycle",
-            t.last_duration.clone(),
-        );
-        registry.register(
-            "last_archive_bytes",
-            "Size of the last verified archive, in bytes",
-            t.last_bytes.clone(),
-        );
-        registry.register(
-            "last_raft_index",
-            "Raft index of the last verified snapshot",
-            t.last_index.clone(),
-        );
-        registry.register(
-            "leader",
-            "1 while this agent holds the lock and takes snapshots",
-            t.leader.clone(),
-        );
         t.health_window_gauge.set(health_window.as_secs_f64());
-        // Every label value from the start, at 0: alert rules see a series before the first
-        // failure, and increase() counts that failure.
+        t.seed_labels();
+        let mut registry = Registry::with_prefix("consul_snapshot");
+        t.register_cycle(&mut registry);
+        t.register_health(&mut registry);
+        t.register_drills(&mut registry);
+        t.register_destinations(&mut registry);
+        Telemetry { registry, ..t }
+    }
+
+    /// Creates every label value at 0, so that alert rules see a series before the first
+    /// failure and `increase()` counts that failure.
+    fn seed_labels(&self) {
         for reason in super::cycle::CycleError::REASONS {
-            let _ = t.failures.get_or_create(&ReasonLabel {
+            let _ = self.failures.get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
             });
         }
         for kind in ["local", "s3", "azure", "gcs"] {
-            let _ = t.stored_at.get_or_create(&KindLabel {
+            let _ = self.stored_at.get_or_create(&KindLabel {
                 kind: kind.to_string(),
             });
             for error in crate::storage::ErrorKind::ALL {
-                let _ = t.failed_at.get_or_create(&FailureLabel {
+                let _ = self.failed_at.get_or_create(&FailureLabel {
                     kind: kind.to_string(),
                     error: error.as_str().to_string(),
                 });
             }
         }
-        registry.register(
-            "health_window_seconds",
-            "How long the leader may go without a stored snapshot before it counts as unhealthy: two periods of the schedule",
-            t.health_window_gauge.clone(),
+    }
+
+    /// The cycles: when, how long, how large, how many stored, failed and deleted.
+    fn register_cycle(&self, r: &mut Registry) {
+        r.register(
+            "last_success_timestamp_seconds",
+            "Unix time of the last snapshot stored everywhere",
+            self.last_success.clone(),
         );
-        registry.register(
-            "anomaly",
-            "1 while a shrink-guard anomaly is unacknowledged (a snapshot markedly smaller than the backup before it; retention holds the older backups)",
-            t.anomaly.clone(),
+        r.register(
+            "last_attempt_timestamp_seconds",
+            "Unix time of the last snapshot attempt",
+            self.last_attempt.clone(),
         );
-        registry.register(
-            "clock_skew_seconds",
-            "This host's clock minus the independent one (a destination's Date, else Consul's) at the last cycle, in seconds",
-            t.clock_skew.clone(),
+        r.register(
+            "last_duration_seconds",
+            "Duration of the last snapshot cycle",
+            self.last_duration.clone(),
         );
-        registry.register(
-            "clock_untrusted",
-            "1 while this host's clock differs from the independent one by more than 5 minutes: backups are named by that clock and time-based retention deletes nothing",
-            t.clock_untrusted.clone(),
+        r.register(
+            "last_archive_bytes",
+            "Size of the last verified archive, in bytes",
+            self.last_bytes.clone(),
         );
-        registry.register(
-            "last_drill_success_timestamp_seconds",
-            "Unix time of the last restore drill that passed",
-            t.last_drill_success.clone(),
+        r.register(
+            "last_raft_index",
+            "Raft index of the last verified snapshot",
+            self.last_index.clone(),
         );
-        registry.register(
-            "last_drill_duration_seconds",
-            "Duration of the last restore drill (fetch, verify, restore, read back): the time to recover",
-            t.last_drill_duration.clone(),
-        );
-        registry.register(
-            "drill_interval_seconds",
-            "How often the leader runs a restore drill; 0 when drills are off",
-            t.drill_interval.clone(),
-        );
-        registry.register(
-            "drill_failures",
-            "Restore drills that failed or could not run",
-            t.drill_failures.clone(),
-        );
-        registry.register(
+        r.register(
             "successes",
             "Snapshot cycles that stored everywhere",
-            t.successes.clone(),
+            self.successes.clone(),
         );
-        registry.register(
+        r.register(
             "failures",
             "Snapshot cycles that failed, by reason",
-            t.failures.clone(),
+            self.failures.clone(),
         );
-        registry.register(
+        r.register(
             "retention_deleted",
             "Backups deleted by retention",
-            t.deleted.clone(),
+            self.deleted.clone(),
         );
-        registry.register(
+    }
+
+    /// Leadership, health and the signals that make a backup suspect (anomaly, clock).
+    fn register_health(&self, r: &mut Registry) {
+        r.register(
+            "leader",
+            "1 while this agent holds the lock and takes snapshots",
+            self.leader.clone(),
+        );
+        r.register(
+            "health_window_seconds",
+            "How long the leader may go without a stored snapshot before it counts as unhealthy: two periods of the schedule",
+            self.health_window_gauge.clone(),
+        );
+        r.register(
+            "anomaly",
+            "1 while a shrink-guard anomaly is unacknowledged (a snapshot markedly smaller than the backup before it; retention holds the older backups)",
+            self.anomaly.clone(),
+        );
+        r.register(
+            "clock_skew_seconds",
+            "This host's clock minus the independent one (a destination's Date, else Consul's) at the last cycle, in seconds",
+            self.clock_skew.clone(),
+        );
+        r.register(
+            "clock_untrusted",
+            "1 while this host's clock differs from the independent one by more than 5 minutes: backups are named by that clock and time-based retention deletes nothing",
+            self.clock_untrusted.clone(),
+        );
+    }
+
+    /// The scheduled restore drills.
+    fn register_drills(&self, r: &mut Registry) {
+        r.register(
+            "last_drill_success_timestamp_seconds",
+            "Unix time of the last restore drill that passed",
+            self.last_drill_success.clone(),
+        );
+        r.register(
+            "last_drill_duration_seconds",
+            "Duration of the last restore drill (fetch, verify, restore, read back): the time to recover",
+            self.last_drill_duration.clone(),
+        );
+        r.register(
+            "drill_interval_seconds",
+            "How often the leader runs a restore drill; 0 when drills are off",
+            self.drill_interval.clone(),
+        );
+        r.register(
+            "drill_failures",
+            "Restore drills that failed or could not run",
+            self.drill_failures.clone(),
+        );
+    }
+
+    /// Per destination kind: stored, and failed by kind of failure.
+    fn register_destinations(&self, r: &mut Registry) {
+        r.register(
             "destination_stored",
             "Backups stored (and verified) at a destination, by destination kind",
-            t.stored_at.clone(),
+            self.stored_at.clone(),
         );
-        registry.register(
+        r.register(
             "destination_failures",
             "Backups a destination failed to store or read back, by destination kind and kind of failure (error: not_found, denied, timeout, transient, invalid)",
-            t.failed_at.clone(),
+            self.failed_at.clone(),
         );
-        Telemetry { registry, ..t }
     }
 
     /// Records a cycle attempt starting.

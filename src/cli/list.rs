@@ -10,7 +10,7 @@ use crate::archive::pretty::{byte_size, tabwriter};
 use crate::archive::RecordCounts;
 use crate::config::DatacenterArg;
 use crate::guard::AnomalyMark;
-use crate::storage::sort_newest_first;
+use crate::storage::{sort_newest_first, Store, StoredBackup};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -108,68 +108,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn list(args: Args) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
-    let mut fleet: Vec<(String, crate::storage::StoredBackup)> = Vec::new();
+    let mut fleet: Vec<(String, StoredBackup)> = Vec::new();
     let ids = std::sync::Arc::new(crate::crypto::Identities::load(
         &args.identities.age_identities,
     )?);
+    let summary = args.summary || args.max_age.is_some() || !args.expect.is_empty();
     for store in args.target.load()?.stores().await? {
-        let mut backups = store
-            .list()
-            .await
-            .map_err(|e| anyhow::anyhow!("listing {}: {e}", store))?;
-        backups.retain(|b| {
-            args.datacenter
-                .datacenter
-                .as_deref()
-                .is_none_or(|dc| b.name.datacenter == dc)
-        });
-        // Metadata where the listing had none (S3, Azure, GCS), 16 reads at a time; a backup
-        // whose metadata cannot be read is listed without it.
-        let mut backups = store
-            .fill_meta(backups, |_| true, false)
-            .await
-            .map_err(|e| anyhow::anyhow!("reading metadata at {}: {e}", store))?;
-        if let Some(dc) = &args.datacenter.datacenter {
-            backups.retain(|b| b.is_of(dc));
-        }
-        // Oldest first, in the one order of retention and --latest (time, then Raft index).
-        sort_newest_first(&mut backups);
-        backups.reverse();
-        let summary = args.summary || args.max_age.is_some() || !args.expect.is_empty();
+        let backups = listed(&store, args.datacenter.datacenter.as_deref()).await?;
         if summary {
             fleet.extend(backups.iter().map(|b| (store.to_string(), b.clone())));
         }
         for b in backups {
-            let (verified, verify_error) = if args.verify {
-                let (v, e) = verify_one(&store, &b.key, b.meta.as_ref(), &ids).await;
-                (Some(v), e)
+            let verified = if args.verify {
+                Some(verify_one(&store, &b.key, b.meta.as_ref(), &ids).await)
             } else {
-                (None, None)
+                None
             };
-            let meta = b.meta.clone().unwrap_or_default();
-            let (safety_snapshot, unjudged) = (meta.is_safety_snapshot(), meta.is_unjudged());
-            rows.push(Row {
-                destination: store.to_string(),
-                key: b.key,
-                time: b.name.time.to_rfc3339(),
-                datacenter: b.name.datacenter,
-                size: b.size,
-                index: b.name.index,
-                term: meta.term,
-                sha256: meta.sha256,
-                encrypted: b.name.encrypted,
-                recipients: meta.recipients.unwrap_or_default(),
-                counts: meta.counts,
-                safety_snapshot,
-                unjudged,
-                anomaly: meta.anomaly,
-                verified,
-                verify_error,
-            });
+            rows.push(Row::of(&store, b, verified));
         }
     }
-    if args.summary || args.max_age.is_some() || !args.expect.is_empty() {
-        return summary(&fleet, &args);
+    if summary {
+        return summary_of(&fleet, &args);
     }
     let out = match args.output {
         Format::Json => {
@@ -177,69 +136,7 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
             v.push(b'\n');
             v
         }
-        Format::Table => {
-            let mut t = String::from(
-                "DESTINATION\tDATACENTER\tKEY\tTIME\tSIZE\tINDEX\tKV\tNODES\tSERVICES\tTOKENS\tENCRYPTED\tANOMALY\tROLE\tSHA256",
-            );
-            for r in &rows {
-                let c = r.counts.as_ref();
-                let anomaly = match &r.anomaly {
-                    None => "-",
-                    Some(a) if a.acknowledged.is_some() => "acknowledged",
-                    Some(_) => "UNACKNOWLEDGED",
-                };
-                let anomaly = if r.anomaly.is_none() && r.unjudged {
-                    "unjudged"
-                } else {
-                    anomaly
-                };
-                let role = if r.safety_snapshot {
-                    "safety"
-                } else {
-                    "backup"
-                };
-                t.push_str(&format!(
-                    "\n{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    r.destination,
-                    r.datacenter,
-                    r.key,
-                    r.time,
-                    byte_size(r.size),
-                    r.index,
-                    count(c, |c| c.kv_entries),
-                    count(c, |c| c.nodes),
-                    count(c, |c| c.services),
-                    count(c, |c| c.acl_tokens),
-                    if r.encrypted { "age" } else { "no" },
-                    anomaly,
-                    role,
-                    r.sha256.as_deref().unwrap_or("-")
-                ));
-            }
-            if args.verify {
-                // One line per backup below the table: verification results are long.
-                t.push('\n');
-                for r in &rows {
-                    t.push_str(&format!(
-                        "\nverify {}: {}{}",
-                        r.key,
-                        r.verified.unwrap_or("-"),
-                        r.verify_error
-                            .as_deref()
-                            .map(|e| format!(" ({e})"))
-                            .unwrap_or_default()
-                    ));
-                }
-            }
-            for r in rows.iter().filter(|r| r.anomaly.is_some()) {
-                if let Some(a) = &r.anomaly {
-                    t.push_str(&format!("\n\nanomaly {}: {}", r.key, a.reason));
-                }
-            }
-            let mut v = tabwriter(t.as_bytes(), 0, 2);
-            v.push(b'\n');
-            v
-        }
+        Format::Table => table(&rows, args.verify),
     };
     let bad = rows
         .iter()
@@ -252,9 +149,122 @@ async fn list(args: Args) -> anyhow::Result<ExitCode> {
     Ok(super::output::stdout(&out)?.unwrap_or(code))
 }
 
+/// The backups at `store` (of `datacenter` only, when given, by name and metadata) with their
+/// metadata, oldest first in the one order of retention and `--latest` (time, then Raft
+/// index). A backup whose metadata cannot be read is listed without it.
+async fn listed(store: &Store, datacenter: Option<&str>) -> anyhow::Result<Vec<StoredBackup>> {
+    let mut backups = store
+        .list()
+        .await
+        .map_err(|e| anyhow::anyhow!("listing {}: {e}", store))?;
+    backups.retain(|b| datacenter.is_none_or(|dc| b.name.datacenter == dc));
+    // Metadata where the listing had none (S3, Azure, GCS), 16 reads at a time.
+    let mut backups = store
+        .fill_meta(backups, |_| true, false)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading metadata at {}: {e}", store))?;
+    if let Some(dc) = datacenter {
+        backups.retain(|b| b.is_of(dc));
+    }
+    sort_newest_first(&mut backups);
+    backups.reverse();
+    Ok(backups)
+}
+
+impl Row {
+    /// The row of backup `b` at `store`, with the `--verify` result when there is one.
+    fn of(store: &Store, b: StoredBackup, verified: Option<(&'static str, Option<String>)>) -> Row {
+        let (verified, verify_error) = verified.map_or((None, None), |(v, e)| (Some(v), e));
+        let meta = b.meta.clone().unwrap_or_default();
+        let (safety_snapshot, unjudged) = (meta.is_safety_snapshot(), meta.is_unjudged());
+        Row {
+            destination: store.to_string(),
+            key: b.key,
+            time: b.name.time.to_rfc3339(),
+            datacenter: b.name.datacenter,
+            size: b.size,
+            index: b.name.index,
+            term: meta.term,
+            sha256: meta.sha256,
+            encrypted: b.name.encrypted,
+            recipients: meta.recipients.unwrap_or_default(),
+            counts: meta.counts,
+            safety_snapshot,
+            unjudged,
+            anomaly: meta.anomaly,
+            verified,
+            verify_error,
+        }
+    }
+
+    /// The ANOMALY column: the mark's state, or `unjudged`.
+    fn anomaly_state(&self) -> &'static str {
+        match &self.anomaly {
+            None if self.unjudged => "unjudged",
+            None => "-",
+            Some(a) if a.acknowledged.is_some() => "acknowledged",
+            Some(_) => "UNACKNOWLEDGED",
+        }
+    }
+}
+
+/// The table layout: a row per backup, then the `--verify` results and the anomalies' reasons
+/// below it (they are long).
+fn table(rows: &[Row], verify: bool) -> Vec<u8> {
+    let mut t = String::from(
+        "DESTINATION\tDATACENTER\tKEY\tTIME\tSIZE\tINDEX\tKV\tNODES\tSERVICES\tTOKENS\tENCRYPTED\tANOMALY\tROLE\tSHA256",
+    );
+    for r in rows {
+        let c = r.counts.as_ref();
+        t.push_str(&format!(
+            "\n{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.destination,
+            r.datacenter,
+            r.key,
+            r.time,
+            byte_size(r.size),
+            r.index,
+            count(c, |c| c.kv_entries),
+            count(c, |c| c.nodes),
+            count(c, |c| c.services),
+            count(c, |c| c.acl_tokens),
+            if r.encrypted { "age" } else { "no" },
+            r.anomaly_state(),
+            if r.safety_snapshot {
+                "safety"
+            } else {
+                "backup"
+            },
+            r.sha256.as_deref().unwrap_or("-")
+        ));
+    }
+    if verify {
+        t.push('\n');
+        for r in rows {
+            t.push_str(&format!(
+                "\nverify {}: {}{}",
+                r.key,
+                r.verified.unwrap_or("-"),
+                r.verify_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    for r in rows {
+        if let Some(a) = &r.anomaly {
+            t.push_str(&format!("\n\nanomaly {}: {}", r.key, a.reason));
+        }
+    }
+    let mut v = tabwriter(t.as_bytes(), 0, 2);
+    v.push(b'\n');
+    v
+}
+
 /// `list --summary` (and `--max-age`, `--expect`): the fleet view; exit 1 when a datacenter
 /// is stale or missing, each named on stderr.
-fn summary(
+fn summary_of(
     fleet: &[(String, crate::storage::StoredBackup)],
     args: &Args,
 ) -> anyhow::Result<ExitCode> {

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod age;
 mod agent;
 mod completions;
+mod confirm;
 #[cfg(feature = "dev")]
 mod dev;
 #[cfg(feature = "dev")]

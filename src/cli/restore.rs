@@ -1,6 +1,6 @@
 //! `restore`: put a backup back into Consul, after verifying it and asking.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -78,6 +78,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::runtime::block_on(restore(args))?
 }
 
+/// `--dry-run`: verifies the backup and prints what restoring it would change in the live
+/// cluster; restores nothing and takes no safety snapshot.
+async fn dry_run(
+    client: &ConsulClient,
+    source: &Source,
+    types: TypePolicy,
+    identities: &std::sync::Arc<crate::crypto::Identities>,
+) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout();
+    let index = crate::restore::diff::SnapshotIndex::new()?;
+    let (prepared, index) = fetch_verified_with(source, types, identities, index)
+        .await
+        .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
+    let _ = write!(out, "{}", summary(&prepared, &source.to_string()));
+    let _ = out.flush();
+    match against_live(client, source, index).await {
+        Ok(d) => {
+            let _ = write!(
+                out,
+                "What this restore would change in the live cluster (FROM the cluster now, TO the backup):\n{}",
+                crate::restore::diff::render(&d)
+            );
+        }
+        Err(e) => eprintln!("Warning: could not compare with the live cluster: {e:#}"),
+    }
+    let _ = writeln!(
+        out,
+        "Dry run: verified, nothing restored (no safety snapshot taken)."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn restore(args: Args) -> anyhow::Result<ExitCode> {
     let target = args.target.load()?;
     let consul = target.consul(&args.consul)?;
@@ -113,45 +145,19 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
         };
         return super::restore_kv::run(opts, &client, &source, &identities).await;
     }
-    let mut out = std::io::stdout();
     if args.dry_run {
-        let index = crate::restore::diff::SnapshotIndex::new()?;
-        let (prepared, index) = fetch_verified_with(&source, types, &identities, index)
-            .await
-            .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
-        let _ = write!(out, "{}", summary(&prepared, &source.to_string()));
-        let _ = out.flush();
-        match against_live(&client, &source, index).await {
-            Ok(d) => {
-                let _ = write!(
-                    out,
-                    "What this restore would change in the live cluster (FROM the cluster now, TO the backup):\n{}",
-                    crate::restore::diff::render(&d)
-                );
-            }
-            Err(e) => eprintln!("Warning: could not compare with the live cluster: {e:#}"),
-        }
-        let _ = writeln!(
-            out,
-            "Dry run: verified, nothing restored (no safety snapshot taken)."
-        );
-        return Ok(ExitCode::SUCCESS);
+        return dry_run(&client, &source, types, &identities).await;
     }
+    let mut out = std::io::stdout();
     let prepared = fetch_verified(&source, types, &identities)
         .await
         .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
     let _ = write!(out, "{}", summary(&prepared, &source.to_string()));
     let _ = out.flush();
     if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("refusing to restore without confirmation: stdin is not a terminal; pass --yes to restore non-interactively");
-        }
-        eprint!("Restoring replaces ALL of Consul's state (KV, catalog, ACLs, sessions...) with this snapshot. Type 'yes' to continue: ");
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            bail!("restore cancelled");
-        }
+        super::confirm::confirm(
+            "Restoring replaces ALL of Consul's state (KV, catalog, ACLs, sessions...) with this snapshot.",
+        )?;
     }
     let safety = args
         .safety_snapshot

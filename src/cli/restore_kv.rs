@@ -3,7 +3,7 @@
 //! subtree, show the plan, confirm, save the current values of the keys the plan touches,
 //! then write with check-and-set transactions.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -37,60 +37,11 @@ pub async fn run(
     source: &Source,
     ids: &Arc<Identities>,
 ) -> anyhow::Result<ExitCode> {
-    let prefixes: Vec<Vec<u8>> = opts
-        .prefixes
-        .iter()
-        .map(|p| p.as_bytes().to_vec())
-        .collect();
-    let select = KvSelect::new(prefixes, Output::Memory(Vec::new()));
-    let (report, select) = read_verified(source, TypePolicy::AnyBelowFlag, ids, select)
-        .await
-        .map_err(|e| anyhow!("Error verifying snapshot {source}: {e}; nothing restored"))?;
-    if let Some(e) = &select.error {
-        bail!("reading the KV entries of {source}: {e}; nothing restored");
-    }
-    super::kv_export::check_prefixes(&select, "--kv-prefix")
-        .map_err(|e| anyhow!("{e}; nothing restored"))?;
-    let Output::Memory(entries) = select.output else {
-        bail!("internal: the entries were not kept");
-    };
-    let mut wanted = Vec::with_capacity(entries.len());
-    for e in entries {
-        let key = String::from_utf8(e.key).map_err(|e| {
-            anyhow!(
-                "the backup has a key that is not UTF-8 ({:?}); Consul's HTTP API cannot write it; nothing restored",
-                String::from_utf8_lossy(e.as_bytes())
-            )
-        })?;
-        wanted.push(Wanted {
-            key,
-            flags: e.flags,
-            value: e.value,
-        });
-    }
-    let mut live = Vec::new();
-    for p in &opts.prefixes {
-        for e in client
-            .kv_list(p)
-            .await
-            .map_err(|e| anyhow!("reading the live subtree {p:?}: {e}; nothing restored"))?
-        {
-            live.push(Current {
-                value: e.value_bytes()?,
-                key: e.key,
-                flags: e.flags,
-                modify_index: e.modify_index,
-                session: e.session,
-            });
-        }
-    }
+    let (index, wanted) = backup_entries(&opts.prefixes, source, ids).await?;
+    let live = live_subtree(client, &opts.prefixes).await?;
     let the_plan = plan(wanted, live.clone(), opts.delete_extra, opts.force);
     let mut out = std::io::stdout();
-    let _ = write!(
-        out,
-        "{}",
-        show_plan(&the_plan, &opts, source, report.meta.index)
-    );
+    let _ = write!(out, "{}", show_plan(&the_plan, &opts, source, index));
     let _ = out.flush();
     if opts.dry_run {
         let _ = writeln!(out, "Dry run: nothing written.");
@@ -110,19 +61,11 @@ pub async fn run(
         bail!("{}", denial_message(&denied, &opts.prefixes));
     }
     if !opts.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("refusing to restore without confirmation: stdin is not a terminal; pass --yes to restore non-interactively");
-        }
-        eprint!(
-            "Write {} key(s) under {} in the live cluster? Type 'yes' to continue: ",
+        super::confirm::confirm(&format!(
+            "Write {} key(s) under {} in the live cluster?",
             the_plan.steps.len(),
             quoted(&opts.prefixes)
-        );
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            bail!("restore cancelled");
-        }
+        ))?;
     }
     let saved = opts.save_current.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -156,6 +99,68 @@ pub async fn run(
             ExitCode::SUCCESS
         },
     )
+}
+
+/// The backup's KV entries under `prefixes`, read from `source` once it verified whole, and
+/// the snapshot's Raft index.
+///
+/// # Errors
+/// The archive does not verify, a prefix matches nothing (naming the nearest directories),
+/// or a key is not UTF-8 (Consul's HTTP API cannot write it).
+async fn backup_entries(
+    prefixes: &[String],
+    source: &Source,
+    ids: &Arc<Identities>,
+) -> anyhow::Result<(u64, Vec<Wanted>)> {
+    let bytes: Vec<Vec<u8>> = prefixes.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let select = KvSelect::new(bytes, Output::Memory(Vec::new()));
+    let (report, select) = read_verified(source, TypePolicy::AnyBelowFlag, ids, select)
+        .await
+        .map_err(|e| anyhow!("Error verifying snapshot {source}: {e}; nothing restored"))?;
+    if let Some(e) = &select.error {
+        bail!("reading the KV entries of {source}: {e}; nothing restored");
+    }
+    super::kv_export::check_prefixes(&select, "--kv-prefix")
+        .map_err(|e| anyhow!("{e}; nothing restored"))?;
+    let Output::Memory(entries) = select.output else {
+        bail!("internal: the entries were not kept");
+    };
+    let mut wanted = Vec::with_capacity(entries.len());
+    for e in entries {
+        let key = String::from_utf8(e.key).map_err(|e| {
+            anyhow!(
+                "the backup has a key that is not UTF-8 ({:?}); Consul's HTTP API cannot write it; nothing restored",
+                String::from_utf8_lossy(e.as_bytes())
+            )
+        })?;
+        wanted.push(Wanted {
+            key,
+            flags: e.flags,
+            value: e.value,
+        });
+    }
+    Ok((report.meta.index, wanted))
+}
+
+/// The live keys under `prefixes` (`GET /v1/kv/P?recurse`), with their index and session.
+async fn live_subtree(client: &ConsulClient, prefixes: &[String]) -> anyhow::Result<Vec<Current>> {
+    let mut live = Vec::new();
+    for p in prefixes {
+        for e in client
+            .kv_list(p)
+            .await
+            .map_err(|e| anyhow!("reading the live subtree {p:?}: {e}; nothing restored"))?
+        {
+            live.push(Current {
+                value: e.value_bytes()?,
+                key: e.key,
+                flags: e.flags,
+                modify_index: e.modify_index,
+                session: e.session,
+            });
+        }
+    }
+    Ok(live)
 }
 
 fn quoted(prefixes: &[String]) -> String {

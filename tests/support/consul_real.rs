@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::net::free_port;
@@ -111,9 +111,13 @@ impl RealConsul {
         for h in hcl {
             cmd.args(["-hcl", h]);
         }
+        // Both streams to the log: Consul says why it could not start (a port taken between
+        // the probe and the bind) on stderr, and that is what a retry looks for.
+        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
         let child = cmd
-            .stdout(std::fs::File::create(&log).map_err(|e| e.to_string())?)
-            .stderr(Stdio::null())
+            .stdout(out)
+            .stderr(err)
             .env_remove("CONSUL_HTTP_ADDR")
             .env_remove("CONSUL_HTTP_TOKEN")
             .spawn()

@@ -130,7 +130,8 @@ fn refused(e: &crate::consul::ConsulError) -> bool {
 }
 
 /// Applies `steps` (check-and-set, or unconditional with `force`), reporting progress to
-/// `progress` (keys done so far).
+/// `progress` (keys done so far). A failure that stops the run marks every key not yet
+/// written as not written.
 pub async fn apply(
     client: &ConsulClient,
     steps: &[Step],
@@ -144,104 +145,131 @@ pub async fn apply(
         Work::Txn(group) => group,
         Work::Alone(i) => vec![i],
     };
-    // Stops the run: `why`, and every key of `rest` not written.
-    let stop = |out: &mut Applied, why: String, rest: Vec<usize>| {
-        out.stopped = Some(why);
-        out.not_written
-            .extend(rest.into_iter().map(|i| steps[i].key.clone()));
-    };
     let mut it = work(&ops).into_iter();
     while let Some(w) = it.next() {
-        let mut pending = match w {
-            Work::Alone(i) => {
-                let s = &steps[i];
-                let index = (!force).then_some(s.index);
-                match client.kv_put(&s.key, s.value.clone(), s.flags, index).await {
-                    Ok(true) => out.written.push(s.key.clone()),
-                    Ok(false) => out.conflicts.push((
-                        s.key.clone(),
-                        format!(
-                            "changed since the plan (its ModifyIndex is no longer {})",
-                            s.index
-                        ),
-                    )),
-                    Err(e) => {
-                        if refused(&e) {
-                            out.not_written.push(s.key.clone());
-                        } else {
-                            out.unknown.push(s.key.clone());
-                        }
-                        stop(&mut out, e.to_string(), it.flat_map(keys_of).collect());
-                        return out;
-                    }
-                }
-                done += 1;
-                progress(done);
-                continue;
-            }
-            Work::Txn(group) => group,
+        let (n, next) = match w {
+            Work::Alone(i) => (1, put_alone(client, &steps[i], force, &mut out).await),
+            Work::Txn(group) => (
+                group.len(),
+                transact(client, &ops, steps, group, &mut out).await,
+            ),
         };
-        let n = pending.len();
-        // Each round drops at least one operation, so at most n + 1 rounds.
-        for round in 1.. {
-            if pending.is_empty() {
-                break;
-            }
-            let batch: Vec<KvOp> = pending.iter().map(|&i| ops[i].clone()).collect();
-            match client.txn(&batch).await {
-                Ok(TxnOutcome::Applied) => {
-                    out.written
-                        .extend(pending.iter().map(|&i| steps[i].key.clone()));
-                    break;
-                }
-                Ok(TxnOutcome::RolledBack(errors)) => {
-                    let failed: Vec<(usize, String)> = errors
-                        .iter()
-                        .filter(|e| e.op_index < pending.len())
-                        .map(|e| (e.op_index, e.what.clone()))
-                        .collect();
-                    let why = if let Some(e) = errors.iter().find(|e| e.is_permission_denied()) {
-                        let key = batch.get(e.op_index).map(|o| o.key()).unwrap_or("?");
-                        Some(format!("Consul refused a write: {} ({key})", e.what))
-                    } else if failed.is_empty() || round > n {
-                        Some(format!(
-                            "Consul rolled back a transaction without naming an operation to drop: {errors:?}"
-                        ))
-                    } else {
-                        None
-                    };
-                    if let Some(why) = why {
-                        let rest = pending.into_iter().chain(it.flat_map(keys_of)).collect();
-                        stop(&mut out, why, rest);
-                        return out;
-                    }
-                    for (pos, what) in &failed {
-                        out.conflicts
-                            .push((steps[pending[*pos]].key.clone(), what.clone()));
-                    }
-                    pending = pending
-                        .into_iter()
-                        .enumerate()
-                        .filter(|(p, _)| !failed.iter().any(|(f, _)| f == p))
-                        .map(|(_, i)| i)
-                        .collect();
-                }
-                Err(e) => {
-                    let keys = pending.iter().map(|&i| steps[i].key.clone());
-                    if refused(&e) {
-                        out.not_written.extend(keys);
-                    } else {
-                        out.unknown.extend(keys);
-                    }
-                    stop(&mut out, e.to_string(), it.flat_map(keys_of).collect());
-                    return out;
-                }
-            }
+        if let Next::Stop(why, mine) = next {
+            out.stopped = Some(why);
+            out.not_written.extend(
+                mine.into_iter()
+                    .chain(it.flat_map(keys_of))
+                    .map(|i| steps[i].key.clone()),
+            );
+            return out;
         }
         done += n;
         progress(done);
     }
     out
+}
+
+/// What one unit of work says to the run.
+enum Next {
+    /// Go on with the next.
+    Go,
+    /// Stop, for this reason; these keys (indices into the steps) of the unit are not
+    /// written, beyond what it recorded itself.
+    Stop(String, Vec<usize>),
+}
+
+/// One key too large for a transaction: `PUT /v1/kv/K?cas=N&flags=F`.
+async fn put_alone(client: &ConsulClient, s: &Step, force: bool, out: &mut Applied) -> Next {
+    let index = (!force).then_some(s.index);
+    match client.kv_put(&s.key, s.value.clone(), s.flags, index).await {
+        Ok(true) => out.written.push(s.key.clone()),
+        Ok(false) => out.conflicts.push((
+            s.key.clone(),
+            format!(
+                "changed since the plan (its ModifyIndex is no longer {})",
+                s.index
+            ),
+        )),
+        Err(e) => {
+            if refused(&e) {
+                out.not_written.push(s.key.clone());
+            } else {
+                out.unknown.push(s.key.clone());
+            }
+            return Next::Stop(e.to_string(), Vec::new());
+        }
+    }
+    Next::Go
+}
+
+/// One transaction of `group` (indices into `ops` and `steps`). A conflict (an operation
+/// Consul names in its rollback) is reported and dropped and the rest resubmitted; each round
+/// drops at least one operation, so there are at most `group.len() + 1` rounds. A denial, a
+/// rollback naming nothing to drop, or a failed request stops the run.
+async fn transact(
+    client: &ConsulClient,
+    ops: &[KvOp],
+    steps: &[Step],
+    group: Vec<usize>,
+    out: &mut Applied,
+) -> Next {
+    let n = group.len();
+    let mut pending = group;
+    for round in 1.. {
+        if pending.is_empty() {
+            break;
+        }
+        let batch: Vec<KvOp> = pending.iter().map(|&i| ops[i].clone()).collect();
+        match client.txn(&batch).await {
+            Ok(TxnOutcome::Applied) => {
+                out.written
+                    .extend(pending.iter().map(|&i| steps[i].key.clone()));
+                break;
+            }
+            Ok(TxnOutcome::RolledBack(errors)) => {
+                let failed: Vec<(usize, String)> = errors
+                    .iter()
+                    .filter(|e| e.op_index < pending.len())
+                    .map(|e| (e.op_index, e.what.clone()))
+                    .collect();
+                if let Some(e) = errors.iter().find(|e| e.is_permission_denied()) {
+                    let key = batch.get(e.op_index).map(|o| o.key()).unwrap_or("?");
+                    return Next::Stop(
+                        format!("Consul refused a write: {} ({key})", e.what),
+                        pending,
+                    );
+                }
+                if failed.is_empty() || round > n {
+                    return Next::Stop(
+                        format!(
+                            "Consul rolled back a transaction without naming an operation to drop: {errors:?}"
+                        ),
+                        pending,
+                    );
+                }
+                for (pos, what) in &failed {
+                    out.conflicts
+                        .push((steps[pending[*pos]].key.clone(), what.clone()));
+                }
+                pending = pending
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(p, _)| !failed.iter().any(|(f, _)| f == p))
+                    .map(|(_, i)| i)
+                    .collect();
+            }
+            Err(e) => {
+                let keys = pending.iter().map(|&i| steps[i].key.clone());
+                if refused(&e) {
+                    out.not_written.extend(keys);
+                } else {
+                    out.unknown.extend(keys);
+                }
+                return Next::Stop(e.to_string(), Vec::new());
+            }
+        }
+    }
+    Next::Go
 }
 
 #[cfg(test)]
