@@ -115,7 +115,7 @@ pub enum PipelineError {
 /// `cancel`, when given and cancelled, stops the transfer at the next chunk and aborts the
 /// sink ([`PipelineError::Cancelled`]); once verification passed, the commit is let finish.
 pub async fn stream_verified<B, S, V>(
-    mut body: B,
+    body: B,
     mut sink: S,
     opts: ReadOptions,
     mut visitor: V,
@@ -134,34 +134,19 @@ where
     let never = CancellationToken::new();
     let cancel = cancel.unwrap_or(&never);
     let mut failure = None;
-    let mut gathered = bytes::BytesMut::new();
-    let mut ended = false;
-    while !ended {
+    let mut blocks = Blocks::new(body);
+    loop {
         let item = tokio::select! {
             biased;
             () = cancel.cancelled() => {
                 failure = Some(PipelineError::Cancelled);
                 break;
             }
-            item = body.next() => item,
+            item = blocks.next() => item,
         };
         let block = match item {
-            // A whole block arrived at once: no copy.
-            Some(Ok(chunk)) if gathered.is_empty() && chunk.len() >= BLOCK => chunk,
-            Some(Ok(chunk)) => {
-                gathered.extend_from_slice(&chunk);
-                if gathered.len() < BLOCK {
-                    continue;
-                }
-                gathered.split().freeze()
-            }
-            None => {
-                ended = true;
-                if gathered.is_empty() {
-                    break;
-                }
-                gathered.split().freeze()
-            }
+            Some(Ok(block)) => block,
+            None => break,
             Some(Err(e)) => {
                 let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string()))).await;
                 failure = Some(PipelineError::Source(e));
@@ -186,33 +171,74 @@ where
         }
     }
     drop(tx);
-    let verdict = verifier.await;
-    let (report, visitor) = match (failure, verdict) {
-        (Some(f), _) => {
+    let (report, visitor) = match judge(failure, verifier.await) {
+        Ok(verified) => verified,
+        Err(e) => {
             sink.abort().await;
-            return Err(f);
+            return Err(e);
         }
-        (None, Err(join)) => {
-            sink.abort().await;
-            return Err(PipelineError::Source(io::Error::other(format!(
-                "verifier task failed: {join}"
-            ))));
-        }
-        (None, Ok((Err(ArchiveError::Source(e)), _))) => {
-            sink.abort().await;
-            return Err(PipelineError::Source(e));
-        }
-        (None, Ok((Err(e), _))) => {
-            sink.abort().await;
-            return Err(PipelineError::Invalid(e));
-        }
-        (None, Ok((Ok(report), visitor))) => (report, visitor),
     };
     let committed = sink
         .commit(&report, &Annotations::default())
         .await
         .map_err(PipelineError::Sink)?;
     Ok((report, visitor, committed))
+}
+
+/// What the transfer and the verifier say together: the report and the visitor only if the
+/// transfer ended without failure and the verifier accepted every byte.
+fn judge<V>(
+    failure: Option<PipelineError>,
+    verifier: Result<(Result<ArchiveReport, ArchiveError>, V), tokio::task::JoinError>,
+) -> Result<(ArchiveReport, V), PipelineError> {
+    match (failure, verifier) {
+        (Some(f), _) => Err(f),
+        (None, Err(join)) => Err(PipelineError::Source(io::Error::other(format!(
+            "verifier task failed: {join}"
+        )))),
+        (None, Ok((Err(ArchiveError::Source(e)), _))) => Err(PipelineError::Source(e)),
+        (None, Ok((Err(e), _))) => Err(PipelineError::Invalid(e)),
+        (None, Ok((Ok(report), visitor))) => Ok((report, visitor)),
+    }
+}
+
+/// A source's chunks gathered into blocks of at least [`BLOCK`] bytes (the last may be
+/// shorter); a chunk that is a whole block already passes without a copy. The source is not
+/// polled again once it has ended.
+struct Blocks<B> {
+    body: B,
+    gathered: bytes::BytesMut,
+    ended: bool,
+}
+
+impl<B: Stream<Item = io::Result<Bytes>> + Unpin> Blocks<B> {
+    fn new(body: B) -> Self {
+        Blocks {
+            body,
+            gathered: bytes::BytesMut::new(),
+            ended: false,
+        }
+    }
+
+    /// The next block, an error of the source, or `None` once everything was handed out.
+    async fn next(&mut self) -> Option<io::Result<Bytes>> {
+        while !self.ended {
+            match self.body.next().await {
+                Some(Ok(chunk)) if self.gathered.is_empty() && chunk.len() >= BLOCK => {
+                    return Some(Ok(chunk))
+                }
+                Some(Ok(chunk)) => {
+                    self.gathered.extend_from_slice(&chunk);
+                    if self.gathered.len() >= BLOCK {
+                        return Some(Ok(self.gathered.split().freeze()));
+                    }
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                None => self.ended = true,
+            }
+        }
+        (!self.gathered.is_empty()).then(|| Ok(self.gathered.split().freeze()))
+    }
 }
 
 #[cfg(all(test, feature = "dev"))]
