@@ -57,6 +57,29 @@ pub struct CycleConfig {
     pub safety_snapshot: bool,
 }
 
+impl CycleConfig {
+    /// The cycle the agent configuration `cfg` describes, with the request `retry` policy and
+    /// the record-type strictness `types` (both from the command line only).
+    pub fn of_agent(
+        cfg: &crate::config::AgentConfig,
+        retry: RetryPolicy,
+        types: TypePolicy,
+    ) -> Self {
+        CycleConfig {
+            stale: cfg.stale,
+            retry,
+            datacenter: cfg.consul.datacenter.clone(),
+            types,
+            verify_readback: cfg.verify_readback,
+            retention: cfg.retention.clone(),
+            encryption: cfg.encryption.clone(),
+            identities: cfg.identities.clone(),
+            guard: cfg.guard.clone(),
+            safety_snapshot: false,
+        }
+    }
+}
+
 /// Why a cycle failed before anything was stored. Nothing was deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {

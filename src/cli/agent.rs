@@ -43,22 +43,12 @@ pub struct Args {
 impl Args {
     /// The cycle settings these arguments and `cfg` give.
     pub fn cycle_config(&self, cfg: &AgentConfig) -> CycleConfig {
-        CycleConfig {
-            stale: cfg.stale,
-            retry: self.retry.policy(),
-            datacenter: cfg.consul.datacenter.clone(),
-            types: if self.allow_unknown_types {
-                TypePolicy::AnyBelowFlag
-            } else {
-                TypePolicy::Restorable
-            },
-            verify_readback: cfg.verify_readback,
-            retention: cfg.retention.clone(),
-            encryption: cfg.encryption.clone(),
-            identities: cfg.identities.clone(),
-            guard: cfg.guard.clone(),
-            safety_snapshot: false,
-        }
+        let types = if self.allow_unknown_types {
+            TypePolicy::AnyBelowFlag
+        } else {
+            TypePolicy::Restorable
+        };
+        CycleConfig::of_agent(cfg, self.retry.policy(), types)
     }
 }
 

@@ -12,10 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::CycleConfig;
 use crate::archive::synth::SynthSpec;
 use crate::archive::TypePolicy;
-use crate::config::{AgentConfig, HaConfig, StorageConfig};
+use crate::config::{AgentConfig, AgentOptions, FileArgs};
 use crate::consul::{ConsulArgs, RetryPolicy};
 use crate::devserver::{DevServer, DevServerConfig, SnapshotSource};
-use crate::retention::RetentionPolicy;
 use crate::schedule::Schedule;
 
 #[derive(Debug, clap::Args)]
@@ -34,6 +33,26 @@ pub struct Args {
     metrics_addr: std::net::SocketAddr,
 }
 
+/// The agent's configuration for the demo: the defaults, with the test server, the demo
+/// directory, schedule and retention, and a short session (the test server accepts TTLs
+/// from 1s).
+fn demo_config(args: &Args, consul: &str) -> anyhow::Result<AgentConfig> {
+    let mut flags = AgentOptions {
+        consul: ConsulArgs {
+            http_addr: Some(consul.to_string()),
+            ..ConsulArgs::default()
+        },
+        metrics_addr: Some(args.metrics_addr.to_string()),
+        ..AgentOptions::default()
+    };
+    flags.local_storage.path = Some(args.dir.clone());
+    flags.snapshot.interval = Some(args.interval);
+    flags.snapshot.session_ttl = Some(Duration::from_secs(5));
+    flags.snapshot.session_ttl_min = Some(Duration::from_secs(1));
+    flags.snapshot.retention.retain = Some(args.retain);
+    crate::config::resolve_agent(&FileArgs::default(), &flags, false, &|_| None)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::runtime::block_on(demo(args))?
 }
@@ -49,58 +68,8 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
     })
     .await
     .map_err(|e| anyhow!("starting the Consul API test server: {e}"))?;
-    let consul = ConsulArgs {
-        http_addr: Some(server.url()),
-        ..ConsulArgs::default()
-    }
-    .resolve(&|_| None)?;
-    let cfg = AgentConfig {
-        consul,
-        storage: StorageConfig {
-            local: Some(args.dir.clone()),
-            s3: None,
-            azure: None,
-            gcs: None,
-        },
-        retention: RetentionPolicy {
-            retain: Some(args.retain),
-            ..RetentionPolicy::default()
-        },
-        schedule: Some(Schedule::Interval(args.interval)),
-        jitter: Duration::ZERO,
-        stale: false,
-        ha: HaConfig {
-            service: "consul-snapshot".into(),
-            deregister_after: Duration::from_secs(3600),
-            lock_key: "consul-snapshot/lock".into(),
-            max_failures: 3,
-            session_ttl: Duration::from_secs(5),
-            lock_delay: Duration::ZERO,
-        },
-        metrics_addr: Some(args.metrics_addr),
-        verify_readback: false,
-        log_level: None,
-        log_json: false,
-        webhooks: Vec::new(),
-        webhook_timeout: Duration::from_secs(10),
-        encryption: None,
-        identities: Default::default(),
-        guard: crate::guard::GuardConfig::new(&[], None),
-        drill: None,
-        effective: crate::config::AgentOptions::default(),
-    };
-    let cycle = CycleConfig {
-        stale: false,
-        retry: RetryPolicy::default(),
-        datacenter: None,
-        types: TypePolicy::Restorable,
-        verify_readback: false,
-        retention: cfg.retention.clone(),
-        encryption: None,
-        identities: Default::default(),
-        guard: cfg.guard.clone(),
-        safety_snapshot: false,
-    };
+    let cfg = demo_config(&args, &server.url())?;
+    let cycle = CycleConfig::of_agent(&cfg, RetryPolicy::default(), TypePolicy::Restorable);
     println!(
         "Consul API test server (a test double, not Consul): {}",
         server.url()

@@ -88,6 +88,47 @@ async fn acknowledge(
     Ok((out, found))
 }
 
+/// The plan as a table: each backup, kept or deleted, with the rules that decided.
+fn show_plan(plan: &crate::storage::RetentionPlan, dry_run: bool) -> String {
+    let verb = if dry_run { "would delete" } else { "delete" };
+    let mut t = String::from("ACTION\tTIME\tKEY\tREASON");
+    for d in &plan.decisions {
+        let action = if d.keep { "keep" } else { verb };
+        t.push_str(&format!(
+            "\n{action}\t{}\t{}\t{}",
+            d.time.to_rfc3339(),
+            d.key,
+            d.reasons.join(", ")
+        ));
+    }
+    let mut out = String::from_utf8_lossy(&tabwriter(t.as_bytes(), 0, 2)).into_owned();
+    out.push('\n');
+    out
+}
+
+/// The counts, and the holds of the shrink guard, below the table.
+fn show_outcome(plan: &crate::storage::RetentionPlan, deleted: usize, dry_run: bool) -> String {
+    let mut out = format!(
+        "{} kept, {deleted} {}\n",
+        plan.decisions.len() - deleted,
+        if dry_run {
+            "would be deleted (dry run)"
+        } else {
+            "deleted"
+        }
+    );
+    for h in &plan.holds {
+        out.push_str(&format!(
+            "shrink guard: anomaly {} holds {} backup(s) until {} ({})\n",
+            h.anomaly,
+            h.held.len(),
+            h.until.to_rfc3339(),
+            h.reason
+        ));
+    }
+    out
+}
+
 async fn prune(args: Args) -> anyhow::Result<ExitCode> {
     let target = args.target.load()?;
     let policy = resolve_retention(&args.retention, &target.file);
@@ -114,55 +155,21 @@ async fn prune(args: Args) -> anyhow::Result<ExitCode> {
             .plan(listed, &policy, &dc, hold)
             .await
             .map_err(|e| anyhow!("planning at {}: {e}", store))?;
-        let decisions = plan.decisions;
-        let doomed: Vec<String> = decisions
+        let doomed: Vec<String> = plan
+            .decisions
             .iter()
             .filter(|d| !d.keep)
             .map(|d| d.key.clone())
             .collect();
-        let verb = if args.dry_run {
-            "would delete"
-        } else {
-            "delete"
-        };
-        let mut t = String::from("ACTION\tTIME\tKEY\tREASON");
-        for d in &decisions {
-            let action = if d.keep { "keep" } else { verb };
-            t.push_str(&format!(
-                "\n{action}\t{}\t{}\t{}",
-                d.time.to_rfc3339(),
-                d.key,
-                d.reasons.join(", ")
-            ));
-        }
         out.push_str(&format!("{} (datacenter {dc}):\n", store));
-        out.push_str(&String::from_utf8_lossy(&tabwriter(t.as_bytes(), 0, 2)));
-        out.push('\n');
+        out.push_str(&show_plan(&plan, args.dry_run));
         if !args.dry_run && !doomed.is_empty() {
             store
                 .delete(&doomed)
                 .await
                 .map_err(|e| anyhow!("deleting at {}: {e}", store))?;
         }
-        out.push_str(&format!(
-            "{} kept, {} {}\n",
-            decisions.len() - doomed.len(),
-            doomed.len(),
-            if args.dry_run {
-                "would be deleted (dry run)"
-            } else {
-                "deleted"
-            }
-        ));
-        for h in &plan.holds {
-            out.push_str(&format!(
-                "shrink guard: anomaly {} holds {} backup(s) until {} ({})\n",
-                h.anomaly,
-                h.held.len(),
-                h.until.to_rfc3339(),
-                h.reason
-            ));
-        }
+        out.push_str(&show_outcome(&plan, doomed.len(), args.dry_run));
         out.push('\n');
     }
     if let Some((k, _)) = args.acknowledge.iter().zip(&found).find(|(_, f)| !**f) {

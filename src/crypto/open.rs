@@ -100,27 +100,7 @@ pub async fn open_stream(
     ids: Arc<Identities>,
     recipients: Vec<String>,
 ) -> Result<BoxStream<'static, io::Result<Bytes>>, OpenError> {
-    // Fused: a stream that ended before the magic's length is not polled again by the chain
-    // below (some streams panic when polled after their end).
-    let mut body = body.fuse();
-    let mut head: Vec<Bytes> = Vec::new();
-    let mut seen = 0;
-    while seen < AGE_MAGIC.len() {
-        match body.next().await {
-            Some(chunk) => {
-                let chunk = chunk?;
-                seen += chunk.len();
-                head.push(chunk);
-            }
-            None => break,
-        }
-    }
-    let prefix: Vec<u8> = head
-        .iter()
-        .flat_map(|c| c.iter().copied())
-        .take(AGE_MAGIC.len())
-        .collect();
-    let whole = stream::iter(head.into_iter().map(Ok)).chain(body).boxed();
+    let (prefix, whole) = peek_magic(body).await?;
     if !is_age(&prefix) {
         return Ok(whole);
     }
@@ -137,30 +117,13 @@ pub async fn open_stream(
         }
     });
     tokio::task::spawn_blocking(move || {
-        let mut reader = match open_read(ChannelReader::new(in_rx), &ids, &recipients) {
-            Ok(r) => {
+        match open_read(ChannelReader::new(in_rx), &ids, &recipients) {
+            Ok(reader) => {
                 let _ = opened_tx.send(Ok(()));
-                r
+                pump(reader, &out_tx);
             }
             Err(e) => {
                 let _ = opened_tx.send(Err(e));
-                return;
-            }
-        };
-        loop {
-            let mut buf = vec![0u8; CHUNK];
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    if out_tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = out_tx.blocking_send(Err(e));
-                    break;
-                }
             }
         }
     });
@@ -182,6 +145,58 @@ pub async fn open_stream(
         |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
     )
     .boxed())
+}
+
+/// The first [`AGE_MAGIC`]-length bytes of `body` (fewer if it is shorter), and the whole
+/// stream again, those bytes included.
+async fn peek_magic(
+    body: BoxStream<'static, io::Result<Bytes>>,
+) -> io::Result<(Vec<u8>, BoxStream<'static, io::Result<Bytes>>)> {
+    // Fused: a stream that ended before the magic's length is not polled again by the chain
+    // below (some streams panic when polled after their end).
+    let mut body = body.fuse();
+    let mut head: Vec<Bytes> = Vec::new();
+    let mut seen = 0;
+    while seen < AGE_MAGIC.len() {
+        match body.next().await {
+            Some(chunk) => {
+                let chunk = chunk?;
+                seen += chunk.len();
+                head.push(chunk);
+            }
+            None => break,
+        }
+    }
+    let prefix: Vec<u8> = head
+        .iter()
+        .flat_map(|c| c.iter().copied())
+        .take(AGE_MAGIC.len())
+        .collect();
+    Ok((
+        prefix,
+        stream::iter(head.into_iter().map(Ok)).chain(body).boxed(),
+    ))
+}
+
+/// Reads the plaintext of `reader` in [`CHUNK`]s into `out` (on a blocking thread) until it
+/// ends, fails (the error is sent on) or the receiver is gone.
+fn pump(mut reader: impl Read, out: &mpsc::Sender<io::Result<Bytes>>) {
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.truncate(n);
+                if out.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                let _ = out.blocking_send(Err(e));
+                break;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

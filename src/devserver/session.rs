@@ -47,32 +47,9 @@ pub async fn create(
         }
     };
     let str_field = |n: &str| field(&body, n).and_then(Value::as_str).map(str::to_string);
-    let lock_delay = match field(&body, "LockDelay") {
-        None | Some(Value::Null) => DEFAULT_LOCK_DELAY,
-        Some(Value::String(d)) => match parse_go_duration(d) {
-            Some(d) => d,
-            None => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    format!("Request decode failed: invalid LockDelay {d:?}"),
-                )
-            }
-        },
-        // Numbers under 1000 are seconds, larger ones nanoseconds (Consul's quirk).
-        Some(Value::Number(n)) => {
-            let n = n.as_u64().unwrap_or(0);
-            if n < 1000 {
-                Duration::from_secs(n)
-            } else {
-                Duration::from_nanos(n)
-            }
-        }
-        Some(_) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "Request decode failed: invalid LockDelay",
-            )
-        }
+    let lock_delay = match lock_delay_of(&body) {
+        Ok(d) => d,
+        Err(r) => return r,
     };
     let behavior = match str_field("Behavior").as_deref() {
         None | Some("") | Some("release") => Behavior::Release,
@@ -84,29 +61,9 @@ pub async fn create(
             )
         }
     };
-    let ttl = match str_field("TTL").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => match parse_go_duration(&t) {
-            None => {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("Session TTL '{t}' invalid: time: invalid duration {t:?}"),
-                )
-            }
-            Some(d) if d.is_zero() => None,
-            Some(d) if d < s.cfg.session_ttl_min || d > MAX_TTL => {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!(
-                        "Invalid Session TTL '{}', must be between [{}={}]",
-                        d.as_nanos(),
-                        humantime::format_duration(s.cfg.session_ttl_min),
-                        "24h0m0s"
-                    ),
-                )
-            }
-            Some(d) => Some(d),
-        },
+    let ttl = match ttl_of(str_field("TTL"), s.cfg.session_ttl_min) {
+        Ok(t) => t,
+        Err(r) => return r,
     };
     let node = str_field("Node").unwrap_or_else(|| s.cfg.node_name.clone());
     if node != s.cfg.node_name {
@@ -137,6 +94,57 @@ pub async fn create(
     };
     let id = s.mutate(|c| c.session_create(session, now()));
     json_resp(&s, s.index(), &json!({ "ID": id }))
+}
+
+/// The session's `LockDelay`: a Go duration string, or a number (under 1000 seconds, else
+/// nanoseconds: Consul's quirk); the default when absent. A 400 answer otherwise.
+fn lock_delay_of(body: &Value) -> Result<Duration, Response> {
+    match field(body, "LockDelay") {
+        None | Some(Value::Null) => Ok(DEFAULT_LOCK_DELAY),
+        Some(Value::String(d)) => parse_go_duration(d).ok_or_else(|| {
+            text(
+                StatusCode::BAD_REQUEST,
+                format!("Request decode failed: invalid LockDelay {d:?}"),
+            )
+        }),
+        Some(Value::Number(n)) => {
+            let n = n.as_u64().unwrap_or(0);
+            Ok(if n < 1000 {
+                Duration::from_secs(n)
+            } else {
+                Duration::from_nanos(n)
+            })
+        }
+        Some(_) => Err(text(
+            StatusCode::BAD_REQUEST,
+            "Request decode failed: invalid LockDelay",
+        )),
+    }
+}
+
+/// The session's `TTL` (`None`: no TTL, also for "0"), within `[min, 24h]`; Consul's 500
+/// answers otherwise.
+fn ttl_of(ttl: Option<String>, min: Duration) -> Result<Option<Duration>, Response> {
+    let Some(t) = ttl.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    match parse_go_duration(&t) {
+        None => Err(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Session TTL '{t}' invalid: time: invalid duration {t:?}"),
+        )),
+        Some(d) if d.is_zero() => Ok(None),
+        Some(d) if d < min || d > MAX_TTL => Err(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "Invalid Session TTL '{}', must be between [{}={}]",
+                d.as_nanos(),
+                humantime::format_duration(min),
+                "24h0m0s"
+            ),
+        )),
+        Some(d) => Ok(Some(d)),
+    }
 }
 
 pub async fn renew(
