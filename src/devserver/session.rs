@@ -49,7 +49,7 @@ pub async fn create(
     let str_field = |n: &str| field(&body, n).and_then(Value::as_str).map(str::to_string);
     let lock_delay = match lock_delay_of(&body) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err((code, msg)) => return text(code, msg),
     };
     let behavior = match str_field("Behavior").as_deref() {
         None | Some("") | Some("release") => Behavior::Release,
@@ -63,7 +63,7 @@ pub async fn create(
     };
     let ttl = match ttl_of(str_field("TTL"), s.cfg.session_ttl_min) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err((code, msg)) => return text(code, msg),
     };
     let node = str_field("Node").unwrap_or_else(|| s.cfg.node_name.clone());
     if node != s.cfg.node_name {
@@ -96,13 +96,16 @@ pub async fn create(
     json_resp(&s, s.index(), &json!({ "ID": id }))
 }
 
+/// An answer refusing the request: its status and Consul's text.
+type Refusal = (StatusCode, String);
+
 /// The session's `LockDelay`: a Go duration string, or a number (under 1000 seconds, else
 /// nanoseconds: Consul's quirk); the default when absent. A 400 answer otherwise.
-fn lock_delay_of(body: &Value) -> Result<Duration, Response> {
+fn lock_delay_of(body: &Value) -> Result<Duration, Refusal> {
     match field(body, "LockDelay") {
         None | Some(Value::Null) => Ok(DEFAULT_LOCK_DELAY),
         Some(Value::String(d)) => parse_go_duration(d).ok_or_else(|| {
-            text(
+            (
                 StatusCode::BAD_REQUEST,
                 format!("Request decode failed: invalid LockDelay {d:?}"),
             )
@@ -115,26 +118,26 @@ fn lock_delay_of(body: &Value) -> Result<Duration, Response> {
                 Duration::from_nanos(n)
             })
         }
-        Some(_) => Err(text(
+        Some(_) => Err((
             StatusCode::BAD_REQUEST,
-            "Request decode failed: invalid LockDelay",
+            "Request decode failed: invalid LockDelay".into(),
         )),
     }
 }
 
 /// The session's `TTL` (`None`: no TTL, also for "0"), within `[min, 24h]`; Consul's 500
 /// answers otherwise.
-fn ttl_of(ttl: Option<String>, min: Duration) -> Result<Option<Duration>, Response> {
+fn ttl_of(ttl: Option<String>, min: Duration) -> Result<Option<Duration>, Refusal> {
     let Some(t) = ttl.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
     match parse_go_duration(&t) {
-        None => Err(text(
+        None => Err((
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("Session TTL '{t}' invalid: time: invalid duration {t:?}"),
         )),
         Some(d) if d.is_zero() => Ok(None),
-        Some(d) if d < min || d > MAX_TTL => Err(text(
+        Some(d) if d < min || d > MAX_TTL => Err((
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(
                 "Invalid Session TTL '{}', must be between [{}={}]",
