@@ -404,8 +404,26 @@ fn consume(
         state_err: None,
         visitor,
     };
+    let (archive_sha256, archive_len) = receive(&rx, &free, &mut tar, &mut entries)?;
+    let trailing = match tar.finish() {
+        TarEnd::Clean { trailing } => trailing,
+        TarEnd::InHeader => return Err(ReadError::TarHeader("unexpected EOF".into()).into()),
+        TarEnd::InData => return Err(entries.wrap_in_entry("unexpected EOF".into()).into()),
+    };
+
+    entries.conclude(trailing, archive_sha256, archive_len)
+}
+
+/// Feeds the tar parser every block the inflater sends, handing its buffers back, until the
+/// end of the compressed stream: its SHA-256 and length, or the first failure.
+fn receive(
+    rx: &Receiver<Msg>,
+    free: &SyncSender<Vec<u8>>,
+    tar: &mut TarParser,
+    entries: &mut Entries<'_>,
+) -> Result<([u8; 32], u64), ArchiveError> {
     let mut tar_bytes = 0u64;
-    let (archive_sha256, archive_len) = loop {
+    loop {
         // A closed channel means the inflater died without a word: treat as a source failure.
         let msg = rx.recv().map_err(|_| {
             ArchiveError::Source(io::Error::other(
@@ -418,7 +436,7 @@ fn consume(
                 tar.feed(&buf[..n], &mut |ev| entries.on_event(ev))?;
                 let _ = free.try_send(buf);
             }
-            Msg::End { sha256, len } => break (sha256, len),
+            Msg::End { sha256, len } => return Ok((sha256, len)),
             Msg::SourceErr(e) => return Err(ArchiveError::Source(e)),
             Msg::GzipErr(e) if tar_bytes == 0 => return Err(ArchiveError::Decompress(e)),
             Msg::GzipErr(e) => {
@@ -428,53 +446,60 @@ fn consume(
                 })
             }
         }
-    };
-    let trailing = match tar.finish() {
-        TarEnd::Clean { trailing } => trailing,
-        TarEnd::InHeader => return Err(ReadError::TarHeader("unexpected EOF".into()).into()),
-        TarEnd::InData => return Err(entries.wrap_in_entry("unexpected EOF".into()).into()),
-    };
+    }
+}
 
-    let meta_sha256: [u8; 32] = entries.meta_hash.finalize().into();
-    let state_sha256: [u8; 32] = entries.state_hash.finalize().into();
-    sums::verify(&entries.sums_buf, |name| {
-        if name == "meta.json" {
-            meta_sha256
-        } else {
-            state_sha256
+impl Entries<'_> {
+    /// The checks once every entry was read, in Consul's order (SHA256SUMS, then trailing
+    /// bytes, then meta.json's version and size against state.bin, then state.bin's own
+    /// errors and end), and the report.
+    fn conclude(
+        self,
+        trailing: u64,
+        archive_sha256: [u8; 32],
+        archive_len: u64,
+    ) -> Result<ArchiveReport, ArchiveError> {
+        let meta_sha256: [u8; 32] = self.meta_hash.finalize().into();
+        let state_sha256: [u8; 32] = self.state_hash.finalize().into();
+        sums::verify(&self.sums_buf, |name| {
+            if name == "meta.json" {
+                meta_sha256
+            } else {
+                state_sha256
+            }
+        })
+        .map_err(ReadError::Integrity)?;
+        if trailing > 0 {
+            return Err(ArchiveError::TrailingBytes(trailing));
         }
-    })
-    .map_err(ReadError::Integrity)?;
-    if trailing > 0 {
-        return Err(ArchiveError::TrailingBytes(trailing));
+        let meta = self
+            .meta
+            .ok_or_else(|| ReadError::Metadata("unexpected end of JSON input".into()))?;
+        if !(0..=1).contains(&meta.version) {
+            return Err(ArchiveError::Raft(RaftError::UnsupportedVersion(
+                meta.version,
+            )));
+        }
+        let state_len = self.state_len;
+        if i64::try_from(state_len).ok() != Some(meta.size) {
+            return Err(ArchiveError::Raft(RaftError::SizeMismatch {
+                actual: state_len,
+                declared: meta.size,
+            }));
+        }
+        if let Some(e) = self.state_err {
+            return Err(e.into());
+        }
+        let state = self.state.finish()?;
+        Ok(ArchiveReport {
+            archive_sha256,
+            archive_len,
+            meta,
+            meta_sha256,
+            state_sha256,
+            state,
+        })
     }
-    let meta = entries
-        .meta
-        .ok_or_else(|| ReadError::Metadata("unexpected end of JSON input".into()))?;
-    if !(0..=1).contains(&meta.version) {
-        return Err(ArchiveError::Raft(RaftError::UnsupportedVersion(
-            meta.version,
-        )));
-    }
-    let state_len = entries.state_len;
-    if i64::try_from(state_len).ok() != Some(meta.size) {
-        return Err(ArchiveError::Raft(RaftError::SizeMismatch {
-            actual: state_len,
-            declared: meta.size,
-        }));
-    }
-    if let Some(e) = entries.state_err {
-        return Err(e.into());
-    }
-    let state = entries.state.finish()?;
-    Ok(ArchiveReport {
-        archive_sha256,
-        archive_len,
-        meta,
-        meta_sha256,
-        state_sha256,
-        state,
-    })
 }
 
 #[cfg(all(test, feature = "synth"))]

@@ -156,98 +156,124 @@ impl StateParser {
     ) -> Result<(), StateError> {
         let mut i = 0usize;
         while i < chunk.len() {
-            match self.phase {
-                Phase::Header => {
-                    if self.scanner.at_start() && !is_map_marker(chunk[i]) {
-                        return Err(StateError::HeaderNotMap { marker: chunk[i] });
-                    }
-                    let p = self.scanner.feed(&chunk[i..], self.pos)?;
-                    i += p.consumed;
-                    self.pos += p.consumed as u64;
-                    if p.complete {
-                        if let Some(Captured::Uint(n)) = self.scanner.captured(0) {
-                            self.last_index = Some(*n);
-                        }
-                        self.phase = Phase::TypeByte;
-                    }
-                }
-                Phase::TypeByte => {
-                    let t = chunk[i];
-                    types::check_type(t, self.policy).map_err(|why| match why {
-                        TypeRejection::Flagged => StateError::FlaggedType {
-                            type_byte: t,
-                            offset: self.pos,
-                        },
-                        TypeRejection::NotRestorable => StateError::UnknownType {
-                            type_byte: t,
-                            offset: self.pos,
-                        },
-                    })?;
-                    self.phase = Phase::Value {
-                        type_byte: t,
-                        start: self.pos,
-                    };
-                    self.keep_value = visitor.wants_value(t);
-                    self.value_overflow = false;
-                    self.value.clear();
-                    self.scanner.begin(match t {
-                        msg::KVS => &[b"Key"],
-                        msg::REGISTER => &[b"Service", b"Check"],
-                        _ => &[],
-                    });
-                    i += 1;
-                    self.pos += 1;
-                }
+            i += match self.phase {
+                Phase::Header => self.feed_header(&chunk[i..])?,
+                Phase::TypeByte => self.begin_record(chunk[i], visitor)?,
                 Phase::Value { type_byte, start } => {
-                    let p = self.scanner.feed(&chunk[i..], self.pos)?;
-                    if self.keep_value && type_byte == msg::KVS {
-                        // The key comes before the value in a DirEntry: once known, an
-                        // unwanted record's bytes are not kept.
-                        if let Some(Captured::Raw(k)) = self.scanner.captured(0) {
-                            if !visitor.wants_kv_value(k) {
-                                self.keep_value = false;
-                            }
-                        }
-                    }
-                    if self.keep_value && !self.value_overflow {
-                        if self.value.len() + p.consumed <= MAX_VALUE {
-                            self.value.extend_from_slice(&chunk[i..i + p.consumed]);
-                        } else {
-                            self.value_overflow = true;
-                            self.value = Vec::new();
-                        }
-                    }
-                    i += p.consumed;
-                    self.pos += p.consumed as u64;
-                    if p.complete {
-                        let kv_key = match (type_byte, self.scanner.captured(0)) {
-                            (msg::KVS, Some(Captured::Raw(k))) => Some(k.as_slice()),
-                            _ => None,
-                        };
-                        let set = |c: Option<&Captured>| c.is_some_and(|c| *c != Captured::Nil);
-                        let register = (type_byte == msg::REGISTER).then(|| {
-                            RegisterKind::of(
-                                set(self.scanner.captured(0)),
-                                set(self.scanner.captured(1)),
-                            )
-                        });
-                        self.counts.add(type_byte, register);
-                        visitor.record(&RecordInfo {
-                            type_byte,
-                            offset: start,
-                            size: self.pos - self.counted,
-                            kv_key,
-                            value: (self.keep_value && !self.value_overflow)
-                                .then_some(self.value.as_slice()),
-                        });
-                        self.counted = self.pos;
-                        self.records += 1;
-                        self.phase = Phase::TypeByte;
-                    }
+                    self.feed_value(&chunk[i..], type_byte, start, visitor)?
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// The snapshot header (a msgpack map, per Consul's `snapshotHeader`): its `LastIndex`
+    /// is kept. Returns the bytes consumed.
+    fn feed_header(&mut self, rest: &[u8]) -> Result<usize, StateError> {
+        if self.scanner.at_start() && !is_map_marker(rest[0]) {
+            return Err(StateError::HeaderNotMap { marker: rest[0] });
+        }
+        let p = self.scanner.feed(rest, self.pos)?;
+        self.pos += p.consumed as u64;
+        if p.complete {
+            if let Some(Captured::Uint(n)) = self.scanner.captured(0) {
+                self.last_index = Some(*n);
+            }
+            self.phase = Phase::TypeByte;
+        }
+        Ok(p.consumed)
+    }
+
+    /// A record's type byte, checked against the type policy; sets up the scan of its value
+    /// (the fields captured: a KV entry's `Key`, a registration's `Service` and `Check`).
+    /// Returns the bytes consumed (1).
+    fn begin_record(
+        &mut self,
+        t: u8,
+        visitor: &mut dyn RecordVisitor,
+    ) -> Result<usize, StateError> {
+        types::check_type(t, self.policy).map_err(|why| match why {
+            TypeRejection::Flagged => StateError::FlaggedType {
+                type_byte: t,
+                offset: self.pos,
+            },
+            TypeRejection::NotRestorable => StateError::UnknownType {
+                type_byte: t,
+                offset: self.pos,
+            },
+        })?;
+        self.phase = Phase::Value {
+            type_byte: t,
+            start: self.pos,
+        };
+        self.keep_value = visitor.wants_value(t);
+        self.value_overflow = false;
+        self.value.clear();
+        self.scanner.begin(match t {
+            msg::KVS => &[b"Key"],
+            msg::REGISTER => &[b"Service", b"Check"],
+            _ => &[],
+        });
+        self.pos += 1;
+        Ok(1)
+    }
+
+    /// The msgpack value of the record begun at `start`: kept for the visitor if it wants it
+    /// (up to [`MAX_VALUE`] bytes), counted and visited once complete. Returns the bytes
+    /// consumed.
+    fn feed_value(
+        &mut self,
+        rest: &[u8],
+        type_byte: u8,
+        start: u64,
+        visitor: &mut dyn RecordVisitor,
+    ) -> Result<usize, StateError> {
+        let p = self.scanner.feed(rest, self.pos)?;
+        if self.keep_value && type_byte == msg::KVS {
+            // The key comes before the value in a DirEntry: once known, an unwanted record's
+            // bytes are not kept.
+            if let Some(Captured::Raw(k)) = self.scanner.captured(0) {
+                if !visitor.wants_kv_value(k) {
+                    self.keep_value = false;
                 }
             }
         }
-        Ok(())
+        if self.keep_value && !self.value_overflow {
+            if self.value.len() + p.consumed <= MAX_VALUE {
+                self.value.extend_from_slice(&rest[..p.consumed]);
+            } else {
+                self.value_overflow = true;
+                self.value = Vec::new();
+            }
+        }
+        self.pos += p.consumed as u64;
+        if p.complete {
+            self.end_record(type_byte, start, visitor);
+        }
+        Ok(p.consumed)
+    }
+
+    /// A record complete: counted (a registration by what it registers) and visited.
+    fn end_record(&mut self, type_byte: u8, start: u64, visitor: &mut dyn RecordVisitor) {
+        let kv_key = match (type_byte, self.scanner.captured(0)) {
+            (msg::KVS, Some(Captured::Raw(k))) => Some(k.as_slice()),
+            _ => None,
+        };
+        let set = |c: Option<&Captured>| c.is_some_and(|c| *c != Captured::Nil);
+        let register = (type_byte == msg::REGISTER).then(|| {
+            RegisterKind::of(set(self.scanner.captured(0)), set(self.scanner.captured(1)))
+        });
+        self.counts.add(type_byte, register);
+        visitor.record(&RecordInfo {
+            type_byte,
+            offset: start,
+            size: self.pos - self.counted,
+            kv_key,
+            value: (self.keep_value && !self.value_overflow).then_some(self.value.as_slice()),
+        });
+        self.counted = self.pos;
+        self.records += 1;
+        self.phase = Phase::TypeByte;
     }
 
     /// Ends the stream: it must stop at a record boundary, after a header.

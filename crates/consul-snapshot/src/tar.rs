@@ -92,84 +92,107 @@ impl TarParser {
     ) -> Result<(), ReadError> {
         let mut i = 0;
         while i < chunk.len() {
-            let avail = chunk.len() - i;
-            match self.state {
-                State::Header | State::SecondZero => {
-                    let n = (BLOCK - self.have).min(avail);
-                    self.block[self.have..self.have + n].copy_from_slice(&chunk[i..i + n]);
-                    self.have += n;
-                    i += n;
-                    if self.have == BLOCK {
-                        self.have = 0;
-                        if matches!(self.state, State::SecondZero) {
-                            if !is_zero(&self.block[..]) {
-                                // Go: a zero block followed by a non-zero block.
-                                return Err(ReadError::TarHeader(INVALID_HEADER.into()));
-                            }
-                            self.state = State::End;
-                        } else {
-                            self.header(on_event)?;
-                        }
-                    }
-                }
-                State::Data { remaining, pad } => {
-                    let n = remaining.min(avail as u64) as usize;
-                    on_event(TarEvent::Data(&chunk[i..i + n]))?;
-                    i += n;
-                    let remaining = remaining - n as u64;
-                    if remaining == 0 {
-                        on_event(TarEvent::EntryEnd)?;
-                        self.state = if pad > 0 {
-                            State::Pad { remaining: pad }
-                        } else {
-                            State::Header
-                        };
-                    } else {
-                        self.state = State::Data { remaining, pad };
-                    }
-                }
-                State::Pad { remaining } => {
-                    let n = remaining.min(avail as u64);
-                    i += n as usize;
-                    self.state = if remaining == n {
-                        State::Header
-                    } else {
-                        State::Pad {
-                            remaining: remaining - n,
-                        }
-                    };
-                }
+            let rest = &chunk[i..];
+            i += match self.state {
+                State::Header | State::SecondZero => self.fill_block(rest, on_event)?,
+                State::Data { remaining, pad } => self.data(rest, remaining, pad, on_event)?,
+                State::Pad { remaining } => self.skip_pad(rest, remaining),
                 State::Ext {
                     kind,
                     remaining,
                     pad,
-                } => {
-                    let n = remaining.min(avail as u64) as usize;
-                    self.ext.extend_from_slice(&chunk[i..i + n]);
-                    i += n;
-                    let remaining = remaining - n as u64;
-                    if remaining == 0 {
-                        self.apply_ext(kind)?;
-                        self.state = if pad > 0 {
-                            State::Pad { remaining: pad }
-                        } else {
-                            State::Header
-                        };
-                    } else {
-                        self.state = State::Ext {
-                            kind,
-                            remaining,
-                            pad,
-                        };
-                    }
-                }
+                } => self.ext_data(rest, kind, remaining, pad)?,
                 State::End => {
-                    self.trailing += avail as u64;
-                    i = chunk.len();
+                    self.trailing += rest.len() as u64;
+                    rest.len()
                 }
-            }
+            };
         }
         Ok(())
+    }
+
+    /// Gathers a 512-byte block: a header (parsed once whole), or the second block of zeros
+    /// that ends the archive. Returns the bytes consumed.
+    fn fill_block(
+        &mut self,
+        rest: &[u8],
+        on_event: &mut dyn FnMut(TarEvent<'_>) -> Result<(), ReadError>,
+    ) -> Result<usize, ReadError> {
+        let n = (BLOCK - self.have).min(rest.len());
+        self.block[self.have..self.have + n].copy_from_slice(&rest[..n]);
+        self.have += n;
+        if self.have == BLOCK {
+            self.have = 0;
+            if matches!(self.state, State::SecondZero) {
+                if !is_zero(&self.block[..]) {
+                    // Go: a zero block followed by a non-zero block.
+                    return Err(ReadError::TarHeader(INVALID_HEADER.into()));
+                }
+                self.state = State::End;
+            } else {
+                self.header(on_event)?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// An entry's data, passed on as it comes; the entry ends after `remaining` more bytes,
+    /// then `pad` bytes of padding. Returns the bytes consumed.
+    fn data(
+        &mut self,
+        rest: &[u8],
+        remaining: u64,
+        pad: u64,
+        on_event: &mut dyn FnMut(TarEvent<'_>) -> Result<(), ReadError>,
+    ) -> Result<usize, ReadError> {
+        let n = remaining.min(rest.len() as u64) as usize;
+        on_event(TarEvent::Data(&rest[..n]))?;
+        let remaining = remaining - n as u64;
+        if remaining == 0 {
+            on_event(TarEvent::EntryEnd)?;
+            self.state = after_entry(pad);
+        } else {
+            self.state = State::Data { remaining, pad };
+        }
+        Ok(n)
+    }
+
+    /// Padding to the next block boundary, skipped. Returns the bytes consumed.
+    fn skip_pad(&mut self, rest: &[u8], remaining: u64) -> usize {
+        let n = remaining.min(rest.len() as u64);
+        self.state = if remaining == n {
+            State::Header
+        } else {
+            State::Pad {
+                remaining: remaining - n,
+            }
+        };
+        n as usize
+    }
+
+    /// The data of a PAX or GNU long-name entry, gathered and applied to the next header
+    /// once whole. Returns the bytes consumed.
+    fn ext_data(
+        &mut self,
+        rest: &[u8],
+        kind: u8,
+        remaining: u64,
+        pad: u64,
+    ) -> Result<usize, ReadError> {
+        let n = remaining.min(rest.len() as u64) as usize;
+        self.ext.extend_from_slice(&rest[..n]);
+        let remaining = remaining - n as u64;
+        if remaining == 0 {
+            self.apply_ext(kind)?;
+            self.state = after_entry(pad);
+        } else {
+            self.state = State::Ext {
+                kind,
+                remaining,
+                pad,
+            };
+        }
+        Ok(n)
     }
 
     /// Says how the stream ended; call once the input is exhausted.
@@ -453,6 +476,15 @@ fn put_octal(field: &mut [u8], v: u64) {
     let s = format!("{v:0digits$o}");
     field[..digits].copy_from_slice(&s.as_bytes()[s.len() - digits..]);
     field[digits] = 0;
+}
+
+/// What follows an entry's last data byte: its padding, if any, then the next header.
+fn after_entry(pad: u64) -> State {
+    if pad > 0 {
+        State::Pad { remaining: pad }
+    } else {
+        State::Header
+    }
 }
 
 #[cfg(test)]
