@@ -65,7 +65,7 @@
 //!   auth-method login that renews its own token);
 //! * [`pipeline`]: one pass from a source to a sink with verification alongside;
 //! * [`storage`]: destinations that publish atomically, backup naming and metadata, each
-//!   destination's clock, the fleet summary of `list --summary` ([`storage::fleet`], pure);
+//!   destination's clock;
 //! * [`retention`]: which backups to keep, as a pure function;
 //! * [`schedule`]: when to run next (interval, crontab(5), jitter), as a pure function;
 //! * [`retry`]: the one retry policy (exponential back-off with jitter);
@@ -75,7 +75,9 @@
 //!   backups passed over), fetch and verify into an unnamed file ([`restore::scratch`]), and
 //!   push a backup back into Consul; selective KV recovery ([`restore::kv`]: select while
 //!   streaming, plan (pure), check-and-set transactions), snapshot comparison
-//!   ([`restore::diff`]: key-ordered spools merged), drills and `peers.json`;
+//!   ([`restore::diff`]: key-ordered spools merged), drills, `peers.json`, and the fleet
+//!   summary of `list --summary` ([`restore::fleet`], pure: the newest usable backup per
+//!   datacenter, as `--latest` chooses);
 //! * `devserver` (cargo feature `dev`): the Consul API test server (a test double, not
 //!   Consul);
 //! * [`config`]: one typed struct per section, filled by defaults (written once,

@@ -268,7 +268,7 @@ fn summary_of(
     fleet: &[(String, crate::storage::StoredBackup)],
     args: &Args,
 ) -> anyhow::Result<ExitCode> {
-    use crate::storage::fleet::{problems, summarize};
+    use crate::restore::fleet::{problems, summarize};
     let sums = summarize(fleet, chrono::Utc::now());
     let bad = problems(&sums, args.max_age, &args.expect);
     let out = match args.output {

@@ -24,9 +24,7 @@ pub use options::{
     parse_listen, AgentOptions, DatacenterArg, FileArgs, FileConfig, LogOptions, NotifyOptions,
     RetryArgs, SnapshotOptions,
 };
-pub use storage::{
-    resolve_storage, AzureOptions, GcsOptions, LocalOptions, S3Options, StorageArgs, StorageConfig,
-};
+pub use storage::{AzureOptions, GcsOptions, LocalOptions, S3Options, StorageArgs, StorageConfig};
 pub use values::Webhook;
 
 use crate::consul::{ConsulArgs, ConsulConfig};
@@ -269,13 +267,7 @@ pub fn resolve_agent(
     let (encryption, identities) = encryption_keys(&tree.encryption)?;
     Ok(AgentConfig {
         consul,
-        storage: StorageArgs {
-            local: tree.local_storage.clone(),
-            s3: tree.aws_storage.clone(),
-            azure: tree.azure_blob_storage.clone(),
-            gcs: tree.google_storage.clone(),
-        }
-        .resolve()?,
+        storage: storage_of(&tree).resolve()?,
         retention: s.retention.clone(),
         schedule: s.schedule()?,
         jitter: merged(&s.jitter, "snapshot.jitter")?,
@@ -320,13 +312,7 @@ fn merge_agent(
         .consul
         .resolve_layered(env, &from_file.consul)
         .context("Consul connection")?;
-    let storage_flags = StorageArgs {
-        local: flags.local_storage.clone(),
-        s3: flags.aws_storage.clone(),
-        azure: flags.azure_blob_storage.clone(),
-        gcs: flags.google_storage.clone(),
-    };
-    let storage = storage::merge_storage(&storage_flags, &from_file, env);
+    let storage = storage::merge_storage(&storage_of(flags), storage_of(&from_file), env);
     let mut tree = merge_layers(
         merge_layers(flags.clone(), from_file),
         AgentOptions::defaults(),
@@ -339,6 +325,28 @@ fn merge_agent(
     tree.azure_blob_storage = storage.azure;
     tree.google_storage = storage.gcs;
     Ok((tree, consul))
+}
+
+/// Destinations: flags > environment > file > defaults.
+///
+/// # Errors
+/// Unsupported Enterprise settings, or S3 settings that cannot work (part size, SSE choice).
+pub fn resolve_storage(
+    flags: &StorageArgs,
+    file: &FileConfig,
+    env: Env<'_>,
+) -> anyhow::Result<StorageConfig> {
+    storage::merge_storage(flags, storage_of(&file_layer(file)), env).resolve()
+}
+
+/// The storage sections of a layer.
+fn storage_of(o: &AgentOptions) -> StorageArgs {
+    StorageArgs {
+        local: o.local_storage.clone(),
+        s3: o.aws_storage.clone(),
+        azure: o.azure_blob_storage.clone(),
+        gcs: o.google_storage.clone(),
+    }
 }
 
 /// A value the merged tree must hold: the defaults layer ([`AgentOptions::defaults`]) sets

@@ -22,7 +22,6 @@ use super::storage::{AzureOptions, GcsOptions, LocalOptions, S3Options};
 use super::values::Webhook;
 use crate::consul::{ConsulArgs, Secret};
 use crate::retention::RetentionPolicy;
-use crate::storage::object::azure::AzureEnvironment;
 use crate::units::duration::parse_go_duration_arg;
 use crate::units::duration::serde_option as go_duration;
 
@@ -121,16 +120,6 @@ pub struct AgentOptions {
     pub drill: DrillOptions,
 }
 
-/// The key prefix ("folder") of every object-store destination, unless set.
-const KEY_PREFIX: &str = "consul-snapshot";
-/// The upload part of every object-store destination (S3 part, Azure block, GCS chunk), in
-/// bytes: memory per upload is about this × (concurrency + 1).
-const UPLOAD_PART: u64 = 16 << 20;
-/// Parts uploaded at once, per destination.
-const UPLOAD_CONCURRENCY: usize = 4;
-/// The bound on each request to an object store (and on each silence of a streamed body).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-
 impl AgentOptions {
     /// Every default, as the lowest layer: the one place a default value is written (the
     /// resolvers take every value from the merged tree; `--print-config` prints it).
@@ -161,27 +150,9 @@ impl AgentOptions {
                 verify_readback: Some(false),
                 ..SnapshotOptions::default()
             },
-            aws_storage: S3Options {
-                s3_key_prefix: Some(KEY_PREFIX.into()),
-                s3_part_size: Some(UPLOAD_PART),
-                s3_concurrency: Some(UPLOAD_CONCURRENCY),
-                s3_request_timeout: Some(REQUEST_TIMEOUT),
-                ..S3Options::default()
-            },
-            azure_blob_storage: AzureOptions {
-                environment: Some(AzureEnvironment::Public),
-                key_prefix: Some(KEY_PREFIX.into()),
-                block_size: Some(UPLOAD_PART),
-                concurrency: Some(UPLOAD_CONCURRENCY),
-                request_timeout: Some(REQUEST_TIMEOUT),
-                ..AzureOptions::default()
-            },
-            google_storage: GcsOptions {
-                key_prefix: Some(KEY_PREFIX.into()),
-                chunk_size: Some(UPLOAD_PART),
-                request_timeout: Some(REQUEST_TIMEOUT),
-                ..GcsOptions::default()
-            },
+            aws_storage: S3Options::defaults(),
+            azure_blob_storage: AzureOptions::defaults(),
+            google_storage: GcsOptions::defaults(),
             metrics_addr: Some("127.0.0.1:9464".into()),
             notify: NotifyOptions {
                 webhooks: None,

@@ -10,8 +10,7 @@ use anyhow::{anyhow, bail};
 use conflate::Merge;
 use serde::{Deserialize, Serialize};
 
-use super::options::AgentOptions;
-use super::{merged, Env, FileConfig};
+use super::{merged, Env};
 use crate::consul::Secret;
 use crate::storage::gcs::GcsConfig;
 use crate::storage::object::azure::{AzureConfig, AzureEnvironment};
@@ -294,12 +293,62 @@ impl StorageConfig {
     }
 }
 
+/// The key prefix ("folder") of every object-store destination, unless set.
+const KEY_PREFIX: &str = "consul-snapshot";
+/// The upload part of every object-store destination (S3 part, Azure block, GCS chunk), in
+/// bytes: memory per upload is about this × (concurrency + 1).
+const UPLOAD_PART: u64 = 16 << 20;
+/// Parts uploaded at once, per destination.
+const UPLOAD_CONCURRENCY: usize = 4;
+/// The bound on each request to an object store (and on each silence of a streamed body).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl S3Options {
+    /// This section's defaults (the lowest layer; [`super::AgentOptions::defaults`] holds
+    /// them with every other section's).
+    pub fn defaults() -> Self {
+        S3Options {
+            s3_key_prefix: Some(KEY_PREFIX.into()),
+            s3_part_size: Some(UPLOAD_PART),
+            s3_concurrency: Some(UPLOAD_CONCURRENCY),
+            s3_request_timeout: Some(REQUEST_TIMEOUT),
+            ..S3Options::default()
+        }
+    }
+}
+
+impl AzureOptions {
+    /// This section's defaults.
+    pub fn defaults() -> Self {
+        AzureOptions {
+            environment: Some(AzureEnvironment::Public),
+            key_prefix: Some(KEY_PREFIX.into()),
+            block_size: Some(UPLOAD_PART),
+            concurrency: Some(UPLOAD_CONCURRENCY),
+            request_timeout: Some(REQUEST_TIMEOUT),
+            ..AzureOptions::default()
+        }
+    }
+}
+
+impl GcsOptions {
+    /// This section's defaults.
+    pub fn defaults() -> Self {
+        GcsOptions {
+            key_prefix: Some(KEY_PREFIX.into()),
+            chunk_size: Some(UPLOAD_PART),
+            request_timeout: Some(REQUEST_TIMEOUT),
+            ..GcsOptions::default()
+        }
+    }
+}
+
 /// The storage sections merged (flags > environment > file > defaults), as they take effect:
 /// the tree `--print-config` prints and [`StorageArgs::resolve`] resolves. As in Consul
 /// Enterprise, a configured bucket disables local storage unless `--local-path` is given on
 /// the command line.
-pub(super) fn merge_storage(flags: &StorageArgs, file: &AgentOptions, env: Env<'_>) -> StorageArgs {
-    let mut file_s3 = file.aws_storage.clone();
+pub(super) fn merge_storage(flags: &StorageArgs, file: StorageArgs, env: Env<'_>) -> StorageArgs {
+    let mut file_s3 = file.s3;
     // Enterprise's example file says `false` for "not set": only `true` overrides the
     // endpoint-dependent default.
     file_s3.s3_force_path_style = file_s3.s3_force_path_style.filter(|v| *v);
@@ -309,24 +358,23 @@ pub(super) fn merge_storage(flags: &StorageArgs, file: &AgentOptions, env: Env<'
         file_s3.secret_access_key = None;
         file_s3.session_token = None;
     }
-    let defaults = AgentOptions::defaults();
     let mut s3 = flags.s3.clone();
     s3.merge(S3Options::from_env(env));
     s3.merge(file_s3);
-    s3.merge(defaults.aws_storage);
+    s3.merge(S3Options::defaults());
     let mut azure = flags.azure.clone();
     azure.merge(AzureOptions::from_env(env));
-    azure.merge(file.azure_blob_storage.clone());
-    azure.merge(defaults.azure_blob_storage);
+    azure.merge(file.azure);
+    azure.merge(AzureOptions::defaults());
     let mut gcs = flags.gcs.clone();
-    gcs.merge(file.google_storage.clone());
-    gcs.merge(defaults.google_storage);
+    gcs.merge(file.gcs);
+    gcs.merge(GcsOptions::defaults());
     let remote = s3.s3_bucket.is_some() || azure.container_name.is_some() || gcs.bucket.is_some();
     let path = match (&flags.local.path, remote) {
         (Some(p), _) => Some(p.clone()),
         (None, true) => {
             // Enterprise's rule: a bucket replaces the local directory. Say so, naming both.
-            if let Some(ignored) = &file.local_storage.path {
+            if let Some(ignored) = &file.local.path {
                 let bucket_key = if s3.s3_bucket.is_some() {
                     "aws_storage.s3_bucket"
                 } else if azure.container_name.is_some() {
@@ -343,7 +391,7 @@ pub(super) fn merge_storage(flags: &StorageArgs, file: &AgentOptions, env: Env<'
             None
         }
         (None, false) => Some(
-            file.local_storage
+            file.local
                 .path
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(".")),
@@ -445,7 +493,7 @@ impl S3Options {
     /// the crate) rather than read from flags and files; resolve it with
     /// [`S3Options::resolve`].
     pub fn with_defaults(mut self) -> Self {
-        self.merge(AgentOptions::defaults().aws_storage);
+        self.merge(S3Options::defaults());
         self
     }
 
@@ -531,16 +579,4 @@ impl S3Options {
 /// unset key.
 fn set(v: &Option<String>) -> Option<String> {
     v.clone().filter(|v| !v.is_empty())
-}
-
-/// Destinations: flags > environment > file > defaults.
-///
-/// # Errors
-/// Unsupported Enterprise settings, or S3 settings that cannot work (part size, SSE choice).
-pub fn resolve_storage(
-    flags: &StorageArgs,
-    file: &FileConfig,
-    env: Env<'_>,
-) -> anyhow::Result<StorageConfig> {
-    merge_storage(flags, &super::file_layer(file), env).resolve()
 }

@@ -5,7 +5,6 @@ pub mod check;
 pub mod client;
 pub mod config;
 pub mod coordination;
-
 pub mod kv;
 pub mod secret;
 pub mod snapshot;

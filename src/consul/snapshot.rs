@@ -61,7 +61,7 @@ pub async fn get_snapshot(
     let index = header("X-Consul-Index").and_then(|v| v.parse().ok());
     let known_leader = header("X-Consul-KnownLeader").map(|v| v == "true");
     let content_length = resp.content_length();
-    let date = header("Date").and_then(|d| crate::storage::clock::parse_http_date(&d));
+    let date = header("Date").and_then(|d| crate::units::parse_http_date(&d));
     let body = resp
         .bytes_stream()
         .map_err(|e| io::Error::other(transfer_error(&e)))

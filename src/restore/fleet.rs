@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::StoredBackup;
-use crate::restore::select::skip_reason;
+use super::select::skip_reason;
+use crate::storage::StoredBackup;
 
 /// One datacenter at one destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

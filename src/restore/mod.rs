@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod drill;
+pub mod fleet;
 pub mod kv;
 pub mod peers;
 pub mod scratch;

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+use crate::units::parse_http_date;
+
 /// A server's time and the monotonic instant it was seen at.
 type Seen = (DateTime<Utc>, Instant);
 
@@ -33,13 +35,6 @@ impl ServerClock {
         let since = chrono::Duration::from_std(at.elapsed()).ok()?;
         t.checked_add_signed(since)
     }
-}
-
-/// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, the IMF-fixdate every server sends).
-pub fn parse_http_date(v: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(v.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

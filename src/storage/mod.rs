@@ -10,7 +10,6 @@ pub mod atomic_file;
 pub mod backend;
 pub mod clock;
 pub mod error;
-pub mod fleet;
 pub mod gcs;
 pub mod local;
 pub mod metadata;

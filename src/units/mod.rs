@@ -1,11 +1,14 @@
-//! Sizes and durations as they are written everywhere (flags, files, `--print-config`,
-//! Consul's answers and log lines): bytes as `16MiB`, durations as Go writes them (`1h30m`).
+//! Sizes, durations and dates as they are written everywhere (flags, files, `--print-config`,
+//! Consul's answers and log lines): bytes as `16MiB`, durations as Go writes them (`1h30m`),
+//! HTTP dates as servers send them.
 //! A leaf module: it depends on nothing else in the crate, so the configuration, the Consul
 //! client and the storage backends all read and print values through it.
 
+pub mod date;
 pub mod duration;
 pub mod size;
 
+pub use date::parse_http_date;
 pub use duration::{format_go_duration, parse_duration, parse_go_duration_arg};
 pub use size::{format_size, parse_size};
 

@@ -178,20 +178,26 @@ impl AzureTarget {
         }
     }
 
-    /// A Put Blob of `len` bytes to `blob` (a name inside the container and prefix-free):
-    /// its URL and the headers (`Name: value`) that sign it with the account's shared key,
-    /// valid for 15 minutes; for uploading with curl (the upload benchmark's baseline).
-    pub fn put_blob(&self, blob: &str, len: u64) -> std::io::Result<(String, Vec<String>)> {
+    /// The URL of `blob` in the container, and its path as the shared key signs it (what
+    /// follows the authority: /account/container/blob on Azurite).
+    fn blob_url(&self, blob: &str) -> (String, String) {
         let base = self
             .endpoint
             .clone()
             .unwrap_or_else(|| format!("https://{}.blob.core.windows.net", self.account));
         let url = format!("{base}/{}/{blob}", self.container);
-        // The path is what follows the authority: /account/container/blob on Azurite.
         let path = url
             .split_once("://")
             .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
             .unwrap_or_default();
+        (url, path)
+    }
+
+    /// A Put Blob of `len` bytes to `blob` (a name inside the container and prefix-free):
+    /// its URL and the headers (`Name: value`) that sign it with the account's shared key,
+    /// valid for 15 minutes; for uploading with curl (the upload benchmark's baseline).
+    pub fn put_blob(&self, blob: &str, len: u64) -> std::io::Result<(String, Vec<String>)> {
+        let (url, path) = self.blob_url(blob);
         let date = http_date();
         let ms = [
             ("x-ms-blob-type", "BlockBlob"),
@@ -248,15 +254,7 @@ impl AzureTarget {
 
     /// Whether `blob` exists (a signed Get Blob Properties).
     pub async fn exists(&self, blob: &str) -> std::io::Result<bool> {
-        let base = self
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| format!("https://{}.blob.core.windows.net", self.account));
-        let url = format!("{base}/{}/{blob}", self.container);
-        let path = url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
-            .unwrap_or_default();
+        let (url, path) = self.blob_url(blob);
         let date = http_date();
         let ms = [("x-ms-date", date.as_str()), ("x-ms-version", API_VERSION)];
         let auth = self.authorization("HEAD", None, &ms, &path, "")?;

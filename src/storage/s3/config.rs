@@ -4,6 +4,7 @@
 
 use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
 
+use super::role::AssumeRole;
 use crate::consul::Secret;
 
 /// Smallest multipart part S3 accepts (except the last one), in bytes.
@@ -68,18 +69,6 @@ pub struct S3Config {
     pub static_name: Option<String>,
     /// Write the static name in a bucket without versioning (each snapshot destroys the last).
     pub allow_unversioned_static_name: bool,
-}
-
-/// An IAM role to assume: with the base credentials (AssumeRole), or with a web identity
-/// token read from a file at every renewal (AssumeRoleWithWebIdentity).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssumeRole {
-    pub role_arn: String,
-    /// The role session's name; `None`: `consul-snapshot-agent`.
-    pub session_name: Option<String>,
-    pub web_identity_token_file: Option<std::path::PathBuf>,
-    /// STS endpoint; the region's AWS STS endpoint when unset.
-    pub sts_endpoint: Option<String>,
 }
 
 impl S3Config {

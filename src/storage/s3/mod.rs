@@ -13,7 +13,8 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
-pub use config::{AssumeRole, ChecksumMode, Encryption, S3Config};
+pub use config::{ChecksumMode, Encryption, S3Config};
+pub use role::AssumeRole;
 pub use upload::S3Upload;
 
 use super::metadata::{name_from_meta, BackupMeta};

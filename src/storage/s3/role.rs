@@ -10,7 +10,17 @@ use aws_credential_types::provider::{self, error::CredentialsError, future, Prov
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::SharedCredentialsProvider;
 
-use super::config::AssumeRole;
+/// An IAM role to assume: with the base credentials (AssumeRole), or with a web identity
+/// token read from a file at every renewal (AssumeRoleWithWebIdentity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    /// The role session's name; `None`: `consul-snapshot-agent`.
+    pub session_name: Option<String>,
+    pub web_identity_token_file: Option<std::path::PathBuf>,
+    /// STS endpoint; the region's AWS STS endpoint when unset.
+    pub sts_endpoint: Option<String>,
+}
 
 /// Session name when none is configured.
 pub const DEFAULT_SESSION_NAME: &str = "consul-snapshot-agent";
