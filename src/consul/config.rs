@@ -181,6 +181,31 @@ impl ConsulArgs {
         self.resolve_layered(env, &ConsulArgs::default())
     }
 
+    /// The ACL token, with the consul CLI's precedence: -token-file > -token >
+    /// CONSUL_HTTP_TOKEN_FILE > CONSUL_HTTP_TOKEN > the file's `token`; empty is none.
+    ///
+    /// # Errors
+    /// A token file that cannot be read.
+    fn token_layered(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: &ConsulArgs,
+    ) -> Result<Option<Secret>, ConfigError> {
+        let env_nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
+        let token = if let Some(path) = &self.token_file {
+            Some(read_token_file(path)?)
+        } else if let Some(t) = &self.token {
+            Some(t.clone())
+        } else if let Some(path) = env_nonempty("CONSUL_HTTP_TOKEN_FILE") {
+            Some(read_token_file(&PathBuf::from(path))?)
+        } else if let Some(t) = env_nonempty("CONSUL_HTTP_TOKEN") {
+            Some(Secret::new(t))
+        } else {
+            file.token.clone()
+        };
+        Ok(token.filter(|t| !t.expose().is_empty()))
+    }
+
     /// Resolves flags over the environment over `file` (values from a configuration file,
     /// same shape) over defaults.
     pub fn resolve_layered(
@@ -206,19 +231,7 @@ impl ConsulArgs {
             Some(v) => parse_bool("CONSUL_HTTP_SSL_VERIFY", &v)?,
             None => true,
         };
-        // Precedence as the consul CLI: -token-file > -token > CONSUL_HTTP_TOKEN_FILE > CONSUL_HTTP_TOKEN.
-        let token = if let Some(path) = &self.token_file {
-            Some(read_token_file(path)?)
-        } else if let Some(t) = &self.token {
-            Some(t.clone())
-        } else if let Some(path) = env_nonempty("CONSUL_HTTP_TOKEN_FILE") {
-            Some(read_token_file(&PathBuf::from(path))?)
-        } else if let Some(t) = env_nonempty("CONSUL_HTTP_TOKEN") {
-            Some(Secret::new(t))
-        } else {
-            file.token.clone()
-        }
-        .filter(|t| !t.expose().is_empty());
+        let token = self.token_layered(env, file)?;
         // CONSUL_HTTP_AUTH wins over credentials in the address (as the consul CLI: its
         // HttpAuth replaces the URL's user).
         let basic_auth = env_nonempty("CONSUL_HTTP_AUTH")

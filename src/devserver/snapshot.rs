@@ -488,36 +488,9 @@ pub async fn restore(
         return no_leader();
     }
     let state_path = s.store.next_path();
-    let copy = match StateCopy::create(&state_path) {
-        Ok(c) => c,
-        Err(e) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("failed to create snapshot file: {e}"),
-            )
-        }
-    };
-    let stream = body
-        .into_data_stream()
-        .map(|item| item.map_err(|e| io::Error::other(e.to_string())));
-    let report = match stream_verified(stream, Discard, ReadOptions::default(), copy, None).await {
-        Ok((report, copy, ())) => match copy.finish() {
-            Ok(()) => report,
-            Err(e) => {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("failed to write snapshot: {e}"),
-                )
-            }
-        },
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&state_path).await;
-            let msg = match e {
-                PipelineError::Invalid(e) => e.to_string(),
-                other => other.to_string(),
-            };
-            return text(StatusCode::INTERNAL_SERVER_ERROR, msg);
-        }
+    let report = match receive(body, &state_path).await {
+        Ok(r) => r,
+        Err(msg) => return text(StatusCode::INTERNAL_SERVER_ERROR, msg),
     };
     if let Some(ms) = s.faults().restore_delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -550,6 +523,32 @@ pub async fn restore(
         applied_index,
     });
     StatusCode::OK.into_response()
+}
+
+/// Verifies the uploaded archive as Consul does while copying its state.bin to
+/// `state_path`; the report, or Consul's error text (nothing is left at `state_path`).
+async fn receive(
+    body: Body,
+    state_path: &std::path::Path,
+) -> Result<crate::archive::ArchiveReport, String> {
+    let copy = StateCopy::create(state_path)
+        .map_err(|e| format!("failed to create snapshot file: {e}"))?;
+    let stream = body
+        .into_data_stream()
+        .map(|item| item.map_err(|e| io::Error::other(e.to_string())));
+    match stream_verified(stream, Discard, ReadOptions::default(), copy, None).await {
+        Ok((report, copy, ())) => copy
+            .finish()
+            .map(|()| report)
+            .map_err(|e| format!("failed to write snapshot: {e}")),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(state_path).await;
+            Err(match e {
+                PipelineError::Invalid(e) => e.to_string(),
+                other => other.to_string(),
+            })
+        }
+    }
 }
 
 /// `GET /_testserver/faults`.
