@@ -166,7 +166,7 @@ pub fn usage(e: anyhow::Error) -> anyhow::Error {
 
 /// Parses `args` (including the program name) and runs the command.
 /// The command line as parsed, `--help` and the man pages: the derived definitions plus the
-/// EXAMPLES, EXIT STATUS and ENVIRONMENT epilogues ([`docs`]).
+/// EXAMPLES, EXIT STATUS and ENVIRONMENT epilogues (the `docs` module).
 pub fn command() -> clap::Command {
     docs::with_help(<Cli as clap::CommandFactory>::command())
 }

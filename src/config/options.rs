@@ -332,7 +332,8 @@ impl SnapshotOptions {
     /// Leader election and registration, from this merged section.
     ///
     /// # Errors
-    /// A missing default, or a session TTL Consul would refuse ([`check_session_ttl`]).
+    /// A missing default, or a session TTL Consul would refuse (below the servers'
+    /// `session_ttl_min`, above 24h, or 0).
     pub fn ha(&self) -> anyhow::Result<super::HaConfig> {
         let ha = super::HaConfig {
             service: merged(&self.service, "snapshot.service")?,

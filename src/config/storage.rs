@@ -425,7 +425,7 @@ pub(super) fn merge_storage(flags: &StorageArgs, file: StorageArgs, env: Env<'_>
 }
 
 impl StorageArgs {
-    /// The destinations these merged sections describe ([`merge_storage`]'s result).
+    /// The destinations these merged sections describe (what `merge_storage` returns).
     ///
     /// # Errors
     /// As each section's `resolve`.

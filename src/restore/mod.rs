@@ -236,7 +236,7 @@ pub struct Picked {
 const PICK_BATCH: usize = 16;
 
 /// Chooses per `sel` among `listed` (backups with the index of their store). For `--latest`
-/// and `--before` the candidates' metadata is read newest first, [`PICK_BATCH`] at a time,
+/// and `--before` the candidates' metadata is read newest first, `PICK_BATCH` (16) at a time,
 /// until one is usable ([`select::select`] passes over anomalies and safety snapshots): a
 /// bucket of hundreds of backups costs a few reads, not one per backup. A failed read leaves
 /// a backup without metadata (no marks known). `Err` carries the passed-over backups when
