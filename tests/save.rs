@@ -441,6 +441,31 @@ fn tls_with_the_right_ca_works_and_a_wrong_ca_fails_clearly() {
     // It says what to give.
     assert!(err.contains("--ca-file"), "{err}");
     assert!(!bad_file.exists());
+
+    // A name the certificate does not carry: the hint is --tls-server-name (from the TLS
+    // library's typed reason, not its text).
+    let wrong = run_cli_env(
+        &[
+            "save",
+            "--retries",
+            "0",
+            "--http-addr",
+            &url,
+            "--ca-file",
+            ca.to_str().expect("p"),
+            "--tls-server-name",
+            "other.dc1.consul",
+            bad_file.to_str().expect("p"),
+        ],
+        &[],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("--tls-server-name") && !err.contains("--ca-file"),
+        "{err}"
+    );
+    assert!(!bad_file.exists());
 }
 
 #[test]

@@ -70,7 +70,7 @@ impl ConsulError {
         // Connected, and the connection ended before Consul's answer: by the error's kind
         // (hyper's incomplete message, an I/O reset), not its text.
         let cut = !e.is_connect() && !e.is_timeout() && connection_cut(e);
-        detail.push_str(tls_hint(addr, &detail));
+        detail.push_str(tls_hint(addr, e));
         if cut {
             ConsulError::Cut {
                 addr: addr.to_string(),
@@ -110,22 +110,56 @@ fn connection_cut(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// What to give when a TLS handshake failed, from the TLS library's reason (rustls names the
-/// cases: `UnknownIssuer`, `NotValidForName`, `CertificateRequired`): the operator sees what
-/// to pass, not only the library's words.
-fn tls_hint(addr: &str, detail: &str) -> &'static str {
-    let tls = addr.starts_with("https://");
-    if detail.contains("UnknownIssuer") || detail.contains("BadSignature") {
-        " (the server's certificate is not signed by a CA this client trusts: give the CA that signed it with --ca-file or CONSUL_CACERT)"
-    } else if detail.contains("NotValidForName") {
-        " (the server's certificate is not valid for this address: give the name it carries with --tls-server-name, e.g. server.dc1.consul)"
-    } else if detail.contains("CertificateRequired")
-        || (tls && (detail.contains("channel closed") || detail.contains("connection closed")))
-    {
-        " (the server closed the TLS handshake: if it requires a client certificate (verify_incoming), give --client-cert and --client-key)"
+/// What to give when a TLS handshake failed, from the TLS library's typed reason anywhere in
+/// `e`'s source chain (rustls: an unknown issuer, a name the certificate is not valid for, a
+/// client certificate required), or an `https://` connection the server closed during the
+/// handshake: the operator sees what to pass, not only the library's words.
+fn tls_hint(addr: &str, e: &(dyn std::error::Error + 'static)) -> &'static str {
+    use rustls::{AlertDescription, CertificateError, Error as TlsError};
+    const CA: &str = " (the server's certificate is not signed by a CA this client trusts: give the CA that signed it with --ca-file or CONSUL_CACERT)";
+    const NAME: &str = " (the server's certificate is not valid for this address: give the name it carries with --tls-server-name, e.g. server.dc1.consul)";
+    const CLIENT_CERT: &str = " (the server closed the TLS handshake: if it requires a client certificate (verify_incoming), give --client-cert and --client-key)";
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let tls = tls_error_in(err);
+        if let Some(t) = tls {
+            return match t {
+                TlsError::InvalidCertificate(
+                    CertificateError::UnknownIssuer | CertificateError::BadSignature,
+                ) => CA,
+                TlsError::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                ) => NAME,
+                TlsError::AlertReceived(AlertDescription::CertificateRequired) => CLIENT_CERT,
+                _ => "",
+            };
+        }
+        cur = err.source();
+    }
+    if addr.starts_with("https://") && connection_cut(e) {
+        CLIENT_CERT
     } else {
         ""
     }
+}
+
+/// The rustls error `err` is, or that the I/O errors wrapped around it carry as their inner
+/// error (an I/O error's `source` skips its inner error, so the chain alone never shows it;
+/// the TLS layers wrap it in one I/O error or two).
+fn tls_error_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(err);
+    for _ in 0..4 {
+        let e = cur?;
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        cur = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+    }
+    None
 }
 
 /// Largest JSON answer read, in bytes: Consul's answers to the calls the agent makes are a few
