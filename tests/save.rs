@@ -398,39 +398,27 @@ fn tls_with_the_right_ca_works_and_a_wrong_ca_fails_clearly() {
     );
     assert!(ok.status.success(), "{}", describe(&ok));
 
+    // `save --http-addr URL --ca-file CA [--tls-server-name NAME] FILE`.
+    let save = |ca: &Path, name: Option<&str>, file: &Path| {
+        let mut args = vec!["save", "--retries", "0", "--http-addr", &url];
+        args.extend(["--ca-file", ca.to_str().expect("p")]);
+        if let Some(n) = name {
+            args.extend(["--tls-server-name", n]);
+        }
+        args.push(file.to_str().expect("p"));
+        run_cli_env(&args, &[])
+    };
+
     // The certificate is also valid for a DNS name, checked with --tls-server-name.
-    let file2 = dir.path().join("tls2.snap");
-    let named = run_cli_env(
-        &[
-            "save",
-            "--retries",
-            "0",
-            "--http-addr",
-            &url,
-            "--ca-file",
-            ca.to_str().expect("p"),
-            "--tls-server-name",
-            "server.dc1.consul",
-            file2.to_str().expect("p"),
-        ],
-        &[],
+    let named = save(
+        &ca,
+        Some("server.dc1.consul"),
+        &dir.path().join("tls2.snap"),
     );
     assert!(named.status.success(), "{}", describe(&named));
 
     let bad_file = dir.path().join("bad.snap");
-    let bad = run_cli_env(
-        &[
-            "save",
-            "--retries",
-            "0",
-            "--http-addr",
-            &url,
-            "--ca-file",
-            other_ca.to_str().expect("p"),
-            bad_file.to_str().expect("p"),
-        ],
-        &[],
-    );
+    let bad = save(&other_ca, None, &bad_file);
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
@@ -444,21 +432,7 @@ fn tls_with_the_right_ca_works_and_a_wrong_ca_fails_clearly() {
 
     // A name the certificate does not carry: the hint is --tls-server-name (from the TLS
     // library's typed reason, not its text).
-    let wrong = run_cli_env(
-        &[
-            "save",
-            "--retries",
-            "0",
-            "--http-addr",
-            &url,
-            "--ca-file",
-            ca.to_str().expect("p"),
-            "--tls-server-name",
-            "other.dc1.consul",
-            bad_file.to_str().expect("p"),
-        ],
-        &[],
-    );
+    let wrong = save(&ca, Some("other.dc1.consul"), &bad_file);
     assert_eq!(wrong.status.code(), Some(1));
     let err = String::from_utf8_lossy(&wrong.stderr);
     assert!(
