@@ -508,6 +508,65 @@ mod tests {
         assert_eq!(c.schedule, None, "--once");
     }
 
+    /// Every flag whose help says "Default X" says the value `AgentOptions::defaults()` holds
+    /// (the one place defaults are written; the help text is the operators' copy of it).
+    #[test]
+    fn the_defaults_the_help_states_are_the_defaults() {
+        use clap::Args as _;
+        let tree = serde_json::to_value(AgentOptions::defaults()).expect("serialize");
+        // Every key of the defaults tree, by name, wherever it stands (ambiguous names skipped).
+        let mut values: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+        fn walk(v: &serde_json::Value, out: &mut HashMap<String, Vec<serde_json::Value>>) {
+            if let serde_json::Value::Object(m) = v {
+                for (k, v) in m {
+                    if v.is_object() {
+                        walk(v, out);
+                    } else if !v.is_null() {
+                        out.entry(k.clone()).or_default().push(v.clone());
+                    }
+                }
+            }
+        }
+        walk(&tree, &mut values);
+        let cmd = AgentOptions::augment_args(clap::Command::new("agent"));
+        let mut checked = 0;
+        for arg in cmd.get_arguments() {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let Some(stated) = help.split("Default ").nth(1) else {
+                continue;
+            };
+            let stated = stated
+                .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(['.', ')', ':'])
+                .trim_matches('"');
+            let id = arg.get_id().as_str();
+            let key = id
+                .rsplit_once('_')
+                .filter(|(p, _)| ["gcs", "azure"].contains(p));
+            let key = key.map_or(id, |(_, k)| k);
+            let Some([v]) = values.get(key).map(Vec::as_slice) else {
+                continue;
+            };
+            let held = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(
+                stated,
+                held,
+                "--{}: its help says Default {stated}",
+                arg.get_long().unwrap_or(id)
+            );
+            checked += 1;
+        }
+        assert!(
+            checked >= 10,
+            "only {checked} stated defaults were compared"
+        );
+    }
+
     #[test]
     fn defaults_and_unsupported_settings() {
         let none = env_of(&[]);
