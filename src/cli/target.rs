@@ -19,8 +19,10 @@ use crate::storage::{Store, StoredBackup};
 /// The configuration files and the storage flags: where backups are.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TargetArgs {
+    /// `--config-file`, `--config-dir`.
     #[command(flatten)]
     pub files: FileArgs,
+    /// `--local-path`, `--aws-*`, `--azure-blob-*`, `--gcs-*`.
     #[command(flatten)]
     pub storage: StorageArgs,
 }
