@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use crate::agent::{run_cycle, CycleConfig};
 use crate::archive::TypePolicy;
 use crate::consul::{put_snapshot, ConsulArgs, ConsulClient, RetryPolicy};
-use crate::restore::{body_of, checked_body, fetch_verified, fetch_verified_with, summary, Source};
+use crate::restore::{body_of, checked_body, fetch_verified, summary, Source};
 use crate::retention::RetentionPolicy;
 
 #[derive(Debug, clap::Args)]
@@ -87,11 +87,17 @@ async fn dry_run(
     identities: &std::sync::Arc<crate::crypto::Identities>,
 ) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout();
+    // Verified without a copy of the archive (only the diff's key index is spooled).
     let index = crate::restore::diff::SnapshotIndex::new()?;
-    let (prepared, index) = fetch_verified_with(source, types, identities, index)
-        .await
-        .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
-    let _ = write!(out, "{}", summary(&prepared, &source.to_string()));
+    let (report, stats, digest_checked, index) =
+        crate::restore::check_verified(source, types, identities, index)
+            .await
+            .map_err(|e| anyhow!("Error verifying snapshot: {e}"))?;
+    let _ = write!(
+        out,
+        "{}",
+        crate::restore::summary_of(&report, &stats, digest_checked, &source.to_string())
+    );
     let _ = out.flush();
     match against_live(client, source, index).await {
         Ok(d) => {

@@ -101,6 +101,27 @@ pub async fn fetch_verified_with<V: RecordVisitor + Send + 'static>(
     Ok((prepared, visitor))
 }
 
+/// [`fetch_verified_with`] keeping no copy: what a dry run shows. The report, the record
+/// statistics, whether a stored digest was compared, and the visitor.
+pub async fn check_verified<V: RecordVisitor + Send + 'static>(
+    source: &Source,
+    types: TypePolicy,
+    ids: &Arc<Identities>,
+    visitor: V,
+) -> Result<(ArchiveReport, InspectReport, bool, V), RestoreError> {
+    let stats = InspectStats::new(None);
+    let (report, (stats, visitor), (), digest_checked) = verify_into(
+        source,
+        types,
+        ids,
+        crate::pipeline::Discard,
+        (stats, visitor),
+    )
+    .await?;
+    let stats = stats.into_report(&report.meta);
+    Ok((report, stats, digest_checked, visitor))
+}
+
 /// Reads and verifies `source` in one pass, keeping no copy, with `visitor` fed every
 /// state.bin record (`kv-export`, `diff`). What the visitor gathered is only good when this
 /// returns `Ok`: records are visited before the archive's integrity is known.
@@ -320,18 +341,29 @@ async fn fill_batch(stores: &[Store], batch: &mut [(usize, StoredBackup)]) {
 
 /// The summary shown before confirmation.
 pub fn summary(p: &Prepared, source: &str) -> String {
-    let m = &p.report.meta;
+    summary_of(&p.report, &p.stats, p.digest_checked, source)
+}
+
+/// [`summary`] of a verified archive's `report` and record `stats`; `digest_checked`: a stored
+/// digest was compared.
+pub fn summary_of(
+    report: &ArchiveReport,
+    stats: &InspectReport,
+    digest_checked: bool,
+    source: &str,
+) -> String {
+    let m = &report.meta;
     let mut s = format!(
         "Snapshot to restore ({source}):\n  ID       {}\n  Index    {}\n  Term     {}\n  Size     {} archive, {} state.bin\n  SHA-256  {}{}\n  Largest record types:\n",
         m.id,
         m.index,
         m.term,
-        byte_size(p.report.archive_len),
-        byte_size(p.report.state.len),
-        hex::encode(p.report.archive_sha256),
-        if p.digest_checked { " (matches the stored digest)" } else { " (no stored digest to compare; SHA256SUMS verified)" },
+        byte_size(report.archive_len),
+        byte_size(report.state.len),
+        hex::encode(report.archive_sha256),
+        if digest_checked { " (matches the stored digest)" } else { " (no stored digest to compare; SHA256SUMS verified)" },
     );
-    for t in p.stats.stats.iter().take(5) {
+    for t in stats.stats.iter().take(5) {
         s.push_str(&format!(
             "    {:<24} {:>8} records  {}\n",
             String::from_utf8_lossy(&t.name),
