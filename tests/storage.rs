@@ -11,11 +11,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use consul_snapshot_agent::archive::synth::SynthSpec;
-use consul_snapshot_agent::archive::{ReadOptions, WriteOptions};
+use consul_snapshot_agent::archive::{ArchiveReport, ReadOptions, WriteOptions};
 use consul_snapshot_agent::pipeline::{stream_verified, FanOut, PipelineError};
 use consul_snapshot_agent::retention::{plan, Entry, RetentionPolicy};
 use consul_snapshot_agent::storage::{
     Backend, BackupMeta, BackupName, LocalStore, S3Config, S3Store, StorageError, Store,
+    StoredBackup,
 };
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
@@ -82,20 +83,27 @@ async fn collect(store: &Store, key: &str) -> Vec<u8> {
     out
 }
 
+/// Stores `bytes` at `store` as the backup `n`, streamed in `chunk`-byte pieces through the
+/// verifier: the report and what was stored, or why the pipeline failed.
+async fn store_bytes(
+    store: &Store,
+    n: &BackupName,
+    bytes: Bytes,
+    chunk: usize,
+) -> Result<(ArchiveReport, StoredBackup), PipelineError> {
+    let upload = store.begin(n, pending()).await.expect("begin");
+    stream_verified(body(bytes, chunk), upload, ReadOptions::default(), (), None)
+        .await
+        .map(|(report, (), stored)| (report, stored))
+}
+
 /// The conformance suite: store, list, head, get, read back, foreign objects, delete.
 async fn conformance(store: Store, put_foreign: impl std::future::Future<Output = ()>) {
     let bytes = archive(2 << 20, 7);
     let n = name(1_795_000_000, 1000);
-    let upload = store.begin(&n, pending()).await.expect("begin");
-    let (report, (), stored) = stream_verified(
-        body(bytes.clone(), 64 * 1024),
-        upload,
-        ReadOptions::default(),
-        (),
-        None,
-    )
-    .await
-    .expect("store");
+    let (report, stored) = store_bytes(&store, &n, bytes.clone(), 64 * 1024)
+        .await
+        .expect("store");
     assert_eq!(stored.size, bytes.len() as u64);
     put_foreign.await;
 
@@ -178,17 +186,8 @@ fn local_conformance() {
         let rt = rt();
         let store = Store::new(LocalStore::new(dir.path()).expect("store"));
         let bytes = archive(1 << 20, 3);
-        let (_, (), stored) = rt
-            .block_on(async {
-                stream_verified(
-                    body(bytes, 4096),
-                    store.begin(&name(1, 1), pending()).await.expect("b"),
-                    ReadOptions::default(),
-                    (),
-                    None,
-                )
-                .await
-            })
+        let (_, stored) = rt
+            .block_on(store_bytes(&store, &name(1, 1), bytes, 4096))
             .expect("store");
         std::fs::metadata(dir.path().join(stored.key))
             .expect("m")
@@ -319,16 +318,11 @@ fn s3_multipart_of_100_mib_archive_round_trips_exactly() {
     };
     rt().block_on(async {
         let (store, s3) = s3_store(cfg).await;
-        let upload = store
-            .begin(&name(1_795_000_100, 2000), pending())
-            .await
-            .expect("begin");
-        let (report, (), stored) = stream_verified(
-            body(bytes.clone(), 256 * 1024),
-            upload,
-            ReadOptions::default(),
-            (),
-            None,
+        let (report, stored) = store_bytes(
+            &store,
+            &name(1_795_000_100, 2000),
+            bytes.clone(),
+            256 * 1024,
         )
         .await
         .expect("upload");
@@ -362,19 +356,9 @@ fn s3_a_multipart_backup_keeps_its_metadata_in_a_manifest_which_wins() {
     let cfg = target.config();
     rt().block_on(async {
         let (store, s3) = s3_store(cfg.clone()).await;
-        let upload = store
-            .begin(&name(1_795_000_200, 3), pending())
+        let (report, stored) = store_bytes(&store, &name(1_795_000_200, 3), bytes.clone(), 1 << 20)
             .await
-            .expect("begin");
-        let (report, (), stored) = stream_verified(
-            body(bytes.clone(), 1 << 20),
-            upload,
-            ReadOptions::default(),
-            (),
-            None,
-        )
-        .await
-        .expect("upload");
+            .expect("upload");
         assert!(bytes.len() as u64 > cfg.part_size, "a multipart upload");
         let meta = store
             .head(&stored.key)
@@ -396,19 +380,9 @@ fn s3_a_multipart_backup_keeps_its_metadata_in_a_manifest_which_wins() {
         // A small backup keeps its metadata as user metadata (no manifest); a metadata
         // change writes a manifest, which wins.
         let small = archive(64 << 10, 6);
-        let upload = store
-            .begin(&name(1_795_000_300, 4), pending())
+        let (_, small_stored) = store_bytes(&store, &name(1_795_000_300, 4), small, 1 << 16)
             .await
-            .expect("begin");
-        let (_, (), small_stored) = stream_verified(
-            body(small, 1 << 16),
-            upload,
-            ReadOptions::default(),
-            (),
-            None,
-        )
-        .await
-        .expect("upload");
+            .expect("upload");
         let raw = s3.raw_keys().await.expect("raw");
         assert!(
             !raw.contains(&format!("{}.meta.json", small_stored.key)),
@@ -479,19 +453,9 @@ fn s3_verification_failure_mid_stream_leaves_no_object_and_no_upload() {
     let bytes = Bytes::from(raw);
     rt().block_on(async {
         let (store, s3) = s3_store(target.config()).await;
-        let upload = store
-            .begin(&name(1_795_000_300, 4), pending())
+        let err = store_bytes(&store, &name(1_795_000_300, 4), bytes, 64 * 1024)
             .await
-            .expect("begin");
-        let err = stream_verified(
-            body(bytes, 64 * 1024),
-            upload,
-            ReadOptions::default(),
-            (),
-            None,
-        )
-        .await
-        .expect_err("corrupt archive");
+            .expect_err("corrupt archive");
         assert!(matches!(err, PipelineError::Invalid(_)), "{err}");
         assert!(store.list().await.expect("list").is_empty(), "no object");
         assert!(
@@ -636,22 +600,14 @@ fn s3_server_stopped_mid_upload_is_a_clear_error() {
     let (store, s3) = rt.block_on(s3_store(cfg));
     // An earlier backup, which nothing about the failure may touch.
     let earlier = rt
-        .block_on(async {
-            let up = store
-                .begin(&name(1_795_000_000, 5), pending())
-                .await
-                .expect("begin");
-            stream_verified(
-                body(archive(1 << 20, 2), 65536),
-                up,
-                ReadOptions::default(),
-                (),
-                None,
-            )
-            .await
-        })
+        .block_on(store_bytes(
+            &store,
+            &name(1_795_000_000, 5),
+            archive(1 << 20, 2),
+            65536,
+        ))
         .expect("earlier backup")
-        .2;
+        .1;
     let n = name(1_795_000_500, 6);
     let upload = rt.block_on(store.begin(&n, pending())).expect("begin");
     // A slow body: the server is stopped after the first parts went up.

@@ -78,12 +78,8 @@ async fn run_diff(args: Args) -> anyhow::Result<ExitCode> {
             Side::File(p) => Source::File(p),
             Side::Live => Source::Live(Box::new(ConsulClient::new(&consul)?)),
             Side::Stored(sel) => {
-                super::target::Target::stored(
-                    &target.stores().await?,
-                    &sel,
-                    consul.datacenter.as_deref(),
-                )
-                .await?
+                super::target::stored(&target.stores().await?, &sel, consul.datacenter.as_deref())
+                    .await?
             }
         };
         let index = SnapshotIndex::new().map_err(|e| anyhow!("creating a spool file: {e}"))?;

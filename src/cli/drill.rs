@@ -108,7 +108,7 @@ async fn drill(args: Args) -> anyhow::Result<ExitCode> {
                 }
             };
             let stores = loaded.stores().await?;
-            super::target::Target::stored(&stores, &sel, prod_cfg.datacenter.as_deref()).await?
+            super::target::stored(&stores, &sel, prod_cfg.datacenter.as_deref()).await?
         }
     };
     let ids = Arc::new(crate::crypto::Identities::load(

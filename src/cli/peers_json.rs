@@ -82,8 +82,7 @@ async fn servers(args: &Args) -> anyhow::Result<Vec<Peer>> {
     let stores = target.stores().await?;
     let consul = target.consul(&args.consul)?;
     let source =
-        super::target::Target::stored(&stores, &Selection::Latest, consul.datacenter.as_deref())
-            .await?;
+        super::target::stored(&stores, &Selection::Latest, consul.datacenter.as_deref()).await?;
     let ids = std::sync::Arc::new(crate::crypto::Identities::load(
         &args.identity.age_identities,
     )?);

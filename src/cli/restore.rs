@@ -136,7 +136,7 @@ async fn restore(args: Args) -> anyhow::Result<ExitCode> {
     let source = match (&args.choice.file, &selection) {
         (Some(f), _) => Source::File(f.clone()),
         (None, Some(sel)) => {
-            super::target::Target::stored(&stores, sel, consul.datacenter.as_deref()).await?
+            super::target::stored(&stores, sel, consul.datacenter.as_deref()).await?
         }
         (None, None) => bail!("nothing to restore"),
     };

@@ -39,7 +39,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let (index, wanted) = backup_entries(&opts.prefixes, source, ids).await?;
     let live = live_subtree(client, &opts.prefixes).await?;
-    let the_plan = plan(wanted, live.clone(), opts.delete_extra, opts.force);
+    let the_plan = plan(wanted, live, opts.delete_extra, opts.force);
     let mut out = std::io::stdout();
     let _ = write!(out, "{}", show_plan(&the_plan, &opts, source, index));
     let _ = out.flush();
@@ -73,7 +73,7 @@ pub async fn run(
             chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
         ))
     });
-    let created = save_current(&saved, &the_plan, &live).map_err(|e| {
+    let created = save_current(&saved, &the_plan).map_err(|e| {
         anyhow!(
             "saving the current values to {}: {e}; nothing restored",
             saved.display()
@@ -224,13 +224,7 @@ fn show_plan(p: &Plan, opts: &KvRestore, source: &Source, index: u64) -> String 
 /// Writes the live values of every key the plan updates or deletes to `path` in
 /// `kv-export` format (never replacing a file), and the keys it creates to `<path>.created`,
 /// one per line. Returns the second file's path, if there are created keys.
-fn save_current(path: &Path, p: &Plan, live: &[Current]) -> std::io::Result<Option<PathBuf>> {
-    let touched: std::collections::BTreeSet<&str> = p
-        .steps
-        .iter()
-        .filter(|s| s.action != Action::Create)
-        .map(|s| s.key.as_str())
-        .collect();
+fn save_current(path: &Path, p: &Plan) -> std::io::Result<Option<PathBuf>> {
     // Values may be secrets (Vault's data lives in KV): readable by the owner only, as the
     // spool and `kv-export -o` files are.
     let create_new = |p: &Path| {
@@ -242,11 +236,8 @@ fn save_current(path: &Path, p: &Plan, live: &[Current]) -> std::io::Result<Opti
             .open(p)
     };
     let mut w = ExportWriter::new(std::io::BufWriter::new(create_new(path)?));
-    let mut seen = std::collections::BTreeSet::new();
-    for c in live {
-        if touched.contains(c.key.as_str()) && seen.insert(c.key.as_str()) {
-            w.entry(&ExportEntry::new(c.key.as_bytes(), c.flags, &c.value))?;
-        }
+    for c in &p.replaced {
+        w.entry(&ExportEntry::new(c.key.as_bytes(), c.flags, &c.value))?;
     }
     let f = w.finish()?.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
@@ -409,7 +400,7 @@ mod tests {
             false,
             false,
         );
-        let created = save_current(&path, &p, &live).unwrap().unwrap();
+        let created = save_current(&path, &p).unwrap().unwrap();
         let saved: Vec<ExportEntry> =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(saved, [ExportEntry::new(b"app/b", 3, b"live")]);
@@ -420,6 +411,6 @@ mod tests {
             let mode = std::fs::metadata(f).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{}", f.display());
         }
-        assert!(save_current(&path, &p, &live).is_err());
+        assert!(save_current(&path, &p).is_err());
     }
 }

@@ -70,23 +70,6 @@ impl Target<'_> {
         resolve_consul(flags, &self.file, &env).map_err(super::usage)
     }
 
-    /// The stored backup `sel` names among `stores` (of `datacenter` when several are
-    /// stored), as a source to read.
-    ///
-    /// # Errors
-    /// As [`choose_backup`].
-    pub async fn stored(
-        stores: &[Store],
-        sel: &Selection,
-        datacenter: Option<&str>,
-    ) -> anyhow::Result<Source> {
-        let (i, backup) = choose_backup(stores, sel, datacenter).await?;
-        Ok(Source::Stored {
-            store: Box::new(stores[i].clone()),
-            backup: Box::new(backup),
-        })
-    }
-
     /// The backup `choice` names: the local file, or the stored backup at the configured
     /// destinations.
     ///
@@ -100,7 +83,7 @@ impl Target<'_> {
     ) -> anyhow::Result<Source> {
         match (&choice.file, choice.selection(verb)?) {
             (Some(f), _) => Ok(Source::File(f.clone())),
-            (None, Some(sel)) => Self::stored(&self.stores().await?, &sel, datacenter).await,
+            (None, Some(sel)) => stored(&self.stores().await?, &sel, datacenter).await,
             (None, None) => Err(super::usage(anyhow!("nothing chosen"))),
         }
     }
@@ -141,6 +124,23 @@ impl BackupChoice {
             }
         })
     }
+}
+
+/// The stored backup `sel` names among `stores` (of `datacenter` when several are
+/// stored), as a source to read.
+///
+/// # Errors
+/// As [`choose_backup`].
+pub async fn stored(
+    stores: &[Store],
+    sel: &Selection,
+    datacenter: Option<&str>,
+) -> anyhow::Result<Source> {
+    let (i, backup) = choose_backup(stores, sel, datacenter).await?;
+    Ok(Source::Stored {
+        store: Box::new(stores[i].clone()),
+        backup: Box::new(backup),
+    })
 }
 
 /// The backup `sel` names across `stores`, and the index of the store holding it. `--latest`

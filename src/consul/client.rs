@@ -70,7 +70,7 @@ impl ConsulError {
         // Connected, and the connection ended before Consul's answer: by the error's kind
         // (hyper's incomplete message, an I/O reset), not its text.
         let cut = !e.is_connect() && !e.is_timeout() && connection_cut(e);
-        detail.push_str(tls_hint(addr, e));
+        detail.push_str(tls_hint(addr, e, e.is_connect()));
         if cut {
             ConsulError::Cut {
                 addr: addr.to_string(),
@@ -112,9 +112,11 @@ fn connection_cut(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// What to give when a TLS handshake failed, from the TLS library's typed reason anywhere in
 /// `e`'s source chain (rustls: an unknown issuer, a name the certificate is not valid for, a
-/// client certificate required), or an `https://` connection the server closed during the
-/// handshake: the operator sees what to pass, not only the library's words.
-fn tls_hint(addr: &str, e: &(dyn std::error::Error + 'static)) -> &'static str {
+/// client certificate required), or an `https://` connection the server closed while
+/// connecting (`connecting`: the handshake is part of connecting; a connection cut later, with
+/// the answer on its way, is no TLS matter): the operator sees what to pass, not only the
+/// library's words.
+fn tls_hint(addr: &str, e: &(dyn std::error::Error + 'static), connecting: bool) -> &'static str {
     use rustls::{AlertDescription, CertificateError, Error as TlsError};
     const CA: &str = " (the server's certificate is not signed by a CA this client trusts: give the CA that signed it with --ca-file or CONSUL_CACERT)";
     const NAME: &str = " (the server's certificate is not valid for this address: give the name it carries with --tls-server-name, e.g. server.dc1.consul)";
@@ -137,7 +139,7 @@ fn tls_hint(addr: &str, e: &(dyn std::error::Error + 'static)) -> &'static str {
         }
         cur = err.source();
     }
-    if addr.starts_with("https://") && connection_cut(e) {
+    if connecting && addr.starts_with("https://") && connection_cut(e) {
         CLIENT_CERT
     } else {
         ""

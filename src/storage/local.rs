@@ -157,16 +157,9 @@ impl Backend for LocalStore {
     async fn delete(&self, keys: &[String]) -> Result<(), StorageError> {
         for key in keys {
             let path = self.path(key)?;
-            for p in [
-                path.clone(),
-                PathBuf::from(format!("{}{SIDECAR}", path.display())),
-            ] {
-                match tokio::fs::remove_file(&p).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StorageError::io(format!("deleting {}", p.display()), e)),
-                }
-            }
+            remove_backup(&path)
+                .await
+                .map_err(|e| StorageError::io(format!("deleting {}", path.display()), e))?;
         }
         Ok(())
     }
@@ -281,10 +274,15 @@ impl BackendUpload for LocalUpload {
             .map_err(|e| StorageError::io(format!("stat {key}"), e))?
             .len();
         if Some(size) != meta.stored_size() {
+            // Not what was verified: removed again, with its sidecar.
+            let removed = match remove_backup(&path).await {
+                Ok(()) => "deleted".to_string(),
+                Err(e) => format!("deleting it failed too ({e})"),
+            };
             return Err(StorageError::Publish {
                 key,
                 detail: format!(
-                    "it holds {size} bytes, {} were verified",
+                    "it holds {size} bytes, {} were verified; {removed}",
                     meta.stored_size().unwrap_or(0)
                 ),
                 class: super::ErrorKind::Invalid,
@@ -302,6 +300,20 @@ impl BackendUpload for LocalUpload {
     async fn abort(self: Box<Self>) {
         self.file.discard().await;
     }
+}
+
+/// Removes a backup's archive and its sidecar; either missing is fine.
+async fn remove_backup(path: &Path) -> io::Result<()> {
+    let mut sidecar = path.as_os_str().to_owned();
+    sidecar.push(SIDECAR);
+    for p in [path, Path::new(&sidecar)] {
+        match tokio::fs::remove_file(p).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 async fn write_sidecar(path: &Path, meta: &BackupMeta) -> io::Result<()> {

@@ -83,6 +83,9 @@ pub struct Plan {
     /// Keys the plan would write but leaves alone: held by a live session (a lock), with the
     /// session ID. Written anyway with `force`.
     pub locked: Vec<(String, String)>,
+    /// The live entries the steps update or delete, in key order: what is saved before the
+    /// writes so that they can be put back.
+    pub replaced: Vec<Current>,
 }
 
 impl Plan {
@@ -138,20 +141,28 @@ pub fn plan(
                 out.locked.push((cur.key, cur.session.unwrap_or_default()));
                 continue;
             }
-            (Some(want), Some(cur)) => Step {
-                action: Action::Update,
-                key: want.key,
-                value: want.value,
-                flags: want.flags,
-                index: cur.modify_index,
-            },
-            (None, Some(cur)) if delete_extra => Step {
-                action: Action::Delete,
-                key: cur.key,
-                value: Vec::new(),
-                flags: 0,
-                index: cur.modify_index,
-            },
+            (Some(want), Some(cur)) => {
+                let index = cur.modify_index;
+                out.replaced.push(cur);
+                Step {
+                    action: Action::Update,
+                    key: want.key,
+                    value: want.value,
+                    flags: want.flags,
+                    index,
+                }
+            }
+            (None, Some(cur)) if delete_extra => {
+                let step = Step {
+                    action: Action::Delete,
+                    key: cur.key.clone(),
+                    value: Vec::new(),
+                    flags: 0,
+                    index: cur.modify_index,
+                };
+                out.replaced.push(cur);
+                step
+            }
             _ => continue,
         };
         out.steps.push(step);

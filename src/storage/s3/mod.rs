@@ -1,6 +1,22 @@
 //! S3-compatible object storage through aws-sdk-s3. Uploads are multipart with a bounded number
 //! of parts in flight and are completed only after verification ([`upload`]).
 
+/// Adds the configured server-side encryption to a request builder (each S3 operation has its
+/// own builder type, hence a macro). Defined before the modules that use it.
+macro_rules! with_sse {
+    ($req:expr, $cfg:expr) => {
+        match &$cfg.encryption {
+            $crate::storage::s3::Encryption::None => $req,
+            $crate::storage::s3::Encryption::S3 => {
+                $req.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            }
+            $crate::storage::s3::Encryption::Kms(k) => $req
+                .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(k.clone()),
+        }
+    };
+}
+
 pub mod config;
 pub mod role;
 pub mod upload;
@@ -67,18 +83,26 @@ pub(crate) async fn put_manifest(
         .key(manifest_key(key))
         .content_type("application/json")
         .body(aws_sdk_s3::primitives::ByteStream::from(json));
-    let req = match &cfg.encryption {
-        config::Encryption::None => req,
-        config::Encryption::S3 => {
-            req.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
-        }
-        config::Encryption::Kms(id) => req
-            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-            .set_ssekms_key_id(id.clone()),
-    };
-    req.send()
+    with_sse!(req, cfg)
+        .send()
         .await
         .map_err(|e| s3_err("PutObject", e))
+        .map(drop)
+}
+
+/// One DeleteObject (deleting a missing key is not an error in S3).
+pub(crate) async fn delete_key(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<(), StorageError> {
+    client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| s3_err("DeleteObject", e))
         .map(drop)
 }
 
@@ -441,13 +465,7 @@ impl S3Store {
             if !self.ours(backup) || keys.contains(backup) || !old {
                 continue;
             }
-            self.client
-                .delete_object()
-                .bucket(&self.cfg.bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| s3_err("DeleteObject", e))?;
+            delete_key(&self.client, &self.cfg.bucket, key).await?;
             tracing::info!(key, "deleted a manifest left without its backup");
             removed += 1;
         }

@@ -21,15 +21,13 @@
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
-};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, StorageClass};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::config::{Encryption, S3Config};
-use super::{head_object, manifest_key, put_manifest, s3_err};
+use super::config::S3Config;
+use super::{delete_key, head_object, manifest_key, put_manifest, s3_err};
 use crate::storage::metadata::BackupMeta;
 use crate::storage::naming::BackupName;
 use crate::storage::{BackendUpload, StorageError, StoredBackup};
@@ -42,20 +40,6 @@ const UNPUBLISH_RETRY: crate::retry::RetryPolicy = crate::retry::RetryPolicy::ne
     std::time::Duration::from_millis(200),
     std::time::Duration::from_secs(2),
 );
-
-/// Adds the configured server-side encryption to a request builder (each S3 operation has its
-/// own builder type, hence a macro).
-macro_rules! with_sse {
-    ($req:expr, $cfg:expr) => {
-        match &$cfg.encryption {
-            Encryption::None => $req,
-            Encryption::S3 => $req.server_side_encryption(ServerSideEncryption::Aes256),
-            Encryption::Kms(k) => $req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(k.clone()),
-        }
-    };
-}
 
 /// See the module docs.
 pub struct S3Upload {
@@ -321,16 +305,8 @@ impl S3Upload {
 
     async fn delete_key(&self, key: &str) -> Result<(), StorageError> {
         use backon::Retryable;
-        let delete = || async {
-            self.client
-                .delete_object()
-                .bucket(&self.cfg.bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| s3_err("DeleteObject", e))
-        };
-        delete.retry(UNPUBLISH_RETRY.backoff()).await.map(drop)
+        let delete = || delete_key(&self.client, &self.cfg.bucket, key);
+        delete.retry(UNPUBLISH_RETRY.backoff()).await
     }
 
     pub(crate) async fn abort_upload(&mut self) {
