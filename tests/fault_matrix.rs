@@ -1252,6 +1252,11 @@ fn a_forward_clock_step_names_by_consuls_clock_and_deletes_no_history() {
         .expect("copy sidecar");
     }
     assert_eq!(snaps(dir.path()).len(), 10);
+    // A writer's partial file, written just now: 30 days old by the stepped clock.
+    let partial = dir
+        .path()
+        .join("consul-dc1-20200101T000000Z-7.snap.partial");
+    std::fs::write(&partial, b"in progress").expect("partial");
     next_second();
     // One run with this host's clock 30 days ahead (libfaketime; the test server, in this
     // process, keeps the real time and sends it in its Date header).
@@ -1279,6 +1284,10 @@ fn a_forward_clock_step_names_by_consuls_clock_and_deletes_no_history() {
         "the step was seen: {t}"
     );
     assert!(t.contains("retention deleted nothing"), "{t}");
+    assert!(
+        partial.exists(),
+        "a young partial file is not swept by a clock 30 days ahead: {t}"
+    );
     let left = snaps(dir.path());
     assert_eq!(left.len(), 11, "no backup deleted: {left:?}");
     let newest = left
@@ -1293,9 +1302,9 @@ fn a_forward_clock_step_names_by_consuls_clock_and_deletes_no_history() {
         "named by Consul's clock, not 30 days ahead: {newest}"
     );
     record_fault_row(
-        "This host's clock stepped 30 days ahead (faketime), ten hourly backups, keep-within 7d",
-        "the backup is named by Consul's clock; time-based retention deletes nothing and says why",
-        "11 of 11 kept; warning 'differs from Consul's'; named within the hour of the real time",
+        "This host's clock stepped 30 days ahead (faketime), ten hourly backups, keep-within 7d, a writer's young .partial",
+        "the backup is named by Consul's clock; time-based retention and the leftover sweep delete nothing and say why",
+        "11 of 11 kept, the .partial kept; warning 'differs from Consul's'; named within the hour of the real time",
     );
 }
 

@@ -301,7 +301,7 @@ pub async fn run_cycle(
         };
         destinations.push(finish_destination(at, stored, cfg, &report, &name, &clock).await);
     }
-    sweep_leftovers(stores, &dead).await;
+    sweep_leftovers(stores, &dead, &clock).await;
     let stats = stats.into_report(&report.meta);
     Ok(CycleOutcome {
         report,
@@ -549,8 +549,14 @@ async fn datacenter_of(client: &ConsulClient, cfg: &CycleConfig) -> Result<Strin
 
 /// Removes what interrupted uploads left (stale multipart uploads, old `.partial` files),
 /// after the store and only at destinations that did not time out in this cycle. Failures are
-/// logged, never fatal: they only cost space.
-async fn sweep_leftovers(stores: &[Store], dead: &[Option<String>]) {
+/// logged, never fatal: they only cost space. Nothing is swept while this host's clock is not
+/// trusted: "old" is judged by it, and a step forward would make a writer's young leftovers
+/// look old.
+async fn sweep_leftovers(stores: &[Store], dead: &[Option<String>], clock: &ClockCheck) {
+    if clock.untrusted() {
+        tracing::warn!("leftovers of interrupted uploads are not swept this cycle: this host's clock is not trusted");
+        return;
+    }
     for (store, dead) in stores.iter().zip(dead) {
         if dead.is_some() {
             continue;
